@@ -1,0 +1,61 @@
+"""What can be searched: cell Specs, the spaces that propose them, and the builder that runs them.
+
+Public surface::
+
+    space = get_space("recurrent_cell", num_nodes=4)
+    spec = space.suggest(optuna_trial)          # or space.decode(params)
+    model = build(spec, task)                   # torch.nn.Module
+    space.cost(spec, task)                      # {"macs": ..., "params": ...}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search_spaces.activation_space import ActivationSpace
+from search_spaces.base import Decision, SearchSpace
+from search_spaces.build import SequenceModel, build
+from search_spaces.cells import gru, lstm, elman, make_spec, named_cell
+from search_spaces.cost import cost
+from search_spaces.recurrent_cell import RecurrentCellSpace
+from search_spaces.sparsity_space import SparsitySpace
+from search_spaces.spec import SCHEMA_VERSION, Spec, SpecError, canonical_hash, validate_spec
+from search_spaces.task import Task
+
+SPACES: dict[str, type[SearchSpace]] = {
+    "recurrent_cell": RecurrentCellSpace,
+    "activation": ActivationSpace,
+    "sparsity": SparsitySpace,
+}
+
+
+def get_space(name: str, **options: Any) -> SearchSpace:
+    """Instantiate a registered space by name with its options."""
+    if name not in SPACES:
+        raise ValueError(f"unknown search space {name!r}; choose one of {sorted(SPACES)}")
+    return SPACES[name](**options)
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SPACES",
+    "ActivationSpace",
+    "Decision",
+    "RecurrentCellSpace",
+    "SearchSpace",
+    "SequenceModel",
+    "SparsitySpace",
+    "Spec",
+    "SpecError",
+    "Task",
+    "build",
+    "canonical_hash",
+    "cost",
+    "elman",
+    "get_space",
+    "gru",
+    "lstm",
+    "make_spec",
+    "named_cell",
+    "validate_spec",
+]

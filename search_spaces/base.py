@@ -1,0 +1,106 @@
+"""The interface every search space implements, and the decision list an RNN controller reads."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from search_spaces.cost import cost as spec_cost
+from search_spaces.spec import Spec, canonical_hash, validate_spec
+from search_spaces.task import Task
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One categorical choice, emitted as a token by an RNN controller.
+
+    ``condition=(parent, values)`` makes the decision active only when the earlier decision ``parent``
+    is active and took one of ``values``; inactive decisions are absent from the params.
+    """
+
+    name: str
+    choices: tuple[Any, ...]
+    condition: tuple[str, tuple[Any, ...]] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.choices:
+            raise ValueError(f"decision {self.name!r} has no choices")
+
+
+@dataclass
+class SearchSpace(abc.ABC):
+    """A space of Specs: ordered decisions, define-by-run suggestion, decoding, validation, cost."""
+
+    name: str = field(init=False, default="")
+
+    @abc.abstractmethod
+    def decisions(self) -> list[Decision]:
+        """The ordered decisions; a decision's condition refers only to earlier decisions."""
+
+    @abc.abstractmethod
+    def decode(self, params: dict[str, Any]) -> Spec:
+        """The Spec for a full assignment of the active decisions."""
+
+    def active_decisions(self, params: dict[str, Any]) -> list[Decision]:
+        """The decisions that are active given (possibly partial) ``params``, in order."""
+        active: list[Decision] = []
+        seen: set[str] = set()
+        for decision in self.decisions():
+            if decision.condition is not None:
+                parent, values = decision.condition
+                if parent not in seen or params.get(parent) not in values:
+                    continue
+            active.append(decision)
+            seen.add(decision.name)
+        return active
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Spec:
+        """Define-by-run: ask ``trial`` for each active decision, in order, and decode."""
+        params: dict[str, Any] = {}
+        for decision in self.decisions():
+            if decision.condition is not None:
+                parent, values = decision.condition
+                if parent not in params or params[parent] not in values:
+                    continue
+            params[decision.name] = trial.suggest_categorical(decision.name, list(decision.choices))
+        return self.decode(params)
+
+    def sample_params(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Uniformly random active params (for tests, the hypernetwork and random baselines)."""
+        params: dict[str, Any] = {}
+        for decision in self.decisions():
+            if decision.condition is not None:
+                parent, values = decision.condition
+                if parent not in params or params[parent] not in values:
+                    continue
+            params[decision.name] = decision.choices[int(rng.integers(len(decision.choices)))]
+        return params
+
+    def sample(self, rng: np.random.Generator) -> Spec:
+        return self.decode(self.sample_params(rng))
+
+    def validate(self, spec: Spec) -> None:
+        """Raise `search_spaces.SpecError` naming the field if ``spec`` is not a usable cell."""
+        validate_spec(spec)
+
+    def canonical_hash(self, spec: Spec) -> str:
+        return canonical_hash(spec)
+
+    def cost(self, spec: Spec, task: Task) -> dict[str, int]:
+        return spec_cost(spec, task)
+
+
+def check_choices(name: str, values: Sequence[Any], allowed: Sequence[Any]) -> None:
+    """Raise ``ValueError`` naming the option when ``values`` is empty or has an unknown value."""
+    if not values:
+        raise ValueError(f"{name}: needs at least one value")
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"{name}: unknown value(s) {unknown}; allowed: {list(allowed)}")

@@ -1,0 +1,207 @@
+"""`build(spec, task)`: the one place a Spec becomes a `torch.nn.Module`.
+
+The model is input embedding (tokens) or none (features) -> the searched cell unrolled over time ->
+a linear head on the last state (classify/regress) or on every step (lm). Weight matrices are grouped
+by source node, so each step does one matmul per source; the input projections of all steps are one
+matmul before the time loop. Sparse matrices are multiplied by a fixed boolean mask in every forward,
+so masked weights get no gradient, and `apply_masks` zeroes them after each optimizer step too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from search_spaces import activations, sparsity
+from search_spaces.spec import LinearEdge, Spec, validate_spec
+from search_spaces.task import Task
+
+
+class CellModule(nn.Module):
+    """A recurrent cell from a Spec, run over a whole sequence.
+
+    Parameters (stable names, used by the hypernetwork): ``weights[src]`` of shape
+    ``[k * hidden, in_src]`` stacks the k matrices leaving ``src`` in `Spec.linear_edges` order;
+    ``biases[node]`` of shape ``[hidden]``. Buffers ``masks[src]`` mirror ``weights``.
+    """
+
+    def __init__(self, spec: Spec, input_size: int, *, seed: int = 0) -> None:
+        super().__init__()
+        validate_spec(spec)
+        self.spec = spec
+        self.hidden_size = hidden = spec.hidden_size
+        self.input_size = input_size
+        self.order = spec.op_nodes()
+        self.states = spec.states
+        self.edges: list[LinearEdge] = list(spec.linear_edges(input_size))
+        for edge in self.edges:
+            try:
+                sparsity.check(edge.pattern, edge.density, edge.shape)
+            except sparsity.SparsityError as exc:
+                raise ValueError(f"edge {edge.src}->{edge.dst}: {exc}") from exc
+        self.sources = sorted({e.src for e in self.edges}, key=lambda s: (s != "x", s not in self.states, s))
+        by_source = {s: [e for e in self.edges if e.src == s] for s in self.sources}
+        # where each linear edge's projection lives: (source, chunk index)
+        self.chunk_of = {(e.src, e.dst, e.slot): (e.src, i) for s in self.sources for i, e in enumerate(by_source[s])}
+        self.edges_by_source = by_source
+        gen = torch.Generator().manual_seed(seed)
+        self.weights = nn.ParameterDict()
+        self._mask_names: dict[str, str] = {}
+        for src in self.sources:
+            fan_in = input_size if src == "x" else hidden
+            bound = 1.0 / math.sqrt(fan_in)
+            w = (torch.rand(len(by_source[src]) * hidden, fan_in, generator=gen) * 2 - 1) * bound
+            self.weights[src] = nn.Parameter(w)
+            masks = [
+                sparsity.make_mask(
+                    e.pattern,
+                    e.density,
+                    e.shape,
+                    weight=w[i * hidden : (i + 1) * hidden],
+                    seed=seed * 1009 + hash_edge(e),
+                )
+                for i, e in enumerate(by_source[src])
+            ]
+            self.register_buffer(self._mask_buffer(src), torch.cat(masks).to(w.dtype))
+        self.biases = nn.ParameterDict()
+        for node in self.order:
+            if spec.graph.nodes[node]["bias"]:
+                bound = 1.0 / math.sqrt(hidden)
+                self.biases[node] = nn.Parameter((torch.rand(hidden, generator=gen) * 2 - 1) * bound)
+        self.acts = {n: activations.compile_torch(spec.graph.nodes[n]["activation"]) for n in self.order}
+        self.inputs = {n: spec.inputs_of(n) for n in self.order}
+        self.outputs = {s: spec.output_nodes(s) for s in self.states}
+        self.apply_masks()
+
+    def _mask_buffer(self, src: str) -> str:
+        name = self._mask_names.get(src)
+        if name is None:
+            name = self._mask_names[src] = f"mask_{len(self._mask_names)}"
+        return name
+
+    def mask(self, src: str) -> torch.Tensor:
+        return getattr(self, self._mask_names[src])
+
+    def sparse(self) -> bool:
+        return any(e.density < 1.0 for e in self.edges)
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        """Zero the masked weights (call after every optimizer step)."""
+        for src in self.sources:
+            self.weights[src].mul_(self.mask(src))
+
+    @torch.no_grad()
+    def prune_magnitude(self, progress: float) -> None:
+        """Gradual magnitude pruning: recompute ``magnitude`` masks at the scheduled density.
+
+        At ``progress=0`` the masks are dense (pruned weights regrow from zero), at ``progress>=1``
+        they are at the Spec's density, chosen by the magnitude of the trained weights.
+        """
+        hidden = self.hidden_size
+        for src in self.sources:
+            mask = self.mask(src)
+            for i, e in enumerate(self.edges_by_source[src]):
+                if e.pattern != "magnitude" or e.density >= 1.0:
+                    continue
+                rows = slice(i * hidden, (i + 1) * hidden)
+                density = sparsity.magnitude_schedule(e.density, progress)
+                w = self.weights[src][rows]
+                mask[rows] = sparsity.make_mask("magnitude", density, e.shape, weight=w).to(mask.dtype)
+        self.apply_masks()
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {s: like.new_zeros(batch, self.hidden_size) for s in self.states}
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Run the cell over ``x`` ``[B, T, input_size]``; returns h for every step ``[B, T, H]``
+        and the final states."""
+        B, T, _ = x.shape
+        H = self.hidden_size
+        weights = {s: self.weights[s] * self.mask(s) for s in self.sources}
+        xproj = (x @ weights["x"].t()).view(B, T, -1, H) if "x" in weights else None  # [B, T, kx, H]
+        state = self.initial_state(B, x)
+        hs = []
+        for t in range(T):
+            values: dict[str, torch.Tensor] = dict(state)
+            proj: dict[str, list[torch.Tensor]] = {}
+            if xproj is not None:
+                proj["x"] = list(xproj[:, t].unbind(1))
+            for s in self.states:
+                if s in weights:
+                    proj[s] = list((values[s] @ weights[s].t()).split(H, dim=1))
+            for node in self.order:
+                terms = []
+                for src, e in self.inputs[node]:
+                    if e.get("linear", True):
+                        owner, i = self.chunk_of[(src, node, e["slot"])]
+                        terms.append(proj[owner][i])
+                    else:
+                        terms.append(values[src])
+                combine = self.spec.graph.nodes[node]["combine"]
+                out = terms[0]
+                for term in terms[1:]:
+                    out = out + term if combine == "add" else out * term if combine == "mul" else out - term
+                if node in self.biases:
+                    out = out + self.biases[node]
+                out = self.acts[node](out)
+                values[node] = out
+                if node in weights:
+                    proj[node] = list((out @ weights[node].t()).split(H, dim=1))
+            state = {
+                s: values[nodes[0]] if len(nodes) == 1 else torch.stack([values[n] for n in nodes]).mean(0)
+                for s, nodes in self.outputs.items()
+            }
+            hs.append(state["h"])
+        return torch.stack(hs, dim=1), state
+
+
+def hash_edge(edge: LinearEdge) -> int:
+    """A small deterministic integer per edge, for mask seeds (Python's hash() is salted)."""
+    return sum(ord(c) * (i + 1) for i, c in enumerate(f"{edge.src}->{edge.dst}:{edge.slot}")) % 100_003
+
+
+class SequenceModel(nn.Module):
+    """Embedding (tokens only) -> searched cell over time -> linear head."""
+
+    def __init__(self, spec: Spec, task: Task, *, seed: int = 0) -> None:
+        super().__init__()
+        self.task = task
+        hidden = spec.hidden_size
+        gen = torch.Generator().manual_seed(seed + 7)
+        if task.input_kind == "tokens":
+            self.embedding: nn.Embedding | None = nn.Embedding(task.input_size, hidden)
+            with torch.no_grad():
+                self.embedding.weight.copy_(torch.randn(task.input_size, hidden, generator=gen))
+            cell_in = hidden
+        else:
+            self.embedding = None
+            cell_in = task.input_size
+        self.cell = CellModule(spec, cell_in, seed=seed)
+        self.head = nn.Linear(hidden, task.output_size)
+        with torch.no_grad():
+            bound = 1.0 / math.sqrt(hidden)
+            self.head.weight.copy_((torch.rand(task.output_size, hidden, generator=gen) * 2 - 1) * bound)
+            self.head.bias.copy_((torch.rand(task.output_size, generator=gen) * 2 - 1) * bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``[B, T, F]`` floats or ``[B, T]`` tokens. Returns ``[B, out]``, or ``[B, T, out]`` for lm."""
+        if self.embedding is not None:
+            x = self.embedding(x)
+        hs, _ = self.cell(x)
+        if self.task.objective == "lm":
+            return self.head(hs)
+        return self.head(hs[:, -1])
+
+    def apply_masks(self) -> None:
+        self.cell.apply_masks()
+
+    def prune_magnitude(self, progress: float) -> None:
+        self.cell.prune_magnitude(progress)
+
+
+def build(spec: Spec, task: Task, *, seed: int = 0) -> SequenceModel:
+    """Turn a valid Spec into a trainable sequence model for ``task``; deterministic in ``seed``."""
+    return SequenceModel(spec, task, seed=seed)

@@ -1,0 +1,69 @@
+"""The sparsity space: per weight matrix of a fixed cell, a density and a pattern.
+
+Decisions, per linear edge in `Spec.linear_edges` order: ``density[src->dst]`` and, when the density is
+below 1, ``pattern[src->dst]``. Patterns that do not fit a matrix's shape at the chosen density (N:M
+needs the input size divisible by M) fall back to ``random`` at the same density, recorded in the Spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from search_spaces import sparsity
+from search_spaces.base import Decision, SearchSpace, check_choices
+from search_spaces.cells import NAMED_CELLS, named_cell
+from search_spaces.spec import Spec
+
+DEFAULT_DENSITIES = (1.0, 0.5, 0.25, 0.125)
+DEFAULT_PATTERNS = ("magnitude", "random", "block", "nm", "erdos_renyi", "watts_strogatz", "barabasi_albert")
+
+
+@dataclass
+class SparsitySpace(SearchSpace):
+    cell: str = "gru"
+    hidden_size: int = 32
+    input_size: int | None = None  # the task's input size, to shape-check x edges; None: skip
+    densities: Sequence[float] = DEFAULT_DENSITIES
+    patterns: Sequence[str] = DEFAULT_PATTERNS
+
+    def __post_init__(self) -> None:
+        self.name = "sparsity"
+        if self.cell not in NAMED_CELLS:
+            raise ValueError(f"cell: unknown cell {self.cell!r}; choose one of {sorted(NAMED_CELLS)}")
+        if not self.densities or any(not 0 < d <= 1 for d in self.densities):
+            raise ValueError(f"densities: must be numbers in (0, 1], got {list(self.densities)}")
+        check_choices("patterns", self.patterns, tuple(p for p in sparsity.PATTERNS if p != "dense"))
+        self.densities, self.patterns = tuple(float(d) for d in self.densities), tuple(self.patterns)
+        sparse = tuple(d for d in self.densities if d < 1.0)
+        self._sparse_densities = sparse
+        self._base = named_cell(self.cell, self.hidden_size)
+        self._edges = list(self._base.linear_edges(self.input_size or self.hidden_size))
+
+    def edge_key(self, src: str, dst: str) -> str:
+        return f"{src}->{dst}"
+
+    def decisions(self) -> list[Decision]:
+        out = []
+        for e in self._edges:
+            key = self.edge_key(e.src, e.dst)
+            out.append(Decision(f"density[{key}]", self.densities))
+            if self._sparse_densities:
+                out.append(Decision(f"pattern[{key}]", self.patterns, (f"density[{key}]", self._sparse_densities)))
+        return out
+
+    def decode(self, params: dict[str, Any]) -> Spec:
+        spec = named_cell(self.cell, self.hidden_size)
+        for e in self._edges:
+            key = self.edge_key(e.src, e.dst)
+            density = float(params[f"density[{key}]"])
+            pattern = params.get(f"pattern[{key}]", "dense") if density < 1.0 else "dense"
+            shape = e.shape if (e.src != "x" or self.input_size) else None
+            try:
+                sparsity.check(pattern, density, shape)
+            except sparsity.SparsityError:
+                pattern = "random"
+            spec.graph.edges[e.src, e.dst].update(density=density, pattern=pattern)
+        spec.graph.graph["space"] = self.name
+        return spec
