@@ -2,13 +2,15 @@
 
 `make_sampler(name, ...)` is the one place a config's ``search.sampler`` becomes a sampler. A new
 proposer is one entry in `PROPOSERS`: a factory taking keyword arguments ``seed`` (int | None),
-``space`` (the `search_spaces.SearchSpace` being searched) and ``options`` (the config's
-``search.sampler_options`` dict).
+``space`` (the `search_spaces.SearchSpace` being searched), ``options`` (the config's
+``search.sampler_options`` dict) and ``state_dir`` (a directory beside the study where a stateful
+proposer saves and, on resume, restores its state; None for a throwaway study).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -18,16 +20,22 @@ from search_spaces import SearchSpace
 SamplerFactory = Callable[..., optuna.samplers.BaseSampler]
 
 
-def _random(*, seed: int | None, space: SearchSpace, options: dict[str, Any]) -> optuna.samplers.BaseSampler:
+def _random(
+    *, seed: int | None, space: SearchSpace, options: dict[str, Any], state_dir: Path | None
+) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed, **options)
 
 
-def _tpe(*, seed: int | None, space: SearchSpace, options: dict[str, Any]) -> optuna.samplers.BaseSampler:
+def _tpe(
+    *, seed: int | None, space: SearchSpace, options: dict[str, Any], state_dir: Path | None
+) -> optuna.samplers.BaseSampler:
     opts = {"n_startup_trials": 8, "multivariate": True, "group": True, **options}
     return optuna.samplers.TPESampler(seed=seed, **opts)
 
 
-def _nsga2(*, seed: int | None, space: SearchSpace, options: dict[str, Any]) -> optuna.samplers.BaseSampler:
+def _nsga2(
+    *, seed: int | None, space: SearchSpace, options: dict[str, Any], state_dir: Path | None
+) -> optuna.samplers.BaseSampler:
     opts = {"population_size": 16, **options}
     return optuna.samplers.NSGAIISampler(seed=seed, **opts)
 
@@ -40,13 +48,18 @@ PROPOSERS: dict[str, SamplerFactory] = {
 
 
 def make_sampler(
-    name: str, *, seed: int | None, space: SearchSpace, options: dict[str, Any] | None = None
+    name: str,
+    *,
+    seed: int | None,
+    space: SearchSpace,
+    options: dict[str, Any] | None = None,
+    state_dir: Path | None = None,
 ) -> optuna.samplers.BaseSampler:
     """The sampler called ``name`` (see `PROPOSERS`), seeded."""
     if name not in PROPOSERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(PROPOSERS)}")
     try:
-        return PROPOSERS[name](seed=seed, space=space, options=dict(options or {}))
+        return PROPOSERS[name](seed=seed, space=space, options=dict(options or {}), state_dir=state_dir)
     except TypeError as exc:
         raise ValueError(f"search.sampler_options for {name!r}: {exc}") from exc
 
