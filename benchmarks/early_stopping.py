@@ -1,0 +1,312 @@
+"""Replay real learning curves through early-stopping policies in a simulated asynchronous search.
+
+Each replay draws ``--trials`` curves, runs them on ``--workers`` parallel workers (one time unit
+per epoch, a freed worker takes the next curve), and feeds every report to the real scheduler
+objects (our CurveStopper, Ray's AsyncHyperBandScheduler and MedianStoppingRule) through
+``on_trial_add`` / ``on_trial_result`` / ``on_trial_complete``, as Ray's TuneController does:
+a STOP decision ends the trial and is followed by ``on_trial_complete``; the last report goes to
+``on_trial_complete`` only. Printed per policy: epochs spent, speed-up against no stopping, how
+often the true best (and the whole true Pareto front, accuracy up / compute down) was trained to
+the end, and the regret of the best finished trial.
+
+Curves: ``../shared/data/ppuda_cifar10_curves.json`` beside the repository. ``--curve train``
+uses the per-epoch training accuracy (50 reports; this is what "accuracy" means below);
+``--curve val`` the validation accuracy, reported only at epochs 1, 5, 10, 20, 30, 40, 50.
+``params`` is the compute objective. ``--study URL`` (repeatable) adds curves our own searches
+recorded in an Optuna study (user attr ``curve``, compute from user attr or value ``macs``).
+
+Usage:
+    python benchmarks/early_stopping.py                    # table + benchmarks/results/*.json
+    python benchmarks/early_stopping.py --replays 5 --trials 60
+    python benchmarks/early_stopping.py --calibrate        # accuracy of the curve models
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from workers.curves import CurvePopulation, fit_curve  # noqa: E402
+from workers.stopping import make_scheduler  # noqa: E402
+
+PPUDA = REPO.parent / "shared" / "data" / "ppuda_cifar10_curves.json"
+VAL_EPOCHS = np.array([1, 5, 10, 20, 30, 40, 50], dtype=float)
+
+
+@dataclass
+class Curve:
+    """One recorded run: accuracy in [0, 1] at ``epochs``, and its compute."""
+
+    epochs: np.ndarray
+    values: np.ndarray
+    cost: float
+
+    @property
+    def final(self) -> float:
+        return float(self.values[-1])
+
+
+def load_ppuda(path: Path, kind: str) -> list[Curve]:
+    """ppuda records as curves: ``train`` per epoch, ``val`` at its 7 epochs."""
+    data = json.loads(path.read_text())
+    out = []
+    for split in data.values():
+        for rec in split.values():
+            if kind == "train":
+                vals = np.asarray(rec["training_acc"], dtype=float) / 100.0
+                out.append(Curve(np.arange(1.0, len(vals) + 1), vals, float(rec["params"])))
+            else:
+                out.append(Curve(VAL_EPOCHS, np.asarray(rec["val_acc"]) / 100.0, float(rec["params"])))
+    return out
+
+
+def load_study(url: str) -> list[Curve]:
+    """Completed trials of an Optuna study that recorded a per-epoch ``curve`` user attr."""
+    import optuna
+
+    out = []
+    for summary in optuna.get_all_study_summaries(url):
+        study = optuna.load_study(study_name=summary.study_name, storage=url)
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            curve = t.user_attrs.get("curve")
+            cost = t.user_attrs.get("macs", t.values[1] if t.values and len(t.values) > 1 else 0.0)
+            if curve and len(curve) >= 3:
+                vals = np.asarray(curve, dtype=float)
+                out.append(Curve(np.arange(1.0, len(vals) + 1), vals, float(cost)))
+    return out
+
+
+# ---- lightweight stand-ins for Ray's Trial and TuneController (as Ray's scheduler tests) ----
+
+
+@dataclass(eq=False)
+class _Trial:
+    trial_id: str
+    config: dict[str, Any]
+    status: str = "RUNNING"
+
+
+class _Controller:
+    """What the schedulers ask of the TuneController: no trial is waiting to be resumed."""
+
+    def get_live_trials(self) -> list[_Trial]:
+        return []
+
+    def get_trials(self) -> list[_Trial]:
+        return []
+
+
+@dataclass
+class ReplayResult:
+    epochs: float
+    finished: list[int] = field(default_factory=list)
+
+
+def replay(curves: list[Curve], scheduler: Any, workers: int) -> ReplayResult:
+    """Run ``curves`` in order on ``workers`` slots through ``scheduler``; epochs spent."""
+    ctrl, out = _Controller(), ReplayResult(0.0)
+    final_epoch = int(max(c.epochs[-1] for c in curves))
+    events: list[tuple[float, int, int, int]] = []  # (time, tie-break, curve index, report index)
+    queue, tick, trials = iter(range(len(curves))), itertools.count(), {}
+
+    def start(now: float) -> None:
+        i = next(queue, None)
+        if i is None:
+            return
+        c = curves[i]
+        trials[i] = _Trial(str(i), {"macs": c.cost, "params": c.cost, "train": {"epochs": final_epoch}})
+        scheduler.on_trial_add(ctrl, trials[i])
+        heapq.heappush(events, (now + c.epochs[0], next(tick), i, 0))
+
+    for _ in range(workers):
+        start(0.0)
+    while events:
+        now, _, i, j = heapq.heappop(events)
+        c, trial = curves[i], trials[i]
+        result = {"accuracy": c.values[j], "epoch": c.epochs[j], "training_iteration": c.epochs[j]}
+        if j == len(c.epochs) - 1:
+            scheduler.on_trial_complete(ctrl, trial, result)
+            out.epochs += c.epochs[j]
+            out.finished.append(i)
+            start(now)
+        elif scheduler.on_trial_result(ctrl, trial, result) == "STOP":
+            scheduler.on_trial_complete(ctrl, trial, result)
+            out.epochs += c.epochs[j]
+            start(now)
+        else:
+            heapq.heappush(events, (now + c.epochs[j + 1] - c.epochs[j], next(tick), i, j + 1))
+    return out
+
+
+def pareto_front(finals: np.ndarray, costs: np.ndarray) -> set[int]:
+    """Indices not dominated in (accuracy up, cost down)."""
+    front = set()
+    for i in range(len(finals)):
+        dominated = np.any(
+            (finals >= finals[i]) & (costs <= costs[i]) & ((finals > finals[i]) | (costs < costs[i]))
+        )
+        if not dominated:
+            front.add(i)
+    return front
+
+
+def policies(kind: str) -> dict[str, tuple[str, dict]]:
+    """Policy label -> (make_scheduler policy, options)."""
+    grace = 3 if kind == "train" else 5
+    return {
+        "none": ("none", {}),
+        "curve (single)": ("curve", {"objective": "single", "grace_period": grace}),
+        "curve (single, p<0.01)": ("curve", {"objective": "single", "grace_period": grace, "threshold": 0.01}),
+        "curve (pareto)": ("curve", {"objective": "pareto", "grace_period": grace}),
+        "asha rf=4": ("asha", {"grace_period": 1, "reduction_factor": 4}),
+        "asha rf=3 g=5": ("asha", {"grace_period": 5, "reduction_factor": 3}),
+        "asha rf=2 g=10": ("asha", {"grace_period": 10, "reduction_factor": 2}),
+        "median g=1": ("median", {"grace_period": 1}),
+        "median g=10": ("median", {"grace_period": 10}),
+    }
+
+
+def _one_replay(args: tuple[list[Curve], int, int, str, int]) -> dict[str, dict]:
+    curves, n_trials, workers, kind, seed = args
+    rng = np.random.default_rng(seed)
+    sample = [curves[i] for i in rng.choice(len(curves), n_trials, replace=False)]
+    finals = np.array([c.final for c in sample])
+    costs = np.array([c.cost for c in sample])
+    best, front = int(np.argmax(finals)), pareto_front(finals, costs)
+    max_epochs = int(max(c.epochs[-1] for c in sample))
+    rows = {}
+    for label, (policy, options) in policies(kind).items():
+        np.random.seed(seed)  # ASHA draws brackets from numpy's global RNG
+        sched = make_scheduler(policy, metric="accuracy", mode="max", max_epochs=max_epochs, options=options)
+        t0 = time.perf_counter()
+        res = replay(sample, sched, workers)
+        done = set(res.finished)
+        rows[label] = {
+            "epochs": res.epochs,
+            "best_kept": best in done,
+            "front_kept": front <= done,
+            "front_frac": len(front & done) / len(front),
+            "regret": float(finals[best] - max(finals[list(done)], default=0.0)),
+            "seconds": time.perf_counter() - t0,
+        }
+    return rows
+
+
+def run(curves: list[Curve], kind: str, replays: int, n_trials: int, workers: int) -> dict[str, dict]:
+    """All policies over ``replays`` seeded replays; per-policy aggregates."""
+    jobs = [(curves, n_trials, workers, kind, seed) for seed in range(replays)]
+    with Pool(2) as pool:
+        per_replay = pool.map(_one_replay, jobs)
+    base = np.array([r["none"]["epochs"] for r in per_replay])
+    summary = {}
+    for label in per_replay[0]:
+        rs = [r[label] for r in per_replay]
+        epochs = np.array([r["epochs"] for r in rs])
+        summary[label] = {
+            "epochs_mean": float(epochs.mean()),
+            "speedup": float((base / epochs).mean()),
+            "best_kept": float(np.mean([r["best_kept"] for r in rs])),
+            "front_kept": float(np.mean([r["front_kept"] for r in rs])),
+            "front_frac": float(np.mean([r["front_frac"] for r in rs])),
+            "regret_mean": float(np.mean([r["regret"] for r in rs])),
+            "regret_max": float(np.max([r["regret"] for r in rs])),
+            "ms_per_replay": 1e3 * float(np.mean([r["seconds"] for r in rs])),
+        }
+    return summary
+
+
+def print_table(title: str, summary: dict[str, dict]) -> None:
+    print(f"\n{title}")
+    head = f"{'policy':<24}{'epochs':>9}{'speed-up':>9}{'best kept':>10}{'front kept':>11}" \
+           f"{'front %':>8}{'regret':>9}{'max regret':>11}{'ms/replay':>10}"
+    print(head)
+    print("-" * len(head))
+    for label, s in summary.items():
+        print(
+            f"{label:<24}{s['epochs_mean']:>9.0f}{s['speedup']:>8.2f}x{s['best_kept']:>10.0%}"
+            f"{s['front_kept']:>11.0%}{s['front_frac']:>8.0%}{s['regret_mean']:>9.4f}"
+            f"{s['regret_max']:>11.4f}{s['ms_per_replay']:>10.0f}"
+        )
+
+
+def calibrate(curves: list[Curve], final: int, seed: int = 0) -> None:
+    """Error and 90%-interval coverage of both curve models at a few cut-off epochs."""
+    rng = np.random.default_rng(seed)
+    print(f"\n{'model':<28}{'k':>4}{'MAE':>8}{'bias':>9}{'cover90':>9}{'ms/fit':>8}")
+    for k in (5, 10, 20):
+        for name in ("families (fit_curve)", "population (30 finished)"):
+            errs, cover, secs = [], [], 0.0
+            for _ in range(5):
+                idx = rng.permutation(len(curves))
+                pop = CurvePopulation(final)
+                for i in idx[:30]:
+                    pop.add(curves[i].epochs, curves[i].values)
+                for i in idx[30:90]:
+                    c = curves[i]
+                    cut = c.epochs <= k
+                    t0 = time.perf_counter()
+                    if name.startswith("families"):
+                        p = fit_curve(c.epochs[cut], c.values[cut], final, lower=0.0, upper=1.0)
+                    else:
+                        p = pop.predict(c.epochs[cut], c.values[cut])
+                    secs += time.perf_counter() - t0
+                    errs.append(p.quantile(0.5) - c.final)
+                    cover.append(p.quantile(0.05) <= c.final <= p.quantile(0.95))
+            e = np.array(errs)
+            print(f"{name:<28}{k:>4}{np.abs(e).mean():>8.4f}{e.mean():>+9.4f}{np.mean(cover):>9.2f}"
+                  f"{1e3 * secs / len(e):>8.2f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--curve", choices=("train", "val", "both"), default="both")
+    ap.add_argument("--replays", type=int, default=20)
+    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--study", action="append", default=[], help="Optuna storage URL with recorded curves")
+    ap.add_argument("--calibrate", action="store_true", help="only report curve-model accuracy")
+    args = ap.parse_args(argv)
+
+    if not PPUDA.exists() and not args.study:
+        sys.exit(f"no curves: {PPUDA} is missing and no --study given")
+    kinds = ("train", "val") if args.curve == "both" else (args.curve,)
+    results: dict[str, Any] = {"args": vars(args), "tables": {}}
+    sources: list[tuple[str, Callable[[], list[Curve]]]] = []
+    if PPUDA.exists():
+        sources += [(f"ppuda {k}_acc", lambda k=k: load_ppuda(PPUDA, k)) for k in kinds]
+    sources += [(f"study {u}", lambda u=u: load_study(u)) for u in args.study]
+    for name, load in sources:
+        curves = load()
+        kind = "val" if name.endswith("val_acc") else "train"
+        if args.calibrate:
+            print(f"\n== {name}: {len(curves)} curves")
+            calibrate(curves, int(curves[0].epochs[-1]))
+            continue
+        n_trials = min(args.trials, len(curves))
+        summary = run(curves, kind, args.replays, n_trials, args.workers)
+        title = (f"== {name}: {len(curves)} curves, {args.replays} replays x {n_trials} trials, "
+                 f"{args.workers} workers")
+        print_table(title, summary)
+        results["tables"][name] = summary
+    if not args.calibrate:
+        out = REPO / "benchmarks" / "results" / "early_stopping.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+        print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

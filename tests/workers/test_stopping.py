@@ -1,0 +1,219 @@
+"""Stopping schedulers fed synthetic result dicts, no cluster (as Ray's test_trial_scheduler.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ray.tune.schedulers import (
+    AsyncHyperBandScheduler,
+    FIFOScheduler,
+    MedianStoppingRule,
+    TrialScheduler,
+)
+
+from workers.stopping import CurveStopper, make_scheduler
+
+CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
+EPOCHS = 20
+
+
+@dataclass(eq=False)
+class _Trial:
+    trial_id: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _trial(name: str, macs: int = 1000, epochs: int = EPOCHS) -> _Trial:
+    return _Trial(name, {"macs": macs, "params": macs, "spec": "{}", "optuna_number": 0,
+                         "train": {"epochs": epochs}})
+
+
+def _result(epoch: int, acc: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"epoch": epoch, "training_iteration": epoch, "loss": 1.0}
+    if acc is not None:
+        out["accuracy"] = acc
+    return out
+
+
+def _curve(top: float, epoch: int, tau: float = 4.0) -> float:
+    return top * (1.0 - np.exp(-epoch / tau))
+
+
+def _finish(s: CurveStopper, trial: _Trial, top: float) -> None:
+    """Run a trial through all its epochs; Ray sends the last result to on_trial_complete."""
+    s.on_trial_add(None, trial)
+    for e in range(1, EPOCHS):
+        assert s.on_trial_result(None, trial, _result(e, _curve(top, e))) == CONTINUE
+    s.on_trial_complete(None, trial, _result(EPOCHS, _curve(top, EPOCHS)))
+
+
+def _stopper(**kw: Any) -> CurveStopper:
+    kw = {"metric": "accuracy", "mode": "max", "max_epochs": EPOCHS, "grace_period": 3,
+          "min_finished": 3, **kw}
+    return CurveStopper(**kw)
+
+
+def _run_until_stop(s: CurveStopper, trial: _Trial, top: float) -> int | None:
+    """Epoch at which the stopper stops ``trial``, or None if it runs to the end."""
+    s.on_trial_add(None, trial)
+    for e in range(1, EPOCHS):
+        if s.on_trial_result(None, trial, _result(e, _curve(top, e))) == STOP:
+            s.on_trial_complete(None, trial, _result(e, _curve(top, e)))
+            return e
+    s.on_trial_complete(None, trial, _result(EPOCHS, _curve(top, EPOCHS)))
+    return None
+
+
+@pytest.mark.parametrize(
+    ("policy", "cls"),
+    [("none", FIFOScheduler), ("curve", CurveStopper), ("asha", AsyncHyperBandScheduler),
+     ("median", MedianStoppingRule)],
+)
+def test_make_scheduler_policies(policy: str, cls: type) -> None:
+    assert type(make_scheduler(policy, max_epochs=10)) is cls
+
+
+def test_make_scheduler_rejects_bad_policy_and_options() -> None:
+    with pytest.raises(ValueError, match="'hyperband'"):
+        make_scheduler("hyperband", max_epochs=10)
+    with pytest.raises(ValueError, match="treshold"):
+        make_scheduler("curve", max_epochs=10, options={"treshold": 0.1})
+    with pytest.raises(ValueError, match="threshold"):
+        make_scheduler("curve", max_epochs=10, options={"threshold": 1.5})
+    with pytest.raises(ValueError, match="grace_period"):
+        make_scheduler("asha", max_epochs=10, options={"grace_period": 20})
+    with pytest.raises(ValueError, match="mode"):
+        make_scheduler("curve", max_epochs=10, mode="up")
+    s = make_scheduler("curve", max_epochs=10, options={"grace_period": 2, "threshold": 0.1})
+    assert s._grace_period == 2 and s._threshold == 0.1
+
+
+def test_on_trial_add_needs_metric_and_mode() -> None:
+    s = CurveStopper(max_epochs=EPOCHS)
+    with pytest.raises(ValueError, match="metric"):
+        s.on_trial_add(None, _trial("a"))
+    assert s.set_search_properties("accuracy", "max")
+    s.on_trial_add(None, _trial("a"))
+    assert not s.set_search_properties("loss", "min")  # already set
+
+
+def test_continue_when_metric_missing_in_grace_and_before_min_finished() -> None:
+    s = _stopper()
+    t = _trial("x")
+    s.on_trial_add(None, t)
+    assert s.on_trial_result(None, t, _result(5, None)) == CONTINUE
+    assert s.on_trial_result(None, t, {"accuracy": 0.1}) == CONTINUE  # no epoch key
+    for e in range(1, 8):  # hopeless, but nothing has finished yet
+        assert s.on_trial_result(None, t, _result(e, 0.1)) == CONTINUE
+
+
+def test_single_objective_stops_hopeless_keeps_promising() -> None:
+    s = _stopper(objective="single")
+    for i, top in enumerate([0.8, 0.85, 0.9]):
+        _finish(s, _trial(f"f{i}"), top)
+    stop_at = _run_until_stop(s, _trial("bad"), 0.5)
+    assert stop_at is not None and 3 <= stop_at < 10
+    assert _run_until_stop(s, _trial("good"), 0.95) is None
+    assert "bad" in s.stopped_trial_ids
+    # the pruned trial did not enter the front; the good one did
+    assert "bad" not in s._finished and s._finished["good"][0] == pytest.approx(_curve(0.95, EPOCHS))
+
+
+def test_grace_period_is_respected() -> None:
+    s = _stopper(objective="single", grace_period=6)
+    for i, top in enumerate([0.8, 0.85, 0.9]):
+        _finish(s, _trial(f"f{i}"), top)
+    assert _run_until_stop(s, _trial("bad"), 0.3) == 6
+
+
+def test_top_k_is_more_lenient_than_best() -> None:
+    tops = [0.7, 0.75, 0.8, 0.85, 0.9]
+    strict, lenient = _stopper(objective="single"), _stopper(objective="single", top_k=5)
+    for s in (strict, lenient):
+        for i, top in enumerate(tops):
+            _finish(s, _trial(f"f{i}"), top)
+    assert _run_until_stop(strict, _trial("mid"), 0.78) is not None
+    assert _run_until_stop(lenient, _trial("mid"), 0.78) is None
+
+
+def test_pareto_keeps_cheap_candidates_that_are_worse() -> None:
+    s = _stopper()  # objective auto -> pareto, since trials carry macs
+    for i, top in enumerate([0.8, 0.85, 0.9]):
+        _finish(s, _trial(f"f{i}", macs=1000), top)
+    assert _run_until_stop(s, _trial("cheap", macs=10), 0.5) is None  # nothing finished is cheaper
+    assert _run_until_stop(s, _trial("costly", macs=5000), 0.5) is not None  # dominated by f2
+    # now 'cheap' is on the front: a slightly cheaper, much worse one is still not barred by it
+    assert _run_until_stop(s, _trial("cheap2", macs=20), 0.2) is not None
+
+
+def test_min_mode_on_loss() -> None:
+    s = CurveStopper(metric="loss", mode="min", max_epochs=EPOCHS, grace_period=3, min_finished=3,
+                     objective="single")
+    def loss(top: float, e: int) -> float:
+        return 2.0 * np.exp(-e / 4.0) + top
+    for i, floor in enumerate([0.1, 0.15, 0.2]):
+        t = _trial(f"f{i}")
+        s.on_trial_add(None, t)
+        for e in range(1, EPOCHS):
+            assert s.on_trial_result(None, t, {"epoch": e, "loss": loss(floor, e)}) == CONTINUE
+        s.on_trial_complete(None, t, {"epoch": EPOCHS, "loss": loss(floor, EPOCHS)})
+    bad = _trial("bad")
+    s.on_trial_add(None, bad)
+    decisions = [s.on_trial_result(None, bad, {"epoch": e, "loss": loss(1.5, e)}) for e in range(1, 12)]
+    assert STOP in decisions
+
+
+def test_trial_cut_short_is_not_finished() -> None:
+    s = _stopper()
+    t = _trial("short")
+    s.on_trial_add(None, t)
+    for e in range(1, 5):
+        s.on_trial_result(None, t, _result(e, 0.9))
+    s.on_trial_complete(None, t, _result(5, 0.95))  # errored or stopped by another rule
+    assert s._finished == {}
+
+
+def test_save_restore_round_trip(tmp_path: Path) -> None:
+    s = _stopper(objective="single")
+    for i, top in enumerate([0.8, 0.85, 0.9]):
+        _finish(s, _trial(f"f{i}"), top)
+    path = str(tmp_path / "sched.pkl")
+    s.save(path)
+    fresh = _stopper(objective="single")
+    fresh.restore(path)
+    assert fresh.debug_string() == s.debug_string()
+    assert _run_until_stop(fresh, _trial("bad"), 0.5) == _run_until_stop(s, _trial("bad"), 0.5)
+
+
+def _load_benchmark() -> Any:
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "early_stopping.py"
+    spec = importlib.util.spec_from_file_location("early_stopping_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_replay_on_synthetic_curves_saves_epochs_and_keeps_best() -> None:
+    """Known ends: curves top * (1 - exp(-t / 6)); the best is trained to the end."""
+    bench = _load_benchmark()
+    rng = np.random.default_rng(0)
+    epochs = np.arange(1.0, 31.0)
+    tops = rng.uniform(0.3, 0.9, 40)
+    curves = [bench.Curve(epochs, t * (1 - np.exp(-epochs / 6)) + rng.normal(0, 0.002, 30), 1.0)
+              for t in tops]
+    none = bench.replay(curves, make_scheduler("none", max_epochs=30), workers=4)
+    curve = bench.replay(
+        curves, make_scheduler("curve", max_epochs=30, options={"objective": "single"}), workers=4
+    )
+    assert none.epochs == 40 * 30
+    assert none.epochs / curve.epochs > 2.0
+    assert int(np.argmax(tops)) in curve.finished
+    median = bench.replay(curves, make_scheduler("median", max_epochs=30), workers=4)
+    assert median.epochs < none.epochs  # the Ray baselines run through the same replay

@@ -1,0 +1,13 @@
+"""Early stopping for searches: Ray Tune schedulers chosen by the config's ``stopping:`` key.
+
+``make_scheduler("curve" | "asha" | "median" | "none", metric=..., mode=..., max_epochs=...,
+options=...)`` is the one entry point the search uses; :class:`CurveStopper` is ours, the others
+are Ray's built-in schedulers kept as baselines.
+"""
+
+from __future__ import annotations
+
+from ._curve_stopper import CurveStopper
+from ._factory import POLICIES, make_scheduler
+
+__all__ = ["POLICIES", "CurveStopper", "make_scheduler"]

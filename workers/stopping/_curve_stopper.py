@@ -1,0 +1,246 @@
+"""CurveStopper: stop a trial once its extrapolated curve is unlikely to reach the front.
+
+Two objectives (accuracy up, MACs down): a candidate's MACs are known before it trains, so it
+can only join the front if its final accuracy beats the best finished trial that costs no more
+(``_bar``). One objective: it must beat the ``top_k``-th best finished trial. The scheduler
+stops a trial when ``P(final > bar) < threshold``, using the finished curves of this search
+(:class:`workers.curves.CurvePopulation`) once there are enough, and the parametric ensemble
+(:func:`workers.curves.fit_curve`) before that.
+
+Only trials that reached their last epoch count as finished: a trial this scheduler stopped is
+reported to ``on_trial_complete`` by Ray too, and must not enter the front or the reference
+curves with its partial value (the mistake of Ray Tune issue 6056, on the searcher side).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from ray.tune.result import DEFAULT_METRIC
+from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
+
+from workers.curves import CurvePopulation, Prediction, fit_curve
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
+__all__ = ["CurveStopper"]
+
+logger = logging.getLogger(__name__)
+
+
+class CurveStopper(FIFOScheduler):
+    """Learning-curve early stopping aware of the Pareto front.
+
+    Args:
+        metric: the reported metric (``"accuracy"``).
+        mode: ``"max"`` or ``"min"`` (a ``min`` metric is negated inside).
+        max_epochs: the final epoch, unless a trial's ``config["train"]["epochs"]`` says otherwise.
+        grace_period: never stop before this epoch.
+        threshold: stop when the probability of reaching the front is below this.
+        min_finished: no stop before this many trials have finished.
+        objective: ``"pareto"`` (bar = best finished accuracy at no more MACs), ``"single"``
+            (bar = ``top_k``-th best) or ``"auto"`` (pareto when the trial config has ``macs``).
+        top_k: for ``"single"``: the rank a trial must be able to reach.
+        cost_key: the config key of the compute objective.
+        upper: the metric's bound (after negation for ``min``); 1.0 for accuracy.
+        lower: the metric's floor (after negation).
+        min_references: finished curves before the population model replaces the families.
+        time_attr: result key holding the 1-based epoch; ``training_iteration`` if absent.
+
+    Example:
+        >>> from workers.stopping import CurveStopper
+        >>> stopper = CurveStopper(metric="accuracy", mode="max", max_epochs=20)
+        >>> stopper.debug_string()
+        'CurveStopper: 0 finished, 0 stopped.'
+    """
+
+    def __init__(
+        self,
+        *,
+        metric: str | None = None,
+        mode: str | None = None,
+        max_epochs: int,
+        grace_period: int = 3,
+        threshold: float = 0.05,
+        min_finished: int = 5,
+        objective: str = "auto",
+        top_k: int = 1,
+        cost_key: str = "macs",
+        upper: float | None = None,
+        lower: float | None = None,
+        min_references: int = 5,
+        time_attr: str = "epoch",
+    ) -> None:
+        super().__init__()
+        if max_epochs < 1:
+            raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
+        if grace_period < 1:
+            raise ValueError(f"grace_period must be >= 1, got {grace_period}")
+        if not 0.0 <= threshold < 1.0:
+            raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+        if min_finished < 1:
+            raise ValueError(f"min_finished must be >= 1, got {min_finished}")
+        if objective not in ("auto", "pareto", "single"):
+            raise ValueError(f"objective must be 'auto', 'pareto' or 'single', got {objective!r}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if mode is not None and mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self._metric = metric
+        self._mode = mode
+        self._max_epochs = max_epochs
+        self._grace_period = grace_period
+        self._threshold = threshold
+        self._min_finished = min_finished
+        self._objective = objective
+        self._top_k = top_k
+        self._cost_key = cost_key
+        self._upper = upper
+        self._lower = lower
+        self._min_references = min_references
+        self._time_attr = time_attr
+        self._curves: dict[str, list[tuple[float, float]]] = {}  # running: (epoch, value)
+        self._finished: dict[str, tuple[float, float]] = {}  # trial_id -> (value, cost)
+        self._stopped: set[str] = set()
+        self._populations: dict[int, CurvePopulation] = {}  # final epoch -> finished curves
+
+    # ---- Ray contract -------------------------------------------------------------------
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        if (self._metric and metric) or (self._mode and mode):
+            return False
+        if metric:
+            self._metric = metric
+        if mode:
+            self._mode = mode
+        if self._metric is None and self._mode:
+            self._metric = DEFAULT_METRIC
+        return True
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        if not self._metric or self._mode not in ("min", "max"):
+            raise ValueError(
+                f"{type(self).__name__} needs a metric ({self._metric!r}) and a mode "
+                f"({self._mode!r}) of 'min' or 'max': pass them here or to tune.TuneConfig()"
+            )
+        self._curves[trial.trial_id] = []
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        value = self._value(result)
+        epoch = self._epoch(result)
+        if value is None or epoch is None:
+            return TrialScheduler.CONTINUE
+        if trial.trial_id in self._stopped:
+            return TrialScheduler.STOP
+        curve = self._curves.setdefault(trial.trial_id, [])
+        curve.append((epoch, value))
+        final = self._final_epoch(trial)
+        if epoch < self._grace_period or epoch >= final:
+            return TrialScheduler.CONTINUE
+        if len(self._finished) < self._min_finished:
+            return TrialScheduler.CONTINUE
+        bar = self._bar(trial)
+        if bar is None:
+            return TrialScheduler.CONTINUE
+        prob = self._predict(curve, final).prob_above(bar)
+        if prob >= self._threshold:
+            return TrialScheduler.CONTINUE
+        logger.debug(
+            "CurveStopper: stop %s at epoch %s: P(final > %.4f) = %.4f < %.4f",
+            trial.trial_id, epoch, bar, prob, self._threshold,
+        )
+        self._stopped.add(trial.trial_id)
+        return TrialScheduler.STOP
+
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
+        curve = self._curves.pop(trial.trial_id, [])
+        value, epoch = self._value(result), self._epoch(result)
+        if value is not None and epoch is not None and (not curve or curve[-1][0] < epoch):
+            curve.append((epoch, value))
+        final = self._final_epoch(trial)
+        if trial.trial_id in self._stopped or not curve or curve[-1][0] < final:
+            return  # pruned or cut short: its partial value is not a result
+        self._finished[trial.trial_id] = (curve[-1][1], self._cost(trial))
+        epochs, values = np.array(curve).T
+        self._population(final).add(epochs, values)
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        self._curves.pop(trial.trial_id, None)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        self._curves.pop(trial.trial_id, None)
+
+    def debug_string(self) -> str:
+        return f"CurveStopper: {len(self._finished)} finished, {len(self._stopped)} stopped."
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+    @property
+    def stopped_trial_ids(self) -> frozenset[str]:
+        """Trials this scheduler stopped (they are pruned, not finished)."""
+        return frozenset(self._stopped)
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def _value(self, result: dict) -> float | None:
+        """The metric as 'higher is better', or ``None`` when missing or not finite."""
+        raw = result.get(self._metric)
+        if raw is None or not np.isfinite(raw):
+            return None
+        return float(raw) if self._mode == "max" else -float(raw)
+
+    def _epoch(self, result: dict) -> float | None:
+        epoch = result.get(self._time_attr, result.get("training_iteration"))
+        return None if epoch is None else float(epoch)
+
+    def _final_epoch(self, trial: Trial) -> int:
+        train = (getattr(trial, "config", None) or {}).get("train") or {}
+        return int(train.get("epochs", self._max_epochs))
+
+    def _cost(self, trial: Trial) -> float | None:
+        cost = (getattr(trial, "config", None) or {}).get(self._cost_key)
+        return None if cost is None else float(cost)
+
+    def _bounds(self) -> tuple[float, float]:
+        upper = self._upper if self._upper is not None else (1.0 if self._mode == "max" else 0.0)
+        lower = self._lower if self._lower is not None else (0.0 if self._mode == "max" else -np.inf)
+        return lower, upper
+
+    def _population(self, final: int) -> CurvePopulation:
+        if final not in self._populations:
+            lower, upper = self._bounds()
+            self._populations[final] = CurvePopulation(
+                final, upper=upper, lower=lower, min_curves=self._min_references
+            )
+        return self._populations[final]
+
+    def _predict(self, curve: list[tuple[float, float]], final: int) -> Prediction:
+        """Population model when enough curves finished at this budget, else the families."""
+        epochs, values = np.array(curve).T
+        pred = self._population(final).predict(epochs, values)
+        if pred is None:
+            lower, upper = self._bounds()
+            pred = fit_curve(epochs, values, final, lower=lower, upper=upper)
+        return pred
+
+    def _bar(self, trial: Trial) -> float | None:
+        """The final value the trial must beat to matter, or ``None`` if nothing bars it."""
+        cost = self._cost(trial)
+        pareto = self._objective == "pareto" or (self._objective == "auto" and cost is not None)
+        if pareto:
+            if cost is None:
+                return None
+            cheaper = [v for v, c in self._finished.values() if c is not None and c <= cost]
+            return max(cheaper) if cheaper else None
+        values = sorted((v for v, _ in self._finished.values()), reverse=True)
+        return values[self._top_k - 1] if len(values) >= self._top_k else None
