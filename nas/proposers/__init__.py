@@ -15,6 +15,8 @@ from typing import Any
 
 import optuna
 
+from nas.proposers._rea import REASampler
+from nas.proposers._rnn_controller import RNNControllerSampler
 from search_spaces import SearchSpace
 
 SamplerFactory = Callable[..., optuna.samplers.BaseSampler]
@@ -40,10 +42,24 @@ def _nsga2(
     return optuna.samplers.NSGAIISampler(seed=seed, **opts)
 
 
+def _rnn(
+    *, seed: int | None, space: SearchSpace, options: dict[str, Any], state_dir: Path | None
+) -> optuna.samplers.BaseSampler:
+    return RNNControllerSampler(space=space, seed=seed, state_dir=state_dir, **options)
+
+
+def _rea(
+    *, seed: int | None, space: SearchSpace, options: dict[str, Any], state_dir: Path | None
+) -> optuna.samplers.BaseSampler:
+    return REASampler(space=space, seed=seed, **options)
+
+
 PROPOSERS: dict[str, SamplerFactory] = {
     "random": _random,
     "tpe": _tpe,
     "nsga2": _nsga2,
+    "rnn": _rnn,
+    "rea": _rea,
 }
 
 
@@ -64,4 +80,4 @@ def make_sampler(
         raise ValueError(f"search.sampler_options for {name!r}: {exc}") from exc
 
 
-__all__ = ["PROPOSERS", "make_sampler"]
+__all__ = ["PROPOSERS", "REASampler", "RNNControllerSampler", "make_sampler"]

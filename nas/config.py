@@ -1,0 +1,204 @@
+"""Search configuration: YAML validated into dataclass-like pydantic models with clear errors.
+
+Every mistake (unknown key, wrong type, out-of-range value, an option a space or dataset does not
+take) raises `ConfigError` with one line per problem naming the key and what is allowed. Nothing is
+written before a config validates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+import search_spaces
+from search_spaces.activations import ExpressionError
+
+STOPPING_POLICIES = ("none", "curve", "asha", "median")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; ``str()`` names every bad key and how to fix it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSection(_Section):
+    """Which dataset candidates train on; extra keys are the loader's options (seed, path, n, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "digits-seq"
+
+    @model_validator(mode="after")
+    def _check_loader(self) -> DataSection:
+        from workers.data import LOADERS
+
+        if self.name not in LOADERS:
+            raise ValueError(f"unknown dataset {self.name!r}; choose one of {sorted(LOADERS)}")
+        allowed = list(inspect.signature(LOADERS[self.name]).parameters)
+        for key in self.options():
+            if key not in allowed:
+                raise ValueError(f"unknown option {key!r} for dataset {self.name!r}; allowed: {allowed}")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SpaceSection(_Section):
+    """The search space by name; extra keys are the space's options."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "recurrent_cell"
+
+    @model_validator(mode="after")
+    def _check_space(self) -> SpaceSection:
+        if self.name not in search_spaces.SPACES:
+            raise ValueError(f"unknown search space {self.name!r}; choose one of {sorted(search_spaces.SPACES)}")
+        cls = search_spaces.SPACES[self.name]
+        allowed = [f.name for f in dataclasses.fields(cls) if f.init] if dataclasses.is_dataclass(cls) else []
+        for key in self.options():
+            if allowed and key not in allowed:
+                raise ValueError(f"unknown option {key!r} for space {self.name!r}; allowed: {allowed}")
+        try:
+            self.make()
+        except (ValueError, TypeError, ExpressionError) as exc:
+            raise ValueError(f"space {self.name!r}: {exc}") from exc
+        return self
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def make(self, **overrides: Any) -> search_spaces.SearchSpace:
+        return search_spaces.get_space(self.name, **{**self.options(), **overrides})
+
+
+class TrainSection(_Section):
+    epochs: int = Field(10, ge=1, le=10_000)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(0.01, gt=0, le=10)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(1.0, ge=0)
+    prune_until: float = Field(0.6, ge=0, le=1)
+
+
+class SearchSection(_Section):
+    trials: int = Field(30, ge=1, le=1_000_000)
+    sampler: str = "tpe"
+    sampler_options: dict[str, Any] = Field(default_factory=dict)
+    max_concurrent: int | None = Field(None, ge=1)
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+    max_failures: int = Field(2, ge=0)
+    storage: str | None = None
+
+    @field_validator("sampler")
+    @classmethod
+    def _known_sampler(cls, value: str) -> str:
+        from nas.proposers import PROPOSERS
+
+        if value not in PROPOSERS:
+            raise ValueError(f"unknown sampler {value!r}; choose one of {sorted(PROPOSERS)}")
+        return value
+
+
+class StoppingSection(_Section):
+    policy: Literal["none", "curve", "asha", "median"] = "none"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Config(_Section):
+    """A whole search: ``name``, ``seed``, and the sections below."""
+
+    name: str = Field("search", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    seed: int = Field(0, ge=0)
+    data: DataSection = Field(default_factory=DataSection)
+    space: SpaceSection = Field(default_factory=SpaceSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    search: SearchSection = Field(default_factory=SearchSection)
+    stopping: StoppingSection = Field(default_factory=StoppingSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def fingerprint(self) -> str:
+        """Hash of what defines the study's trials (not its name, budget, storage or concurrency)."""
+        data = self.to_dict()
+        data.pop("name")
+        for key in ("trials", "max_concurrent", "storage", "cpus_per_trial", "gpus_per_trial", "max_failures"):
+            data["search"].pop(key)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Allowed keys at ``loc`` (a path of field names) inside ``model``."""
+    current: Any = model
+    for part in loc:
+        field = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
+        if field is None:
+            return []
+        current = field.annotation
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _format_errors(error: ValidationError, source: str) -> str:
+    lines = []
+    for err in error.errors():
+        loc = tuple(p for p in err["loc"] if not isinstance(p, int) or True)
+        path = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = _field_names(Config, loc[:-1])
+            lines.append(f"{path}: unknown key; allowed keys here: {', '.join(allowed)}")
+        elif err["type"] == "literal_error":
+            lines.append(f"{path}: {err['msg'].replace('Input should be', 'must be')} (got {err['input']!r})")
+        elif err["type"] == "value_error":
+            lines.append(f"{path}: {err['msg'].removeprefix('Value error, ')}")
+        else:
+            lines.append(f"{path}: {err['msg']} (got {err.get('input')!r})")
+    return f"invalid config {source}:\n  " + "\n  ".join(lines)
+
+
+def parse_config(data: Any, source: str = "<dict>") -> Config:
+    """Validate a config mapping; raise `ConfigError` naming each bad key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config {source}: the top level must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def load_config(path: str | Path, **overrides: Any) -> Config:
+    """Read and validate a YAML config file. ``overrides`` are dotted keys, e.g. ``{"search.trials": 5}``."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {str(file)!r} does not exist")
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid config {file}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = data if data is not None else {}
+    if isinstance(data, dict):
+        data.setdefault("name", file.stem)
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return parse_config(data, str(file))

@@ -1,0 +1,76 @@
+"""Helpers shared by our own proposers: the relative search space, repairing conditional params,
+objective orientation and duplicate detection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+if TYPE_CHECKING:
+    import optuna
+
+    from search_spaces import SearchSpace
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def relative_space(space: SearchSpace) -> dict[str, BaseDistribution]:
+    """Every decision of ``space`` as a categorical distribution (inactive ones are simply not used)."""
+    return {d.name: CategoricalDistribution(list(d.choices)) for d in space.decisions()}
+
+
+def repair(space: SearchSpace, params: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """``params`` restricted to the active decisions, newly active ones drawn uniformly at random."""
+    out: dict[str, Any] = {}
+    for d in space.decisions():
+        if d.condition is not None:
+            parent, values = d.condition
+            if parent not in out or out[parent] not in values:
+                continue
+        value = params.get(d.name)
+        out[d.name] = value if value in d.choices else d.choices[int(rng.integers(len(d.choices)))]
+    return out
+
+
+def oriented(values: Sequence[float], directions: Sequence[StudyDirection]) -> list[float]:
+    """``values`` turned so that larger is better for every objective."""
+    return [v if d == StudyDirection.MAXIMIZE else -v for v, d in zip(values, directions)]
+
+
+class SeenCells:
+    """The cells a study has already proposed, by the space's canonical hash (isomorphic cells match).
+
+    Finished trials are hashed once and cached; running ones are re-read each time, since a
+    define-by-run trial may not have suggested all its params yet.
+    """
+
+    def __init__(self, space: SearchSpace) -> None:
+        self._space = space
+        self._finished: dict[int, str] = {}
+
+    def key(self, params: dict[str, Any]) -> str:
+        try:
+            return self._space.canonical_hash(self._space.decode(params))
+        except Exception:  # an undecodable assignment is still a distinct proposal
+            return repr(sorted(params.items(), key=lambda kv: kv[0]))
+
+    def keys(self, study: optuna.Study) -> set[str]:
+        out: set[str] = set()
+        names = {d.name for d in self._space.decisions()}
+        for t in study.get_trials(deepcopy=False):
+            if t.number in self._finished:
+                out.add(self._finished[t.number])
+                continue
+            params = {k: v for k, v in t.params.items() if k in names}
+            if not params:
+                continue
+            k = self.key(params)
+            out.add(k)
+            if t.state in FINISHED:
+                self._finished[t.number] = k
+        return out

@@ -1,0 +1,174 @@
+"""`StudySearcher`: Ray Tune's Searcher over our persistent Optuna study.
+
+One Ray trial is one Optuna trial. ``suggest`` asks the study, lets the space suggest a Spec through
+the trial (so any Optuna sampler, or our own, proposes it) and returns the trainable's config;
+``on_trial_complete`` tells the study the outcome. Ray's own `OptunaSearch` cannot do this here: it
+does not let us attach the Spec and its cost to the trial, record failures reported by the trainable,
+or mark early-stopped trials as PRUNED rather than finished (Ray Tune issue 6056).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from search_spaces import SearchSpace, SpecError, Task
+
+logger = logging.getLogger(__name__)
+
+MAX_INVALID_PROPOSALS = 50
+
+
+@dataclass
+class SearchCounts:
+    """What the driver has seen this session, for the progress display."""
+
+    started: int = 0
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    best_accuracy: float | None = None
+    last_error: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def running(self) -> int:
+        return self.started - self.complete - self.pruned - self.failed
+
+
+class StudySearcher(Searcher):
+    """Ask/tell an Optuna study from Ray Tune.
+
+    Args:
+        study: the two-objective study (accuracy maximize, MACs minimize).
+        space: the search space that turns an Optuna trial into a Spec.
+        task: the dataset's task, for the cost.
+        base_config: the rest of the trainable's config (data, train, seed, threads).
+        epochs: the full training length; a trial ending before it was stopped early (PRUNED).
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: SearchSpace,
+        task: Task,
+        base_config: dict[str, Any],
+        *,
+        epochs: int,
+    ) -> None:
+        super().__init__(metric="accuracy", mode="max")
+        self.study = study
+        self.space = space
+        self.task = task
+        self.base_config = base_config
+        self.epochs = epochs
+        self.counts = SearchCounts()
+        self._live: dict[str, optuna.Trial] = {}
+        self._curves: dict[str, list[float]] = {}
+
+    def _propose(self) -> tuple[optuna.Trial, dict[str, Any]]:
+        for _ in range(MAX_INVALID_PROPOSALS):
+            trial = self.study.ask()
+            try:
+                spec = self.space.suggest(trial)
+                self.space.validate(spec)
+                cost = self.space.cost(spec, self.task)
+            except (SpecError, ValueError) as exc:
+                trial.set_user_attr("error", f"invalid proposal: {exc}")
+                self.study.tell(trial, state=TrialState.FAIL)
+                self.counts.failed += 1
+                self.counts.started += 1
+                continue
+            trial.set_user_attr("spec", spec.to_json())
+            trial.set_user_attr("hash", self.space.canonical_hash(spec))
+            trial.set_user_attr("macs", cost["macs"])
+            trial.set_user_attr("params", cost["params"])
+            config = {
+                **self.base_config,
+                "spec": spec.to_json(),
+                "macs": cost["macs"],
+                "params": cost["params"],
+                "optuna_number": trial.number,
+            }
+            return trial, config
+        raise RuntimeError(f"the space produced {MAX_INVALID_PROPOSALS} invalid proposals in a row")
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        trial, config = self._propose()
+        self._live[trial_id] = trial
+        self._curves[trial_id] = []
+        self.counts.started += 1
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if "accuracy" in result and trial_id in self._curves:
+            self._curves[trial_id].append(float(result["accuracy"]))
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        trial = self._live.pop(trial_id, None)
+        if trial is None:
+            return
+        number = trial.number
+        trial.set_user_attr("curve", self._curves.pop(trial_id, []))
+        result = result or {}
+        message = result.get("error") or ("trial process failed (see Ray's trial log)" if error else None)
+        if message is not None:
+            trial.set_user_attr("error", message)
+            self._tell(number, TrialState.FAIL)
+            self.counts.failed += 1
+            self.counts.last_error = message
+            self.counts.errors.append(f"trial {number}: {message}")
+            return
+        epoch = int(result.get("epoch", 0))
+        if "best_accuracy" not in result:
+            self._tell(number, TrialState.FAIL)
+            self.counts.failed += 1
+            return
+        trial.set_user_attr("best_epoch", int(result["best_epoch"]))
+        trial.set_user_attr("test_accuracy", float(result["best_test_accuracy"]))
+        trial.set_user_attr("epochs", epoch)
+        if epoch < self.epochs:
+            self._tell(number, TrialState.PRUNED)
+            self.counts.pruned += 1
+            return
+        accuracy = float(result["best_accuracy"])
+        self._tell(number, TrialState.COMPLETE, [accuracy, float(trial.user_attrs["macs"])])
+        self.counts.complete += 1
+        if self.counts.best_accuracy is None or accuracy > self.counts.best_accuracy:
+            self.counts.best_accuracy = accuracy
+
+    def _tell(self, number: int, state: TrialState, values: list[float] | None = None) -> None:
+        self.study.tell(number, values=values, state=state, skip_if_finished=True)
+        logger.debug("trial %d -> %s %s", number, state.name, values)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Ray pickles the searcher with its experiment state; the study stays in its own storage
+        (ours is the source of truth), so only plain bookkeeping is pickled."""
+        state = self.__dict__.copy()
+        state["study"] = None
+        state["_live"] = {}
+        return state
+
+    def save(self, checkpoint_path: str) -> None:
+        """Ray's searcher checkpoint: only bookkeeping (the study itself is already persistent)."""
+        tmp = f"{checkpoint_path}.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump(self.__getstate__(), f)
+        os.replace(tmp, checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            state = pickle.load(f)
+        state.pop("study", None)
+        self.__dict__.update({k: v for k, v in state.items() if k != "study"})
+
+    def live_numbers(self) -> list[int]:
+        """Optuna numbers of the trials Ray is running now."""
+        return [t.number for t in self._live.values()]

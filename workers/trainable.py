@@ -1,0 +1,71 @@
+"""The Ray Tune function trainable: train one candidate, report every epoch, checkpoint every epoch.
+
+Config keys (set by `nas.ray_bridge.StudySearcher`): ``spec`` (JSON), ``data`` (dataset name and
+options), ``train`` (`TrainConfig` fields), ``seed``, ``macs``, ``params``, ``optuna_number``,
+``threads``. A candidate that raises or diverges reports one final result with ``error`` set and ends
+normally, so its trial is recorded as failed and the search goes on; a crashed worker process is
+Ray's to retry, from the last epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from search_spaces import Spec
+from workers.data import load_dataset
+from workers.training import TrainConfig, Trainer
+
+CHECKPOINT_FILE = "trainer.pt"
+
+
+def _restore(trainer: Trainer) -> None:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return
+    with checkpoint.as_directory() as directory:
+        trainer.load_state_dict(torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False))
+
+
+def _report(trainer: Trainer, metrics: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        torch.save(trainer.state_dict(), Path(directory) / CHECKPOINT_FILE)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def train_candidate(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable for one candidate (see the module docstring for config keys)."""
+    torch.set_num_threads(int(config.get("threads", 1)))
+    try:
+        spec = Spec.from_json(config["spec"])
+        data = load_dataset(**config["data"])
+        trainer = Trainer(spec, data, TrainConfig.from_dict(config["train"]), seed=int(config.get("seed", 0)))
+        _restore(trainer)
+    except Exception as exc:  # a candidate that cannot even be built fails its trial only
+        tune.report({"error": _describe(exc), "epoch": 0})
+        return
+    while trainer.epoch < trainer.config.epochs:
+        try:
+            result = trainer.train_epoch()
+        except Exception as exc:
+            tune.report({"error": _describe(exc), "epoch": trainer.epoch})
+            return
+        best = trainer.best
+        metrics = {
+            **result.to_dict(),
+            "best_accuracy": best.accuracy,
+            "best_test_accuracy": best.test_accuracy,
+            "best_epoch": best.epoch,
+        }
+        _report(trainer, metrics)
+
+
+def _describe(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}"

@@ -1,0 +1,162 @@
+"""The training loop for one candidate, independent of Ray: build, train epoch by epoch, evaluate.
+
+`Trainer` holds everything a checkpoint needs (model, optimiser, epoch, curve, best result), so the Ray
+trainable, the hypernetwork and the benchmarks all train candidates the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from search_spaces import Spec, build
+from workers.data import Dataset, Split
+
+REGRESSION_TOLERANCE = 0.04  # the adding problem's success criterion
+
+
+@dataclass
+class TrainConfig:
+    """How a candidate is trained. ``prune_until`` is the fraction of epochs over which magnitude
+    masks go from dense to their target density (gradual magnitude pruning)."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.01
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    prune_until: float = 0.6
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return cls(**data)
+
+
+class CandidateDiverged(RuntimeError):
+    """The loss became NaN or infinite: the candidate failed, the search goes on."""
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    accuracy: float
+    loss: float
+    train_loss: float
+    test_accuracy: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _loss_fn(objective: str) -> nn.Module:
+    return nn.MSELoss() if objective == "regress" else nn.CrossEntropyLoss()
+
+
+def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and per-sample correctness for a batch."""
+    out = model(x)
+    if objective == "regress":
+        return nn.functional.mse_loss(out, y), ((out - y).abs() < REGRESSION_TOLERANCE).all(dim=-1)
+    if objective == "lm":
+        flat = out.reshape(-1, out.shape[-1])
+        return nn.functional.cross_entropy(flat, y.reshape(-1)), (out.argmax(-1) == y).float().mean(-1) > 0.5
+    return nn.functional.cross_entropy(out, y), out.argmax(-1) == y
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, objective: str, batch_size: int = 512) -> tuple[float, float]:
+    """(accuracy, mean loss) of ``model`` on ``split``."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(split), batch_size):
+        x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
+        loss, hits = _batch_loss(model, x, y, objective)
+        total_loss += float(loss) * len(x)
+        correct += int(hits.sum())
+    return correct / len(split), total_loss / len(split)
+
+
+@dataclass
+class Trainer:
+    """Train one Spec on one dataset; `state_dict`/`load_state_dict` make it resumable mid-run."""
+
+    spec: Spec
+    data: Dataset
+    config: TrainConfig
+    seed: int = 0
+    model: nn.Module = field(init=False)
+    epoch: int = field(init=False, default=0)
+    history: list[EpochResult] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.model = build(self.spec, self.data.task, seed=self.seed)
+        params = self.model.parameters()
+        if self.config.optimizer == "adam":
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
+                params, lr=self.config.lr, weight_decay=self.config.weight_decay
+            )
+        elif self.config.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(
+                params, lr=self.config.lr, momentum=0.9, weight_decay=self.config.weight_decay
+            )
+        else:
+            raise ValueError(f"train.optimizer: expected adam or sgd, got {self.config.optimizer!r}")
+
+    @property
+    def best(self) -> EpochResult | None:
+        """The epoch with the highest validation accuracy (the weights a user would keep)."""
+        return max(self.history, key=lambda r: r.accuracy, default=None)
+
+    def _prune(self) -> None:
+        until = self.config.prune_until * self.config.epochs
+        progress = 1.0 if until <= 0 else self.epoch / until
+        self.model.prune_magnitude(progress)
+
+    def train_epoch(self) -> EpochResult:
+        """One pass over the training split, then validation and test; raises `CandidateDiverged`."""
+        task = self.data.task
+        self._prune()
+        self.model.train()
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(len(self.data.train), generator=gen)
+        total, count = 0.0, 0
+        for start in range(0, len(order), self.config.batch_size):
+            idx = order[start : start + self.config.batch_size]
+            loss, _ = _batch_loss(self.model, self.data.train.x[idx], self.data.train.y[idx], task.objective)
+            if not torch.isfinite(loss):
+                raise CandidateDiverged(f"training loss became {float(loss)} at epoch {self.epoch + 1}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+            self.model.apply_masks()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        self.epoch += 1
+        accuracy, val_loss = evaluate(self.model, self.data.val, task.objective)
+        if not math.isfinite(val_loss):
+            raise CandidateDiverged(f"validation loss became {val_loss} at epoch {self.epoch}")
+        test_accuracy, _ = evaluate(self.model, self.data.test, task.objective)
+        result = EpochResult(self.epoch, accuracy, val_loss, total / count, test_accuracy)
+        self.history.append(result)
+        return result
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "history": [r.to_dict() for r in self.history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.history = [EpochResult(**r) for r in state["history"]]
