@@ -166,12 +166,14 @@ def pareto_front(finals: np.ndarray, costs: np.ndarray) -> set[int]:
 def policies(kind: str) -> dict[str, tuple[str, dict]]:
     """Policy label -> (make_scheduler policy, options)."""
     grace = 3 if kind == "train" else 5
+    cautious = {"grace_period": grace, "min_finished": 10, "threshold": 0.01}
     return {
         "none": ("none", {}),
         "curve (single)": ("curve", {"objective": "single", "grace_period": grace}),
-        "curve (single, p<0.01)": ("curve", {"objective": "single", "grace_period": grace, "threshold": 0.01}),
+        "curve (single, cautious)": ("curve", {"objective": "single", **cautious}),
         "curve (pareto)": ("curve", {"objective": "pareto", "grace_period": grace}),
-        "asha rf=4": ("asha", {"grace_period": 1, "reduction_factor": 4}),
+        "curve (pareto, cautious)": ("curve", {"objective": "pareto", **cautious}),
+        "asha rf=4 g=1": ("asha", {"grace_period": 1, "reduction_factor": 4}),
         "asha rf=3 g=5": ("asha", {"grace_period": 5, "reduction_factor": 3}),
         "asha rf=2 g=10": ("asha", {"grace_period": 10, "reduction_factor": 2}),
         "median g=1": ("median", {"grace_period": 1}),
@@ -230,13 +232,13 @@ def run(curves: list[Curve], kind: str, replays: int, n_trials: int, workers: in
 
 def print_table(title: str, summary: dict[str, dict]) -> None:
     print(f"\n{title}")
-    head = f"{'policy':<24}{'epochs':>9}{'speed-up':>9}{'best kept':>10}{'front kept':>11}" \
+    head = f"{'policy':<26}{'epochs':>9}{'speed-up':>9}{'best kept':>10}{'front kept':>11}" \
            f"{'front %':>8}{'regret':>9}{'max regret':>11}{'ms/replay':>10}"
     print(head)
     print("-" * len(head))
     for label, s in summary.items():
         print(
-            f"{label:<24}{s['epochs_mean']:>9.0f}{s['speedup']:>8.2f}x{s['best_kept']:>10.0%}"
+            f"{label:<26}{s['epochs_mean']:>9.0f}{s['speedup']:>8.2f}x{s['best_kept']:>10.0%}"
             f"{s['front_kept']:>11.0%}{s['front_frac']:>8.0%}{s['regret_mean']:>9.4f}"
             f"{s['regret_max']:>11.4f}{s['ms_per_replay']:>10.0f}"
         )
@@ -273,7 +275,7 @@ def calibrate(curves: list[Curve], final: int, seed: int = 0) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--curve", choices=("train", "val", "both"), default="both")
-    ap.add_argument("--replays", type=int, default=20)
+    ap.add_argument("--replays", type=int, default=40)
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--study", action="append", default=[], help="Optuna storage URL with recorded curves")

@@ -123,4 +123,6 @@ def _local_ridge_predict(
     n_eff = w.sum() ** 2 / (w * w).sum()
     s2 = float(w @ (res * res)) / w.sum() * n_eff / max(n_eff - p, 1.0)
     var = s2 * (1.0 + float(q @ A_inv @ q) * w.sum() / n_eff)
+    dof = n_eff - p
+    var *= dof / (dof - 2.0) if dof > 3.0 else 3.0  # Student-t variance: few curves, wider tails
     return float(q @ beta), max(var, 1e-8)

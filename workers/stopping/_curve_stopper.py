@@ -41,6 +41,8 @@ class CurveStopper(FIFOScheduler):
         max_epochs: the final epoch, unless a trial's ``config["train"]["epochs"]`` says otherwise.
         grace_period: never stop before this epoch.
         threshold: stop when the probability of reaching the front is below this.
+        margin: count a trial as reaching the front when it comes within ``margin`` of it
+            (ties within measurement noise should not be decided by a prediction).
         min_finished: no stop before this many trials have finished.
         objective: ``"pareto"`` (bar = best finished accuracy at no more MACs), ``"single"``
             (bar = ``top_k``-th best) or ``"auto"`` (pareto when the trial config has ``macs``).
@@ -65,7 +67,8 @@ class CurveStopper(FIFOScheduler):
         mode: str | None = None,
         max_epochs: int,
         grace_period: int = 3,
-        threshold: float = 0.05,
+        threshold: float = 0.02,
+        margin: float = 0.0,
         min_finished: int = 5,
         objective: str = "auto",
         top_k: int = 1,
@@ -82,6 +85,8 @@ class CurveStopper(FIFOScheduler):
             raise ValueError(f"grace_period must be >= 1, got {grace_period}")
         if not 0.0 <= threshold < 1.0:
             raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+        if margin < 0.0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
         if min_finished < 1:
             raise ValueError(f"min_finished must be >= 1, got {min_finished}")
         if objective not in ("auto", "pareto", "single"):
@@ -95,6 +100,7 @@ class CurveStopper(FIFOScheduler):
         self._max_epochs = max_epochs
         self._grace_period = grace_period
         self._threshold = threshold
+        self._margin = margin
         self._min_finished = min_finished
         self._objective = objective
         self._top_k = top_k
@@ -146,6 +152,7 @@ class CurveStopper(FIFOScheduler):
         bar = self._bar(trial)
         if bar is None:
             return TrialScheduler.CONTINUE
+        bar -= self._margin
         prob = self._predict(curve, final).prob_above(bar)
         if prob >= self._threshold:
             return TrialScheduler.CONTINUE

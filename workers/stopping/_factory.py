@@ -58,7 +58,7 @@ POLICIES: dict[str, Callable[..., TrialScheduler]] = {
 _OPTIONS: dict[str, frozenset[str]] = {
     "none": frozenset(),
     "curve": frozenset(
-        {"grace_period", "threshold", "min_finished", "objective", "top_k", "cost_key", "upper",
+        {"grace_period", "threshold", "margin", "min_finished", "objective", "top_k", "cost_key", "upper",
          "lower", "min_references", "time_attr"}
     ),
     "asha": frozenset({"grace_period", "reduction_factor", "brackets"}),
