@@ -17,6 +17,7 @@ from search_spaces.base import Decision, SearchSpace
 from search_spaces.build import SequenceModel, build
 from search_spaces.cells import gru, lstm, elman, make_spec, named_cell
 from search_spaces.cost import cost
+from search_spaces.nb201 import NB201Space
 from search_spaces.recurrent_cell import RecurrentCellSpace
 from search_spaces.sparsity_space import SparsitySpace
 from search_spaces.spec import SCHEMA_VERSION, Spec, SpecError, canonical_hash, validate_spec
@@ -26,6 +27,7 @@ SPACES: dict[str, type[SearchSpace]] = {
     "recurrent_cell": RecurrentCellSpace,
     "activation": ActivationSpace,
     "sparsity": SparsitySpace,
+    "nb201": NB201Space,
 }
 
 
