@@ -14,7 +14,9 @@ import math
 import torch
 from torch import nn
 
+from kernels.recurrent import cell_sequence
 from search_spaces import activations, sparsity
+from search_spaces.lowering import cell_sources, lower_cell
 from search_spaces.spec import LinearEdge, Spec, validate_spec
 from search_spaces.task import Task
 
@@ -41,7 +43,7 @@ class CellModule(nn.Module):
                 sparsity.check(edge.pattern, edge.density, edge.shape)
             except sparsity.SparsityError as exc:
                 raise ValueError(f"edge {edge.src}->{edge.dst}: {exc}") from exc
-        self.sources = sorted({e.src for e in self.edges}, key=lambda s: (s != "x", s not in self.states, s))
+        self.sources = cell_sources(spec, input_size)
         by_source = {s: [e for e in self.edges if e.src == s] for s in self.sources}
         # where each linear edge's projection lives: (source, chunk index)
         self.chunk_of = {(e.src, e.dst, e.slot): (e.src, i) for s in self.sources for i, e in enumerate(by_source[s])}
@@ -73,6 +75,7 @@ class CellModule(nn.Module):
         self.acts = {n: activations.compile_torch(spec.graph.nodes[n]["activation"]) for n in self.order}
         self.inputs = {n: spec.inputs_of(n) for n in self.order}
         self.outputs = {s: spec.output_nodes(s) for s in self.states}
+        self.program = lower_cell(spec, input_size)
         self.apply_masks()
 
     def _mask_buffer(self, src: str) -> str:
@@ -115,9 +118,36 @@ class CellModule(nn.Module):
     def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
         return {s: like.new_zeros(batch, self.hidden_size) for s in self.states}
 
+    def kernel_params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The parameters in the layout of `kernels.recurrent`: ``wx`` ``[Kx * H, in]``, recurrent
+        ``weights`` ``[E, H, H]``, ``biases`` ``[NB, H]`` (masks applied, differentiable)."""
+        H = self.hidden_size
+        sparse = self.sparse()
+        w = {s: self.weights[s] * self.mask(s) if sparse else self.weights[s] for s in self.sources}
+        ref = next(iter(self.weights.values()), None)
+        if ref is None:
+            ref = next(iter(self.biases.values()))
+        wx = w["x"] if "x" in w else ref.new_zeros(0, self.input_size)
+        rec = [w[s].view(-1, H, H) for s in self.sources if s != "x"]
+        weights = torch.cat(rec) if len(rec) > 1 else rec[0] if rec else ref.new_zeros(0, H, H)
+        bias_list = [self.biases[n] for n in self.order if n in self.biases]
+        biases = torch.stack(bias_list) if bias_list else ref.new_zeros(0, H)
+        return wx, weights, biases
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run the cell over ``x`` ``[B, T, input_size]``; returns h for every step ``[B, T, H]``
-        and the final states."""
+        and the final states.
+
+        One call into `kernels.recurrent.cell_sequence`: Triton on CUDA, torch's fused LSTM/GRU for
+        exact LSTM/GRU Specs, otherwise the generated fused CPU path. `forward_reference` is the
+        original per-step loop, kept as the oracle for tests.
+        """
+        wx, weights, biases = self.kernel_params()
+        hs, final = cell_sequence(self.program, x, wx, weights, biases)
+        return hs, {s: final[i] for i, s in enumerate(self.states)}
+
+    def forward_reference(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The naive per-step loop (one matmul per source per step); same numerics as `forward`."""
         B, T, _ = x.shape
         H = self.hidden_size
         weights = {s: self.weights[s] * self.mask(s) for s in self.sources}

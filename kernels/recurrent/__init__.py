@@ -1,0 +1,49 @@
+"""A recurrent cell over a whole sequence: ``cell_sequence(program, x, wx, weights, biases)``.
+
+Dispatch (`kernels.dispatch.use_triton`): the Triton kernel on CUDA (or forced under the
+interpreter); on CPU the library fast path for an exact LSTM/GRU, else the generated fused path.
+Implementations of the shared ``recurrent(program, xproj, weights, biases, initial)`` contract:
+`reference` (per-step loop, the oracle), `fused` (generated torch), `triton` (generated kernels).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kernels.dispatch import use_triton
+from kernels.recurrent import fused, reference
+from kernels.recurrent.library import LIBRARY
+from kernels.recurrent.program import CellProgram, Op, Term
+
+
+def cell_sequence(
+    program: CellProgram,
+    x: torch.Tensor,
+    wx: torch.Tensor,
+    weights: torch.Tensor,
+    biases: torch.Tensor,
+    initial: torch.Tensor | None = None,
+    *,
+    library: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the cell over ``x`` ``[B, T, I]`` with ``wx`` ``[Kx * H, I]`` (x projections), recurrent
+    ``weights`` ``[E, H, H]``, ``biases`` ``[NB, H]``, ``initial`` ``[S, B, H]`` (None: zeros).
+
+    Returns ``hs`` ``[B, T, H]`` and the final states ``[S, B, H]``. ``library=False`` skips the
+    torch LSTM/GRU fast path (benchmarks use it to time the generated path).
+    """
+    B, T, _ = x.shape
+    if initial is None:
+        initial = x.new_zeros(program.num_states, B, program.hidden)
+    if use_triton(x, weights):
+        from kernels.recurrent import triton as _triton
+
+        xproj = x @ wx.t()
+        return _triton.recurrent(program, xproj, weights, biases, initial)
+    if library and program.library in LIBRARY:
+        return LIBRARY[program.library](x, wx, weights, biases, initial)
+    xproj = x @ wx.t()  # every step's input projections in one matmul
+    return fused.recurrent(program, xproj, weights, biases, initial)
+
+
+__all__ = ["CellProgram", "Op", "Term", "cell_sequence", "fused", "reference"]

@@ -1,0 +1,74 @@
+"""Plain-torch reference of a recurrent cell over a sequence: a per-step loop of small ops, autograd.
+
+This is the trusted oracle of the fused paths (it mirrors the original `CellModule` loop), not a fast
+path. Signature shared by every implementation::
+
+    recurrent(program, xproj, weights, biases, initial) -> (hs, final)
+
+    xproj   [B, T, Kx * H]  input projections of all steps (``x @ Wx.T``, one matmul outside)
+    weights [E, H, H]       recurrent edges, ``W[e]`` maps value ``program.edge_src[e]``
+    biases  [NB, H]         one row per op with a bias, in op order
+    initial [S, B, H]       states at t = -1 (None: zeros)
+    hs      [B, T, H]       the new ``h`` at every step; final [S, B, H] the last states
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kernels.activation.reference import torch_function
+from kernels.recurrent.program import CellProgram
+
+
+def check_shapes(
+    program: CellProgram, xproj: torch.Tensor, weights: torch.Tensor, biases: torch.Tensor, initial: torch.Tensor | None
+) -> None:
+    """Raise ValueError naming the sizes when tensors do not fit the program."""
+    H, S = program.hidden, program.num_states
+    if xproj.dim() != 3 or xproj.shape[2] != program.num_x * H:
+        raise ValueError(f"xproj must be [B, T, {program.num_x * H}], got {list(xproj.shape)}")
+    if tuple(weights.shape) != (len(program.edge_src), H, H):
+        raise ValueError(f"weights must be [{len(program.edge_src)}, {H}, {H}], got {list(weights.shape)}")
+    if tuple(biases.shape) != (program.num_biases, H):
+        raise ValueError(f"biases must be [{program.num_biases}, {H}], got {list(biases.shape)}")
+    if initial is not None and tuple(initial.shape) != (S, xproj.shape[0], H):
+        raise ValueError(f"initial must be [{S}, {xproj.shape[0]}, {H}], got {list(initial.shape)}")
+
+
+def recurrent(
+    program: CellProgram,
+    xproj: torch.Tensor,
+    weights: torch.Tensor,
+    biases: torch.Tensor,
+    initial: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the cell over the sequence, one small op at a time (see the module docstring for shapes)."""
+    check_shapes(program, xproj, weights, biases, initial)
+    B, T, _ = xproj.shape
+    H, S = program.hidden, program.num_states
+    state = list(initial.unbind(0)) if initial is not None else [xproj.new_zeros(B, H) for _ in range(S)]
+    acts = [torch_function(op.activation) for op in program.ops]
+    hs = []
+    for t in range(T):
+        values = list(state)
+        xt = xproj[:, t]
+        for op, act in zip(program.ops, acts):
+            terms = []
+            for term in op.terms:
+                if term.kind == "x":
+                    terms.append(xt[:, term.index * H : (term.index + 1) * H])
+                elif term.kind == "edge":
+                    terms.append(values[program.edge_src[term.index]] @ weights[term.index].t())
+                else:
+                    terms.append(values[term.index])
+            out = terms[0]
+            for other in terms[1:]:
+                out = out + other if op.combine == "add" else out * other if op.combine == "mul" else out - other
+            if op.bias >= 0:
+                out = out + biases[op.bias]
+            values.append(act(out))
+        state = [
+            values[o[0]] if len(o) == 1 else torch.stack([values[i] for i in o]).mean(0) for o in program.outputs
+        ]
+        hs.append(state[0])
+    return torch.stack(hs, dim=1), torch.stack(state)
