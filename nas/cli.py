@@ -18,7 +18,7 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -86,7 +86,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 def _status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from nas.progress import describe_cell, front_table
+    from nas.progress import describe_cell, fit_columns, front_table
     from nas.study import open_study, pareto_front, summarize
 
     _, storage = _study_location(args)
@@ -98,14 +98,15 @@ def _status(args: argparse.Namespace) -> int:
     trials = study.get_trials(deepcopy=False)
     table = Table(title=f"study {args.name}: {len(trials)} trials")
     for column in ("trial", "state", "val acc", "MACs", "epochs", "note", "cell"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis", ratio=1 if column in ("note", "cell") else None)
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
     shown = trials if args.all else trials[-20:]
+    rows = []
     for t in shown:
         acc = f"{t.values[0]:.4f}" if t.values else "-"
         macs = f"{int(t.user_attrs['macs']):,}" if "macs" in t.user_attrs else "-"
         note = t.user_attrs.get("error") or t.user_attrs.get("interrupted") or ""
-        table.add_row(str(t.number), t.state.name, acc, macs, str(t.user_attrs.get("epochs", "-")), note[:50], describe_cell(t, 40))
-    console.print(table)
+        rows.append((str(t.number), t.state.name, acc, macs, str(t.user_attrs.get("epochs", "-")), note, describe_cell(t)))
+    console.print(fit_columns(table, rows, flexible={"note", "cell"}))
     best = f"{s.best_accuracy:.4f} at {s.best_macs:,} MACs" if s.best_accuracy is not None else "-"
     console.print(
         f"complete {s.complete}, pruned {s.pruned}, failed {s.failed}, running {s.running}; best {best}; "

@@ -76,9 +76,9 @@ def front_table(front: Sequence[FrozenTrial], title: str = "Pareto front (accura
     for column, justify in (("trial", "right"), ("val acc", "right"), ("test acc", "right"), ("MACs", "right"),
                             ("params", "right"), ("cell", "left")):
         wide = column == "cell"
-        table.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis", ratio=1 if wide else None)
-    for t in front:
-        table.add_row(
+        table.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis")
+    rows = [
+        (
             str(t.number),
             f"{t.values[0]:.4f}",
             f"{t.user_attrs.get('test_accuracy', float('nan')):.4f}",
@@ -86,6 +86,26 @@ def front_table(front: Sequence[FrozenTrial], title: str = "Pareto front (accura
             f"{t.user_attrs.get('params', 0):,}",
             describe_cell(t),
         )
+        for t in front
+    ]
+    return fit_columns(table, rows, flexible={"cell"})
+
+
+def fit_columns(table: Table, rows: Sequence[Sequence[str]], flexible: set[str], width: int | None = None) -> Table:
+    """Add ``rows``; every column keeps its full width except the ``flexible`` ones, which share
+    what is left of the terminal and are cut with an ellipsis."""
+    width = width or Console().width
+    fixed = 0
+    for i, column in enumerate(table.columns):
+        if str(column.header) not in flexible:
+            column.min_width = max([len(str(column.header))] + [len(r[i]) for r in rows])
+            fixed += column.min_width
+    left = max(10, (width - fixed - 3 * len(table.columns) - 1) // max(1, len(flexible)))
+    for column in table.columns:
+        if str(column.header) in flexible:
+            column.max_width = left
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

@@ -68,6 +68,12 @@ def check(pattern: str, density: float, shape: tuple[int, int] | None) -> None:
         br, bc = block_shape(shape)
         if rows % br or cols % bc:
             raise SparsityError(f"block pattern needs a {rows}x{cols} matrix to tile by {br}x{bc}")
+        blocks = (rows // br) * (cols // bc)
+        if abs(density * blocks - round(density * blocks)) > 1e-9 or round(density * blocks) < 1:
+            raise SparsityError(
+                f"block pattern at density {density} keeps {density * blocks:g} of the {blocks} "
+                f"{br}x{bc} blocks of a {rows}x{cols} matrix; choose a density that is a multiple of 1/{blocks}"
+            )
     if pattern == "nm":
         _, m = nm_group(density)
         if cols % m:
@@ -83,7 +89,7 @@ def nnz(pattern: str, density: float, shape: tuple[int, int]) -> int:
     if pattern == "block":
         br, bc = block_shape(shape)
         blocks = (rows // br) * (cols // bc)
-        return max(1, round(density * blocks)) * br * bc
+        return round(density * blocks) * br * bc
     if pattern == "nm":
         n, m = nm_group(density)
         return rows * (cols // m) * n

@@ -129,7 +129,7 @@ class Trainer:
             idx = order[start : start + self.config.batch_size]
             loss, _ = _batch_loss(self.model, self.data.train.x[idx], self.data.train.y[idx], task.objective)
             if not torch.isfinite(loss):
-                raise CandidateDiverged(f"training loss became {float(loss)} at epoch {self.epoch + 1}")
+                raise CandidateDiverged(f"training loss became {float(loss.detach())} at epoch {self.epoch + 1}")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.grad_clip > 0:

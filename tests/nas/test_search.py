@@ -1,0 +1,114 @@
+"""End-to-end searches on the local Ray cluster (slow: they train real candidates)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from nas.cli import main
+from nas.config import parse_config
+from nas.search import run_search
+from nas.study import default_storage
+
+pytestmark = pytest.mark.slow
+
+SMALL = {
+    "data": {"name": "digits-seq"},
+    "space": {"name": "recurrent_cell", "num_nodes": 2, "hidden_sizes": [8, 16]},
+    "train": {"epochs": 2, "batch_size": 128},
+    "search": {"trials": 4, "sampler": "random", "max_concurrent": 2},
+}
+
+
+def _config(tmp_path: Path, name: str, **changes) -> Path:
+    data = {"name": name, **{k: dict(v) for k, v in SMALL.items()}}
+    for dotted, value in changes.items():
+        section, key = dotted.split(".")
+        data[section][key] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _study(tmp_path: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=default_storage(tmp_path / "runs" / name))
+
+
+def test_search_writes_a_study_with_both_objectives(ray_cluster, tmp_path, capsys):
+    path = _config(tmp_path, "tiny")
+    assert main(["search", str(path), "--runs-dir", str(tmp_path / "runs")]) == 0
+    study = _study(tmp_path, "tiny")
+    trials = study.get_trials()
+    assert len(trials) == 4
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert complete, [t.user_attrs for t in trials]
+    for t in complete:
+        assert len(t.values) == 2 and 0 <= t.values[0] <= 1 and t.values[1] == t.user_attrs["macs"] > 0
+        assert t.user_attrs["epochs"] == 2 and len(t.user_attrs["curve"]) == 2 and "spec" in t.user_attrs
+    assert study.best_trials
+    out = capsys.readouterr().out
+    assert "Pareto front" in out and "finished 4/4" in out
+    assert main(["status", "tiny", "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert "complete 4" in capsys.readouterr().out.replace(",", "")
+    # the same study again: already done, nothing runs; a different config is refused, study untouched
+    assert main(["search", str(path), "--runs-dir", str(tmp_path / "runs")]) == 0
+    changed = _config(tmp_path, "tiny", **{"space.num_nodes": 3})
+    assert main(["search", str(changed), "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "space.num_nodes" in capsys.readouterr().err
+    assert len(_study(tmp_path, "tiny").get_trials()) == 4
+
+
+def test_crashing_candidates_fail_their_trial_and_the_search_goes_on(ray_cluster, tmp_path):
+    config = parse_config(
+        {
+            "name": "crashy",
+            **SMALL,
+            "space": {"name": "recurrent_cell", "num_nodes": 1, "hidden_sizes": [16],
+                      "activations": ["tanh", "exp(exp(exp(exp(x))))"], "combine_ops": ["add"]},
+            "search": {"trials": 6, "sampler": "random", "max_concurrent": 2},
+        }
+    )
+    outcome = run_search(config, runs_dir=tmp_path / "runs")
+    trials = outcome.study.get_trials()
+    assert len(trials) == 6 and not outcome.interrupted
+    for t in trials:
+        act = t.params["n0_act"]
+        if act == "tanh":
+            assert t.state == TrialState.COMPLETE
+        else:
+            assert t.state == TrialState.FAIL and "loss became" in t.user_attrs["error"]
+    assert {t.params["n0_act"] for t in trials} == {"tanh", "exp(exp(exp(exp(x))))"}
+
+
+def test_ctrl_c_leaves_the_study_readable(tmp_path):
+    path = _config(tmp_path, "stopme", **{"search.trials": 200, "train.epochs": 3})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas.cli", "search", str(path), "--runs-dir", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+    )
+    db = tmp_path / "runs" / "stopme" / "study.db"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                if sum(t.state == TrialState.COMPLETE for t in _study(tmp_path, "stopme").get_trials()) >= 2:
+                    break
+            except Exception:
+                pass
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 130), out.decode()[-2000:]
+    trials = _study(tmp_path, "stopme").get_trials()
+    assert 2 <= len(trials) < 200
+    assert not [t for t in trials if t.state == TrialState.RUNNING]

@@ -1,0 +1,55 @@
+"""Datasets: shapes, fixed splits, and clear errors for user data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from workers.data import DataError, load_dataset
+
+
+@pytest.mark.parametrize("name", ["digits-seq", "reber", "adding"])
+def test_splits_are_fixed_by_seed_and_disjoint(name):
+    a, b, c = load_dataset(name, seed=0), load_dataset(name, seed=0), load_dataset(name, seed=1)
+    assert torch.equal(a.train.x, b.train.x) and not torch.equal(a.train.x, c.train.x)
+    total = len(a.train) + len(a.val) + len(a.test)
+    assert len(a.train) > len(a.val) > 0 and len(a.test) > 0
+    task = a.task
+    if task.input_kind == "tokens":
+        assert a.train.x.shape[1:] == (task.seq_len,) and int(a.train.x.max()) < task.input_size
+    else:
+        assert a.train.x.shape[1:] == (task.seq_len, task.input_size)
+    if name == "digits-seq":
+        assert total == 1797 and task.output_size == 10
+
+
+def test_reber_labels_depend_on_the_long_range_symbol():
+    data = load_dataset("reber", seed=0)
+    x, y = data.train.x, data.train.y
+    second = torch.stack([row[row > 0][1] for row in x])
+    penultimate = x[:, -2]
+    assert torch.equal((second == penultimate).long(), y)
+
+
+def test_adding_targets_are_the_marked_sums():
+    data = load_dataset("adding", seed=0, n=50, length=10)
+    x, y = data.train.x, data.train.y
+    torch.testing.assert_close((x[..., 0] * x[..., 1]).sum(1, keepdim=True), y)
+    assert (x[..., 1].sum(1) == 2).all()
+
+
+def test_npz_user_data(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=rng.normal(size=(40, 5, 3)).astype(np.float32), y=rng.integers(0, 4, 40))
+    data = load_dataset("npz", path=str(path))
+    assert data.task.input_size == 3 and data.task.seq_len == 5 and data.task.output_size == 4
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, inputs=np.zeros((4, 2)))
+    with pytest.raises(DataError, match="must hold arrays 'x' and 'y'"):
+        load_dataset("npz", path=str(bad))
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset("npz", path=str(tmp_path / "missing.npz"))
+    with pytest.raises(DataError, match="unknown dataset"):
+        load_dataset("mnist")

@@ -1,0 +1,37 @@
+"""The Ray trainable: per-epoch reports with checkpoints, and candidate errors reported, not raised."""
+
+from __future__ import annotations
+
+import pytest
+from ray import tune
+
+from search_spaces import gru
+from workers.trainable import train_candidate
+
+pytestmark = pytest.mark.slow
+
+
+def _run(config, tmp_path):
+    tuner = tune.Tuner(
+        train_candidate,
+        param_space=config,
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="t", verbose=0),
+    )
+    return tuner.fit()[0]
+
+
+def test_reports_every_epoch_with_a_checkpoint(ray_cluster, tmp_path):
+    config = {"spec": gru(8).to_json(), "data": {"name": "digits-seq"},
+              "train": {"epochs": 2, "batch_size": 256}, "seed": 1}
+    result = _run(config, tmp_path)
+    assert result.error is None
+    history = result.metrics_dataframe
+    assert list(history["epoch"]) == [1, 2]
+    assert result.checkpoint is not None
+    assert 0 < result.metrics["best_accuracy"] <= 1
+
+
+def test_a_candidate_that_cannot_build_reports_an_error(ray_cluster, tmp_path):
+    result = _run({"spec": "{not json", "data": {"name": "digits-seq"}, "train": {"epochs": 1}}, tmp_path)
+    assert result.error is None
+    assert "SpecError" in result.metrics["error"]
