@@ -14,6 +14,7 @@ import functools
 import torch
 import triton
 
+from kernels._alloc import empty, empty_like
 from kernels.activation.expr import TRITON_PRELUDE, Tree, emit, generated_module, tree_hash, tree_text
 
 BLOCK_N, BLOCK_C = 16, 32
@@ -93,7 +94,7 @@ def activation_fwd(x: torch.Tensor, tree: Tree, bias: torch.Tensor | None) -> to
     """``x``: ``[..., C]`` -> ``act(x + bias)`` of the same shape and dtype."""
     x2 = _as_2d(x)
     N, C = x2.shape
-    y = torch.empty_like(x2)
+    y = empty_like(x2)
     grid = (triton.cdiv(N, BLOCK_N), triton.cdiv(C, BLOCK_C))
     kernels_for(tree).act_fwd_kernel[grid](
         x2, bias if bias is not None else x2, y, N, C,
@@ -108,9 +109,9 @@ def activation_bwd(
     """Gradients ``(dx [..., C], dbias [C] or None)`` from the saved input and ``dy``."""
     x2, dy2 = _as_2d(x), _as_2d(dy)
     N, C = x2.shape
-    dx = torch.empty_like(x2)
+    dx = empty_like(x2)
     grid = (triton.cdiv(N, BLOCK_N), triton.cdiv(C, BLOCK_C))
-    partial = x2.new_empty(grid[0], C) if bias is not None else dx
+    partial = empty(grid[0], C, dtype=x2.dtype, device=x2.device) if bias is not None else dx
     kernels_for(tree).act_bwd_kernel[grid](
         x2, bias if bias is not None else x2, dy2, dx, partial, N, C,
         HAS_BIAS=bias is not None, IS_F64=x.dtype == torch.float64, BLOCK_N=BLOCK_N, BLOCK_C=BLOCK_C,

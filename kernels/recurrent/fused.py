@@ -11,10 +11,11 @@ per step than the eager per-step loop of `kernels.recurrent.reference`.
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import torch
 
-from kernels.activation.expr import TORCH_PRELUDE, tree_hash
+from kernels.activation.expr import TORCH_PRELUDE
 from kernels.recurrent.codegen import activation_grad, activation_value, names_in
 from kernels.recurrent.program import CellProgram
 from kernels.recurrent.reference import check_shapes
@@ -266,7 +267,7 @@ def compiled(program: CellProgram) -> dict:
     fwd = _forward_source(plan, read)
     source = "\n".join([TORCH_PRELUDE, "_aten = torch.ops.aten", "", *fwd, "", *bwd, ""])
     namespace: dict = {}
-    exec(compile(source, f"<recurrent {tree_hash(('x',))}:{abs(hash(program.key()))}>", "exec"), namespace)
+    exec(compile(source, f"<recurrent {hashlib.sha256(program.key().encode()).hexdigest()[:16]}>", "exec"), namespace)
     namespace["source"] = source
     return namespace
 

@@ -15,7 +15,7 @@ from kernels.recurrent.program import CellProgram
 from search_spaces.build import CellModule
 from search_spaces.cells import elman, gru, lstm
 from search_spaces.lowering import lower_cell
-from tests.kernels._testing import RATIO, assert_close, random_specs
+from tests.kernels._testing import RATIO, assert_close, random_specs, rel_rms
 
 NAMED = [lstm(8), gru(8), elman(8), lstm(8, "mul(x, sigmoid(x))")]
 RANDOM = random_specs(2, hidden=8, seed=1, input_size=8)
@@ -101,3 +101,43 @@ def test_shape_errors_name_sizes() -> None:
     xp, w, b, h0 = make_inputs(program, B=2, T=3)
     with pytest.raises(ValueError, match=r"weights must be \[1, 4, 4\]"):
         fused.recurrent(program, xp, w[:, :2], b, h0)
+
+
+# ---- the Triton kernel under the interpreter (tiny shapes: the interpreter is slow) ------------------
+from kernels.recurrent import triton as rnn_triton  # noqa: E402
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_triton_matches_reference(spec) -> None:
+    program = lower_cell(spec, 8)
+    inputs = make_inputs(program, B=3, T=4)
+    compare(run(reference.recurrent, program, inputs), run(rnn_triton.recurrent, program, inputs), RATIO[torch.float64])
+
+
+@pytest.mark.parametrize("spec", [NAMED[0], NAMED[1], RANDOM[0]], ids=["lstm", "gru", "random"])
+def test_triton_gradcheck(spec) -> None:
+    program = lower_cell(spec, 8)
+    inputs = make_inputs(program, B=2, T=2)
+    assert torch.autograd.gradcheck(lambda *a: rnn_triton.recurrent(program, *a), inputs, fast_mode=True)
+
+
+@pytest.mark.parametrize("spec", [NAMED[0], RANDOM[1]], ids=["lstm", "random"])
+def test_triton_float32_against_float64(spec) -> None:
+    program = lower_cell(spec, 8)
+    ref = run(reference.recurrent, program, make_inputs(program, B=17, T=3))  # two batch blocks
+    out = run(rnn_triton.recurrent, program, make_inputs(program, B=17, T=3, dtype=torch.float32))
+    compare(ref, out, RATIO[torch.float32])
+
+
+def test_triton_rejects_large_hidden() -> None:
+    program = lower_cell(elman(rnn_triton.MAX_HIDDEN + 1), 4)
+    assert not rnn_triton.supports(program)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_triton_on_cuda() -> None:
+    program = lower_cell(lstm(32), 16)
+    inputs = [t.detach().cuda().float().requires_grad_() for t in make_inputs(program, B=40, T=7)]
+    ref = run(reference.recurrent, program, inputs)
+    out = run(rnn_triton.recurrent, program, inputs)
+    compare(ref, out, 1e-4)
