@@ -4,8 +4,8 @@ Each replay draws ``--trials`` curves, runs them on ``--workers`` parallel worke
 per epoch, a freed worker takes the next curve), and feeds every report to the real scheduler
 objects (our CurveStopper, Ray's AsyncHyperBandScheduler and MedianStoppingRule) through
 ``on_trial_add`` / ``on_trial_result`` / ``on_trial_complete``, as Ray's TuneController does:
-a STOP decision ends the trial and is followed by ``on_trial_complete``; the last report goes to
-``on_trial_complete`` only. Printed per policy: epochs spent, speed-up against no stopping, how
+a STOP decision ends the trial and is followed by ``on_trial_complete``, and so does the last
+report. Printed per policy: epochs spent, speed-up against no stopping, how
 often the true best (and the whole true Pareto front, accuracy up / compute down) was trained to
 the end, and the regret of the best finished trial.
 
@@ -137,7 +137,8 @@ def replay(curves: list[Curve], scheduler: Any, workers: int) -> ReplayResult:
         now, _, i, j = heapq.heappop(events)
         c, trial = curves[i], trials[i]
         result = {"accuracy": c.values[j], "epoch": c.epochs[j], "training_iteration": c.epochs[j]}
-        if j == len(c.epochs) - 1:
+        if j == len(c.epochs) - 1:  # Ray: the last result, then the trainable returns
+            scheduler.on_trial_result(ctrl, trial, result)
             scheduler.on_trial_complete(ctrl, trial, result)
             out.epochs += c.epochs[j]
             out.finished.append(i)
