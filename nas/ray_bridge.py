@@ -134,6 +134,10 @@ class StudySearcher(Searcher):
         trial.set_user_attr("best_epoch", int(result["best_epoch"]))
         trial.set_user_attr("test_accuracy", float(result["best_test_accuracy"]))
         trial.set_user_attr("epochs", epoch)
+        if result.get("checkpoint_dir_name"):
+            # relative to the run directory: ray/trial_<number>/<checkpoint>/trainer.pt holds the
+            # last epoch's trainer state with the best epoch's weights under "best_state"
+            trial.set_user_attr("checkpoint", f"ray/trial_{number}/{result['checkpoint_dir_name']}")
         if epoch < self.epochs:
             self._tell(number, TrialState.PRUNED)
             self.counts.pruned += 1

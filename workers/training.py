@@ -92,6 +92,7 @@ class Trainer:
     model: nn.Module = field(init=False)
     epoch: int = field(init=False, default=0)
     history: list[EpochResult] = field(init=False, default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.model = build(self.spec, self.data.task, seed=self.seed)
@@ -145,6 +146,8 @@ class Trainer:
         test_accuracy, _ = evaluate(self.model, self.data.test, task.objective)
         result = EpochResult(self.epoch, accuracy, val_loss, total / count, test_accuracy)
         self.history.append(result)
+        if self.best is result:
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return result
 
     def state_dict(self) -> dict[str, Any]:
@@ -153,6 +156,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,
             "history": [r.to_dict() for r in self.history],
+            "best_state": self.best_state,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -160,3 +164,4 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
         self.history = [EpochResult(**r) for r in state["history"]]
+        self.best_state = state.get("best_state")
