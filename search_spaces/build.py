@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from kernels.recurrent import cell_sequence
+from kernels.sparse import BlockLayout
 from search_spaces import activations, sparsity
 from search_spaces.lowering import cell_sources, lower_cell
 from search_spaces.spec import LinearEdge, Spec, validate_spec
@@ -76,6 +77,7 @@ class CellModule(nn.Module):
         self.inputs = {n: spec.inputs_of(n) for n in self.order}
         self.outputs = {s: spec.output_nodes(s) for s in self.states}
         self.program = lower_cell(spec, input_size)
+        self._x_layout = self._block_layout()
         self.apply_masks()
 
     def _mask_buffer(self, src: str) -> str:
@@ -86,6 +88,17 @@ class CellModule(nn.Module):
 
     def mask(self, src: str) -> torch.Tensor:
         return getattr(self, self._mask_names[src])
+
+    def _block_layout(self) -> BlockLayout | None:
+        """Non-zero blocks of the x weights when block-sparse (the GPU path skips zero blocks)."""
+        if "x" not in self.weights or not any(e.pattern == "block" for e in self.edges_by_source["x"]):
+            return None
+        block = sparsity.block_shape((self.hidden_size, self.input_size))
+        mask = self.mask("x")
+        if mask.shape[0] % block[0] or mask.shape[1] % block[1]:
+            return None
+        layout = BlockLayout.from_mask(mask, block)
+        return layout if layout.density() < 1.0 else None
 
     def sparse(self) -> bool:
         return any(e.density < 1.0 for e in self.edges)
@@ -113,6 +126,7 @@ class CellModule(nn.Module):
                 density = sparsity.magnitude_schedule(e.density, progress)
                 w = self.weights[src][rows]
                 mask[rows] = sparsity.make_mask("magnitude", density, e.shape, weight=w).to(mask.dtype)
+        self._x_layout = self._block_layout()
         self.apply_masks()
 
     def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -143,7 +157,7 @@ class CellModule(nn.Module):
         original per-step loop, kept as the oracle for tests.
         """
         wx, weights, biases = self.kernel_params()
-        hs, final = cell_sequence(self.program, x, wx, weights, biases)
+        hs, final = cell_sequence(self.program, x, wx, weights, biases, wx_layout=self._x_layout)
         return hs, {s: final[i] for i, s in enumerate(self.states)}
 
     def forward_reference(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -14,6 +14,7 @@ from kernels.dispatch import use_triton
 from kernels.recurrent import fused, reference
 from kernels.recurrent.library import LIBRARY
 from kernels.recurrent.program import CellProgram, Op, Term
+from kernels.sparse import BlockLayout, block_sparse_matmul
 
 
 def cell_sequence(
@@ -25,12 +26,15 @@ def cell_sequence(
     initial: torch.Tensor | None = None,
     *,
     library: bool = True,
+    wx_layout: BlockLayout | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the cell over ``x`` ``[B, T, I]`` with ``wx`` ``[Kx * H, I]`` (x projections), recurrent
     ``weights`` ``[E, H, H]``, ``biases`` ``[NB, H]``, ``initial`` ``[S, B, H]`` (None: zeros).
 
     Returns ``hs`` ``[B, T, H]`` and the final states ``[S, B, H]``. ``library=False`` skips the
-    torch LSTM/GRU fast path (benchmarks use it to time the generated path).
+    torch LSTM/GRU fast path (benchmarks use it to time the generated path). ``wx_layout``: the
+    non-zero blocks of a block-sparse ``wx``; the Triton path then projects with the block-sparse
+    matmul (on CPU the masked dense matmul is faster at these sizes).
     """
     B, T, _ = x.shape
     if initial is None:
@@ -38,7 +42,12 @@ def cell_sequence(
     if use_triton(x, weights):
         from kernels.recurrent import triton as _triton
 
-        xproj = x @ wx.t()
+        if not _triton.supports(program):
+            return fused.recurrent(program, x @ wx.t(), weights, biases, initial)
+        if wx_layout is not None:
+            xproj = block_sparse_matmul(x.reshape(B * T, -1), wx, wx_layout).view(B, T, -1)
+        else:
+            xproj = x @ wx.t()
         return _triton.recurrent(program, xproj, weights, biases, initial)
     if library and program.library in LIBRARY:
         return LIBRARY[program.library](x, wx, weights, biases, initial)

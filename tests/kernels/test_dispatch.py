@@ -47,3 +47,23 @@ def test_model_dispatches_to_triton_when_forced(monkeypatch) -> None:
     hs, _ = cell(torch.randn(2, 3, 3))
     ref, _ = cell.forward_reference(torch.randn(2, 3, 3))
     assert calls and hs.shape == ref.shape == (2, 3, 4)
+
+
+def test_block_sparse_cell_uses_sparse_matmul_when_forced(monkeypatch) -> None:
+    """A block-sparse x matrix goes through the block-sparse kernel on the Triton path."""
+    import kernels.recurrent as rec
+    from search_spaces.build import CellModule
+    from search_spaces.cells import elman
+
+    spec = elman(16)
+    spec.graph.edges["x", "n0"].update(density=0.5, pattern="block")
+    cell = CellModule(spec, 32).double()
+    assert cell._x_layout is not None and cell._x_layout.density() == 0.5
+    calls = []
+    original = rec.block_sparse_matmul
+    monkeypatch.setattr(rec, "block_sparse_matmul", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setenv("NAS_KERNELS", "triton")
+    x = torch.randn(2, 3, 32, dtype=torch.float64)
+    hs, _ = cell(x)
+    ref, _ = cell.forward_reference(x)
+    assert calls and torch.allclose(hs, ref, atol=1e-12)
