@@ -217,3 +217,34 @@ def test_replay_on_synthetic_curves_saves_epochs_and_keeps_best() -> None:
     assert int(np.argmax(tops)) in curve.finished
     median = bench.replay(curves, make_scheduler("median", max_epochs=30), workers=4)
     assert median.epochs < none.epochs  # the Ray baselines run through the same replay
+
+
+def test_noise_margin_keeps_near_ties() -> None:
+    """A candidate just under the best, within the reports' noise, is a tie, not a loser."""
+    rng = np.random.default_rng(0)
+
+    def run(noise_margin: float) -> int | None:
+        s = _stopper(objective="single", noise_margin=noise_margin, track="last", min_finished=8,
+                     min_references=8)
+        for i, top in enumerate(np.linspace(0.7, 0.85, 8)):
+            t = _trial(f"f{i}")
+            s.on_trial_add(None, t)
+            for e in range(1, EPOCHS):
+                s.on_trial_result(None, t, _result(e, _curve(top, e) + rng.normal(0, 0.01)))
+            s.on_trial_complete(None, t, _result(EPOCHS, _curve(top, EPOCHS)))
+        assert s._margin_value() == pytest.approx(noise_margin * np.median(s._noise))
+        return _run_until_stop(s, _trial("tie"), 0.83)
+
+    assert run(0.0) is not None
+    assert run(3.0) is None
+
+
+def test_track_best_uses_running_maximum() -> None:
+    s = _stopper(track="best")
+    t = _trial("t")
+    s.on_trial_add(None, t)
+    for e, acc in enumerate([0.5, 0.7, 0.6, 0.65], start=1):
+        s.on_trial_result(None, t, _result(e, acc))
+    assert [v for _, v, _ in s._curves["t"]] == [0.5, 0.7, 0.7, 0.7]
+    with pytest.raises(ValueError, match="track"):
+        _stopper(track="mean")

@@ -43,6 +43,8 @@ class CurveStopper(FIFOScheduler):
         threshold: stop when the probability of reaching the front is below this.
         margin: count a trial as reaching the front when it comes within ``margin`` of it
             (ties within measurement noise should not be decided by a prediction).
+        noise_margin: a further margin, in units of the metric's epoch-to-epoch noise std,
+            estimated from the finished curves (robust: MAD of successive differences).
         min_finished: no stop before this many trials have finished.
         objective: ``"pareto"`` (bar = best finished accuracy at no more MACs), ``"single"``
             (bar = ``top_k``-th best) or ``"auto"`` (pareto when the trial config has ``macs``).
@@ -52,6 +54,9 @@ class CurveStopper(FIFOScheduler):
         lower: the metric's floor (after negation).
         min_references: finished curves before the population model replaces the families.
         time_attr: result key holding the 1-based epoch; ``training_iteration`` if absent.
+        track: ``"best"``: a trial's value is the best so far (the search keeps the best epoch's
+            weights and tells the study its best accuracy), so the running best curve is
+            extrapolated; ``"last"``: the value at the last epoch.
 
     Example:
         >>> from workers.stopping import CurveStopper
@@ -67,8 +72,9 @@ class CurveStopper(FIFOScheduler):
         mode: str | None = None,
         max_epochs: int,
         grace_period: int = 3,
-        threshold: float = 0.02,
+        threshold: float = 0.05,
         margin: float = 0.0,
+        noise_margin: float = 0.5,
         min_finished: int = 5,
         objective: str = "auto",
         top_k: int = 1,
@@ -77,6 +83,7 @@ class CurveStopper(FIFOScheduler):
         lower: float | None = None,
         min_references: int = 5,
         time_attr: str = "epoch",
+        track: str = "best",
     ) -> None:
         super().__init__()
         if max_epochs < 1:
@@ -85,12 +92,14 @@ class CurveStopper(FIFOScheduler):
             raise ValueError(f"grace_period must be >= 1, got {grace_period}")
         if not 0.0 <= threshold < 1.0:
             raise ValueError(f"threshold must be in [0, 1), got {threshold}")
-        if margin < 0.0:
-            raise ValueError(f"margin must be >= 0, got {margin}")
+        if margin < 0.0 or noise_margin < 0.0:
+            raise ValueError(f"margin and noise_margin must be >= 0, got {margin}, {noise_margin}")
         if min_finished < 1:
             raise ValueError(f"min_finished must be >= 1, got {min_finished}")
         if objective not in ("auto", "pareto", "single"):
             raise ValueError(f"objective must be 'auto', 'pareto' or 'single', got {objective!r}")
+        if track not in ("best", "last"):
+            raise ValueError(f"track must be 'best' or 'last', got {track!r}")
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         if mode is not None and mode not in ("min", "max"):
@@ -101,6 +110,7 @@ class CurveStopper(FIFOScheduler):
         self._grace_period = grace_period
         self._threshold = threshold
         self._margin = margin
+        self._noise_margin = noise_margin
         self._min_finished = min_finished
         self._objective = objective
         self._top_k = top_k
@@ -109,10 +119,12 @@ class CurveStopper(FIFOScheduler):
         self._lower = lower
         self._min_references = min_references
         self._time_attr = time_attr
-        self._curves: dict[str, list[tuple[float, float]]] = {}  # running: (epoch, value)
+        self._track = track
+        self._curves: dict[str, list[tuple[float, float, float]]] = {}  # (epoch, value, raw)
         self._finished: dict[str, tuple[float, float]] = {}  # trial_id -> (value, cost)
         self._stopped: set[str] = set()
         self._populations: dict[int, CurvePopulation] = {}  # final epoch -> finished curves
+        self._noise: list[float] = []  # per finished curve: noise std of its reports
 
     # ---- Ray contract -------------------------------------------------------------------
 
@@ -143,7 +155,7 @@ class CurveStopper(FIFOScheduler):
         if trial.trial_id in self._stopped:
             return TrialScheduler.STOP
         curve = self._curves.setdefault(trial.trial_id, [])
-        curve.append((epoch, value))
+        _append(curve, epoch, value, self._track)
         final = self._final_epoch(trial)
         if epoch < self._grace_period or epoch >= final:
             return TrialScheduler.CONTINUE
@@ -152,7 +164,7 @@ class CurveStopper(FIFOScheduler):
         bar = self._bar(trial)
         if bar is None:
             return TrialScheduler.CONTINUE
-        bar -= self._margin
+        bar -= self._margin_value()
         prob = self._predict(curve, final).prob_above(bar)
         if prob >= self._threshold:
             return TrialScheduler.CONTINUE
@@ -167,13 +179,14 @@ class CurveStopper(FIFOScheduler):
         curve = self._curves.pop(trial.trial_id, [])
         value, epoch = self._value(result), self._epoch(result)
         if value is not None and epoch is not None and (not curve or curve[-1][0] < epoch):
-            curve.append((epoch, value))
+            _append(curve, epoch, value, self._track)
         final = self._final_epoch(trial)
         if trial.trial_id in self._stopped or not curve or curve[-1][0] < final:
             return  # pruned or cut short: its partial value is not a result
         self._finished[trial.trial_id] = (curve[-1][1], self._cost(trial))
-        epochs, values = np.array(curve).T
+        epochs, values, raw = np.array(curve).T
         self._population(final).add(epochs, values)
+        self._noise.append(_noise_std(raw[len(raw) // 2 :]))
 
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
         self._curves.pop(trial.trial_id, None)
@@ -231,14 +244,18 @@ class CurveStopper(FIFOScheduler):
             )
         return self._populations[final]
 
-    def _predict(self, curve: list[tuple[float, float]], final: int) -> Prediction:
+    def _predict(self, curve: list[tuple[float, float, float]], final: int) -> Prediction:
         """Population model when enough curves finished at this budget, else the families."""
-        epochs, values = np.array(curve).T
+        epochs, values, _ = np.array(curve).T
         pred = self._population(final).predict(epochs, values)
         if pred is None:
             lower, upper = self._bounds()
             pred = fit_curve(epochs, values, final, lower=lower, upper=upper)
         return pred
+
+    def _margin_value(self) -> float:
+        noise = float(np.median(self._noise)) if self._noise else 0.0
+        return self._margin + self._noise_margin * noise
 
     def _bar(self, trial: Trial) -> float | None:
         """The final value the trial must beat to matter, or ``None`` if nothing bars it."""
@@ -251,3 +268,19 @@ class CurveStopper(FIFOScheduler):
             return max(cheaper) if cheaper else None
         values = sorted((v for v, _ in self._finished.values()), reverse=True)
         return values[self._top_k - 1] if len(values) >= self._top_k else None
+
+
+def _append(curve: list[tuple[float, float]], epoch: float, value: float, track: str) -> None:
+    """Add ``(epoch, tracked value, raw value)``; with ``track="best"`` the running maximum."""
+    raw = value
+    if track == "best" and curve:
+        value = max(value, curve[-1][1])
+    curve.append((epoch, value, raw))
+
+
+def _noise_std(values: np.ndarray) -> float:
+    """Robust noise level of a curve's reports: MAD of successive differences over sqrt(2)."""
+    if len(values) < 3:
+        return 0.0
+    d = np.diff(values)
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))

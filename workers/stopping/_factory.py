@@ -58,8 +58,8 @@ POLICIES: dict[str, Callable[..., TrialScheduler]] = {
 _OPTIONS: dict[str, frozenset[str]] = {
     "none": frozenset(),
     "curve": frozenset(
-        {"grace_period", "threshold", "margin", "min_finished", "objective", "top_k", "cost_key", "upper",
-         "lower", "min_references", "time_attr"}
+        {"grace_period", "threshold", "margin", "noise_margin", "min_finished", "objective", "top_k", "cost_key", "upper",
+         "lower", "min_references", "time_attr", "track"}
     ),
     "asha": frozenset({"grace_period", "reduction_factor", "brackets"}),
     "median": frozenset({"grace_period", "min_samples_required"}),
