@@ -33,3 +33,8 @@ def use_triton(*tensors: torch.Tensor | None) -> bool:
     if on_cuda:
         return True
     return choice == "triton" and interpreting()
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    """``tl.dot`` input precision: IEEE for float64 or when torch disallows TF32 matmuls, else TF32."""
+    return "ieee" if dtype == torch.float64 or not torch.backends.cuda.matmul.allow_tf32 else "tf32"

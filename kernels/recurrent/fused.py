@@ -26,7 +26,7 @@ from kernels.recurrent.reference import check_shapes
 FAST_BACKWARD = {
     ("tanh", ("x",)): "_aten.tanh_backward({g}, {y})",
     ("sigmoid", ("x",)): "_aten.sigmoid_backward({g}, {y})",
-    ("relu", ("x",)): "_aten.threshold_backward({g}, {z}, 0.0)",
+    ("relu", ("x",)): "_aten.threshold_backward({g}, {y}, 0.0)",  # y > 0 exactly where z > 0
 }
 
 
@@ -59,7 +59,7 @@ def _forward_source(plan: _Plan, saved_names: list[str] | None) -> list[str]:
     p, H, S = plan.p, plan.p.hidden, plan.p.num_states
     L = ["def forward(xp, W, b, h0, keep):", "    B, T = xp.shape[0], xp.shape[1]", "    saved = []"]
     for g, (src, first, k) in enumerate(plan.groups):
-        L.append(f"    WT{g} = W[{first}:{first + k}].reshape({k * H}, {H}).t()")
+        L.append(f"    WT{g} = W[{first}:{first + k}].reshape({k * H}, {H}).t().contiguous()")
     # per-op x (+bias) sums over all steps, [T, B, H]
     xsum: dict[int, str] = {}
     for i, op in enumerate(p.ops):
@@ -75,16 +75,20 @@ def _forward_source(plan: _Plan, saved_names: list[str] | None) -> list[str]:
         for e in range(first, first + k):
             op = next((i for i, ea in plan.absorbed.items() if ea == e), None)
             chunks.append(f"({xsum[op]})" if op is not None else f"xp.new_zeros(B, T, {H})")
-        L.append(f"    base{g} = torch.cat([{', '.join(chunks)}], -1).transpose(0, 1).unbind(0)")
+        L.append(f"    base{g} = torch.cat([{', '.join(chunks)}], -1).transpose(0, 1).contiguous().unbind(0)")
     for i, op in enumerate(p.ops):
         if i in xsum and i not in plan.absorbed:
-            L.append(f"    xs{i} = ({xsum[i]}).transpose(0, 1).unbind(0)")
+            L.append(f"    xs{i} = ({xsum[i]}).transpose(0, 1).contiguous().unbind(0)")
         if op.combine != "add":
             for t in op.terms:
                 if t.kind == "x":
-                    L.append(f"    xc{t.index} = xp[:, :, {t.index * H}:{(t.index + 1) * H}].transpose(0, 1).unbind(0)")
+                    L.append(
+                        f"    xc{t.index} = xp[:, :, {t.index * H}:{(t.index + 1) * H}].transpose(0, 1).contiguous().unbind(0)"
+                    )
     for s in range(S):
         L.append(f"    v{s} = h0[{s}]")
+    for n in range(p.num_biases):
+        L.append(f"    b{n} = b[{n}]")
     L += ["    hs = []", "    for t in range(T):"]
     body: list[str] = []
 
@@ -93,7 +97,7 @@ def _forward_source(plan: _Plan, saved_names: list[str] | None) -> list[str]:
         if g in plan.absorbing_groups:
             body.append(f"P{g} = torch.addmm(base{g}[t], v{src}, WT{g})")
         else:
-            body.append(f"P{g} = v{src} @ WT{g}")
+            body.append(f"P{g} = torch.mm(v{src}, WT{g})")  # mm, not @: skips matmul's dispatch
         if k == 1:
             body.append(f"p{first} = P{g}")
         else:
@@ -117,10 +121,12 @@ def _forward_source(plan: _Plan, saved_names: list[str] | None) -> list[str]:
             if i in xsum and i not in plan.absorbed:
                 terms.append(f"xs{i}[t]")
             expr = " + ".join(terms)
+        elif op.combine == "mul" and len(terms) == 2 and op.bias >= 0:
+            expr = f"torch.addcmul(b{op.bias}, {terms[0]}, {terms[1]})"  # one op for (a * b) + bias
         else:
             expr = f" {'*' if op.combine == 'mul' else '-'} ".join(terms)
             if op.bias >= 0:
-                expr = f"({expr}) + b[{op.bias}]"
+                expr = f"({expr}) + b{op.bias}"
         body.append(f"z{i} = {expr}")
         value = activation_value(op.activation, f"z{i}", body, f"a{i}_")
         body.append(f"v{S + i} = {value}")
@@ -129,6 +135,8 @@ def _forward_source(plan: _Plan, saved_names: list[str] | None) -> list[str]:
     for s, outs in enumerate(p.outputs):
         if len(outs) == 1:
             body.append(f"n{s} = v{outs[0]}")
+        elif len(outs) == 2:
+            body.append(f"n{s} = torch.lerp(v{outs[0]}, v{outs[1]}, 0.5)")  # the mean, in one op
         else:
             body.append(f"n{s} = ({' + '.join(f'v{o}' for o in outs)}) * {1.0 / len(outs)!r}")
     if saved_names is not None:
@@ -158,8 +166,10 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str]]:
     for s in range(1, S):
         acc(f"g{s}", f"ds{s}")
     for s, outs in enumerate(p.outputs):
+        if len(outs) > 1:
+            body.append(f"gm{s} = g{s} * {1.0 / len(outs)!r}")
         for o in outs:
-            acc(f"dv{o}", f"g{s}" if len(outs) == 1 else f"g{s} * {1.0 / len(outs)!r}")
+            acc(f"dv{o}", f"g{s}" if len(outs) == 1 else f"gm{s}")
     x_grads: dict[int, str] = {}
     bias_grads: dict[int, str] = {}
     edge_grads: dict[int, str] = {}
@@ -182,7 +192,7 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str]]:
         body.append(f"dP{g} = {cat(f'dP{g}', chunks)}")
         body.append(f"dPs{g}.append(dP{g})")
         body.append(f"vs{g}.append(v{src})")
-        acc(f"dv{src}", f"dP{g} @ W{g}")
+        acc(f"dv{src}", f"torch.mm(dP{g}, W{g})")
 
     for i in reversed(range(len(p.ops))):
         op = p.ops[i]
@@ -228,25 +238,29 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str]]:
             close_group(g)
     for s in range(S):
         body.append(f"ds{s} = dv{s}" if f"dv{s}" in grads else f"ds{s} = torch.zeros_like(ds{s})")
-    if p.num_x:
-        chunks = [x_grads.get(k, "torch.zeros_like(ds0)") for k in range(p.num_x)]
-        body.append(f"dxs.append({cat('dX', chunks)})")
-    if p.num_biases:
-        chunks = [bias_grads.get(k, "torch.zeros_like(ds0)") for k in range(p.num_biases)]
-        body.append(f"dbs.append({cat('dB', chunks)})")
+    for k in range(p.num_x):
+        if k in x_grads:
+            body.append(f"dxs{k}.append({x_grads[k]})")
+    for k in range(p.num_biases):
+        if k in bias_grads:
+            body.append(f"dbs{k}.append({bias_grads[k]})")
     read = sorted(n for n in names_in(body) if (n[0] in "zvpx" and n[1:2].isdigit() or n.startswith("a")) and n[1:].replace("_", "").isdigit())
     read = [n for n in read if not n.startswith("a") and n != "t"]
     L = ["def backward(saved, W, b, xp, dhs, dfinal):", "    B, T = xp.shape[0], xp.shape[1]"]
     for g, (src, first, k) in enumerate(plan.groups):
-        L += [f"    W{g} = W[{first}:{first + k}].reshape({k * H}, {H})", f"    dPs{g}, vs{g} = [], []"]
-    L += ["    dhs = dhs.unbind(1)", "    dxs, dbs = [], []"]
+        L += [f"    W{g} = W[{first}:{first + k}].reshape({k * H}, {H}).contiguous()", f"    dPs{g}, vs{g} = [], []"]
+    L += ["    dhs = dhs.unbind(1)"]
+    L += [f"    dxs{k} = []" for k in range(p.num_x)] + [f"    dbs{k} = []" for k in range(p.num_biases)]
     L += [f"    ds{s} = dfinal[{s}]" for s in range(S)]
     L.append("    for t in range(T - 1, -1, -1):")
     if read:
         L.append(f"        ({', '.join(read)},) = saved[t]")
     L += [f"        {line}" for line in body]
-    L.append(f"    dxp = torch.stack(dxs[::-1], 1) if dxs else xp.new_zeros(B, T, 0)")
-    L.append(f"    db = torch.stack(dbs).sum((0, 1)).view(-1, {H}) if dbs else b.new_zeros(0, {H})")
+    # gradients of x chunks / biases collected per step in reverse order; steps with none are zero
+    dx_parts = [f"(torch.stack(dxs{k}[::-1], 1) if dxs{k} else xp.new_zeros(B, T, {H}))" for k in range(p.num_x)]
+    L.append(f"    dxp = torch.cat([{', '.join(dx_parts)}], 2)" if dx_parts else "    dxp = xp.new_zeros(B, T, 0)")
+    db_parts = [f"(torch.stack(dbs{k}).sum((0, 1)) if dbs{k} else b.new_zeros({H}))" for k in range(p.num_biases)]
+    L.append(f"    db = torch.stack([{', '.join(db_parts)}])" if db_parts else f"    db = b.new_zeros(0, {H})")
     dws = []
     for g, (src, first, k) in enumerate(plan.groups):
         L.append(

@@ -24,6 +24,7 @@ import torch
 import triton
 
 from kernels._alloc import empty, empty_like
+from kernels.dispatch import dot_precision
 from kernels.activation.expr import TRITON_PRELUDE, generated_module
 from kernels.recurrent.codegen import activation_grad, activation_value, names_in
 from kernels.recurrent.program import CellProgram
@@ -66,8 +67,8 @@ def _backward_body(p: CellProgram) -> tuple[list[str], set[str]]:
         for e, es in enumerate(p.edge_src):
             if es == src and e in edge_grads:
                 body.append(f"dp{e} = tl.where(m2, {edge_grads[e]}, 0.0)")
-                acc(f"dv{src}", f"tl.dot(dp{e}, Wn{e})")
-                body.append(f"dW{e} += tl.dot(tl.trans(dp{e}), v{src})")
+                acc(f"dv{src}", f"tl.dot(dp{e}, Wn{e}, input_precision=PREC)")
+                body.append(f"dW{e} += tl.dot(tl.trans(dp{e}), v{src}, input_precision=PREC)")
 
     for i in reversed(range(len(p.ops))):
         op, idx = p.ops[i], S + i
@@ -126,7 +127,7 @@ def _source(p: CellProgram) -> str:
     # forward
     F = ["@triton.jit",
          "def rnn_fwd_kernel(xp_ptr, w_ptr, b_ptr, h0_ptr, hs_ptr, final_ptr, save_ptr, B, T, H: tl.constexpr,",
-         "                   STORE: tl.constexpr, DT: tl.constexpr, BB: tl.constexpr, HP: tl.constexpr):", *common]
+         "                   STORE: tl.constexpr, DT: tl.constexpr, BB: tl.constexpr, HP: tl.constexpr, PREC: tl.constexpr):", *common]
     for e in range(len(p.edge_src)):
         F.append(f"    Wt{e} = tl.load(w_ptr + {e * H * H} + offs_h[None, :] * H + offs_h[:, None], mask=mw, other=0.0).to(DT)")
     for s in range(S):
@@ -142,7 +143,7 @@ def _source(p: CellProgram) -> str:
     def project(src: int) -> None:
         for e, es in enumerate(p.edge_src):
             if es == src:
-                body.append(f"p{e} = tl.dot(v{src}, Wt{e})")
+                body.append(f"p{e} = tl.dot(v{src}, Wt{e}, input_precision=PREC)")
                 save(f"p{e}")
 
     for s in range(S):
@@ -174,7 +175,8 @@ def _source(p: CellProgram) -> str:
     # backward
     Bk = ["@triton.jit",
           "def rnn_bwd_kernel(xp_ptr, w_ptr, b_ptr, save_ptr, dhs_ptr, dfinal_ptr, dxp_ptr, dh0_ptr, dw_ptr, db_ptr,",
-          "                   B, T, H: tl.constexpr, DT: tl.constexpr, BB: tl.constexpr, HP: tl.constexpr):", *common]
+          "                   B, T, H: tl.constexpr, DT: tl.constexpr, BB: tl.constexpr, HP: tl.constexpr,",
+          "                   PREC: tl.constexpr):", *common]
     for e in range(len(p.edge_src)):
         Bk.append(f"    Wn{e} = tl.load(w_ptr + {e * H * H} + offs_h[:, None] * H + offs_h[None, :], mask=mw, other=0.0).to(DT)")
         Bk.append(f"    dW{e} = tl.zeros((HP, HP), dtype=DT)")
@@ -216,7 +218,8 @@ def _meta(program: CellProgram, dtype: torch.dtype) -> dict:
     import triton.language as tl
 
     hp = max(16, triton.next_power_of_2(program.hidden))
-    return {"H": program.hidden, "DT": tl.float64 if dtype == torch.float64 else tl.float32, "BB": BLOCK_B, "HP": hp}
+    return {"H": program.hidden, "DT": tl.float64 if dtype == torch.float64 else tl.float32, "BB": BLOCK_B, "HP": hp,
+            "PREC": dot_precision(dtype)}
 
 
 def recurrent_fwd(program, xproj, weights, biases, initial, store: bool):

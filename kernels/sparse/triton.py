@@ -16,6 +16,7 @@ import triton
 import triton.language as tl
 
 from kernels._alloc import empty
+from kernels.dispatch import dot_precision
 from kernels.sparse.layout import BlockLayout
 
 BLOCK_M = 16
@@ -23,7 +24,7 @@ BLOCK_M = 16
 
 @triton.jit
 def _fwd_kernel(x_ptr, w_ptr, y_ptr, ptr_ptr, idx_ptr, M, N, K, BN: tl.constexpr, BK: tl.constexpr,
-                TN: tl.constexpr, TK: tl.constexpr, BM: tl.constexpr, DT: tl.constexpr):
+                TN: tl.constexpr, TK: tl.constexpr, BM: tl.constexpr, DT: tl.constexpr, PREC: tl.constexpr):
     """y[:, block row r] = sum over non-zero (r, c): x[:, block c] @ W[r, c].T (zero if none)."""
     rm = tl.program_id(0) * BM + tl.arange(0, BM)
     r = tl.program_id(1)
@@ -38,13 +39,13 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, ptr_ptr, idx_ptr, M, N, K, BN: tl.constexpr
         rk = c * BK + ok
         a = tl.load(x_ptr + rm[:, None] * K + rk[None, :], mask=(rm[:, None] < M) & (ok[None, :] < BK), other=0.0)
         w = tl.load(w_ptr + rn[None, :] * K + rk[:, None], mask=(on[None, :] < BN) & (ok[:, None] < BK), other=0.0)
-        acc += tl.dot(a.to(DT), w.to(DT))
+        acc += tl.dot(a.to(DT), w.to(DT), input_precision=PREC)
     tl.store(y_ptr + rm[:, None] * N + rn[None, :], acc, mask=(rm[:, None] < M) & (on[None, :] < BN))
 
 
 @triton.jit
 def _dx_kernel(dy_ptr, w_ptr, dx_ptr, ptr_ptr, idx_ptr, M, N, K, BN: tl.constexpr, BK: tl.constexpr,
-               TN: tl.constexpr, TK: tl.constexpr, BM: tl.constexpr, DT: tl.constexpr):
+               TN: tl.constexpr, TK: tl.constexpr, BM: tl.constexpr, DT: tl.constexpr, PREC: tl.constexpr):
     """dx[:, block column c] = sum over non-zero (r, c): dy[:, block r] @ W[r, c]."""
     rm = tl.program_id(0) * BM + tl.arange(0, BM)
     c = tl.program_id(1)
@@ -59,13 +60,13 @@ def _dx_kernel(dy_ptr, w_ptr, dx_ptr, ptr_ptr, idx_ptr, M, N, K, BN: tl.constexp
         rn = r * BN + on
         g = tl.load(dy_ptr + rm[:, None] * N + rn[None, :], mask=(rm[:, None] < M) & (on[None, :] < BN), other=0.0)
         w = tl.load(w_ptr + rn[:, None] * K + rk[None, :], mask=(on[:, None] < BN) & (ok[None, :] < BK), other=0.0)
-        acc += tl.dot(g.to(DT), w.to(DT))
+        acc += tl.dot(g.to(DT), w.to(DT), input_precision=PREC)
     tl.store(dx_ptr + rm[:, None] * K + rk[None, :], acc, mask=(rm[:, None] < M) & (ok[None, :] < BK))
 
 
 @triton.jit
 def _dw_kernel(x_ptr, dy_ptr, dw_ptr, blocks_ptr, M, N, K, BN: tl.constexpr, BK: tl.constexpr,
-               TN: tl.constexpr, TK: tl.constexpr, BM: tl.constexpr, DT: tl.constexpr):
+               TN: tl.constexpr, TK: tl.constexpr, BM: tl.constexpr, DT: tl.constexpr, PREC: tl.constexpr):
     """dW[r, c] = dy[:, block r].T @ x[:, block c] for one non-zero block (r, c)."""
     b = tl.program_id(0)
     r = tl.load(blocks_ptr + 2 * b)
@@ -79,14 +80,14 @@ def _dw_kernel(x_ptr, dy_ptr, dw_ptr, blocks_ptr, M, N, K, BN: tl.constexpr, BK:
         rm = m0 + tl.arange(0, BM)
         g = tl.load(dy_ptr + rm[:, None] * N + rn[None, :], mask=(rm[:, None] < M) & (on[None, :] < BN), other=0.0)
         a = tl.load(x_ptr + rm[:, None] * K + rk[None, :], mask=(rm[:, None] < M) & (ok[None, :] < BK), other=0.0)
-        acc += tl.dot(tl.trans(g.to(DT)), a.to(DT))
+        acc += tl.dot(tl.trans(g.to(DT)), a.to(DT), input_precision=PREC)
     tl.store(dw_ptr + rn[:, None] * K + rk[None, :], acc, mask=(on[:, None] < BN) & (ok[None, :] < BK))
 
 
 def _meta(layout: BlockLayout, dtype: torch.dtype) -> dict:
     bn, bk = layout.block
     return {"BN": bn, "BK": bk, "TN": max(16, triton.next_power_of_2(bn)), "TK": max(16, triton.next_power_of_2(bk)),
-            "BM": BLOCK_M, "DT": tl.float64 if dtype == torch.float64 else tl.float32}
+            "BM": BLOCK_M, "DT": tl.float64 if dtype == torch.float64 else tl.float32, "PREC": dot_precision(dtype)}
 
 
 def sparse_fwd(x: torch.Tensor, weight: torch.Tensor, layout: BlockLayout) -> torch.Tensor:
