@@ -89,6 +89,7 @@ class Trainer:
     data: Dataset
     config: TrainConfig
     seed: int = 0
+    init_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # e.g. hypernetwork weights
     model: nn.Module = field(init=False)
     epoch: int = field(init=False, default=0)
     history: list[EpochResult] = field(init=False, default_factory=list)
@@ -96,6 +97,12 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.model = build(self.spec, self.data.task, seed=self.seed)
+        if self.init_state is not None:  # warm start: parameters (not masks) from e.g. `hyper`
+            missing, unexpected = self.model.load_state_dict(self.init_state, strict=False)
+            names = dict(self.model.named_parameters())
+            if unexpected or any(k in names for k in missing):
+                raise ValueError(f"init_state: missing parameters {[k for k in missing if k in names]}, unexpected {unexpected}")
+            self.model.apply_masks()
         params = self.model.parameters()
         if self.config.optimizer == "adam":
             self.optimizer: torch.optim.Optimizer = torch.optim.Adam(

@@ -1,0 +1,49 @@
+"""`HyperConfig`: every size and switch of the RNN hypernetwork, in one dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class HyperConfig:
+    """Sizes of the hypernetwork and of its SMASH-style training.
+
+    The defaults are what `benchmarks/hyper_rank.py` uses on ``digits-seq`` (about 0.9 M parameters,
+    most of them in the ``theta0`` banks).
+    """
+
+    vocab: int = 4096  # hashed token vocabulary (tokens are strings; unseen ones still embed)
+    embed: int = 64  # token / role embedding width
+    hidden: int = 128  # LSTM width
+    layers: int = 1  # LSTM layers
+    tile: int = 16  # weights are emitted in tile x tile chunks, biases in chunks of tile
+    bank: int = 2048  # theta0 tiles (hashed by tensor role and tile position)
+    bias_bank: int = 512  # theta0 bias chunks
+    max_bag: int = 8  # role tokens per walk step
+    mip: bool = True  # magnitude-invariant parametrisation: unit-norm inputs, theta = theta0 + delta
+    delta_init: float = 0.01  # std of the output heads' weights at init (delta starts near zero)
+    # training
+    lr: float = 2e-3  # LSTM, embeddings and output heads
+    theta0_lr: float = 0.02  # the theta0 banks: in U(-1, 1) units, ~10x the weights' own scale
+    batch_size: int = 128  # task samples per candidate per step
+    specs_per_step: int = 2  # candidates sampled per optimiser step
+    grad_clip: float = 5.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("vocab", "embed", "hidden", "layers", "tile", "bank", "bias_bank", "max_bag", "batch_size", "specs_per_step"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"HyperConfig.{name}: must be a positive integer, got {value!r}")
+        for name in ("lr", "theta0_lr"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"HyperConfig.{name}: must be positive, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HyperConfig:
+        return cls(**data)

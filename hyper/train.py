@@ -1,0 +1,153 @@
+"""SMASH-style training of the hypernetwork, and the zero-training proxy score.
+
+Each step samples Specs (``sample_spec``, e.g. a space's ``sample``), generates their weights, runs each
+candidate functionally on a batch of the task and backpropagates the loss into the hypernetwork.
+Data comes in as tensors, so this runs anywhere (a Ray actor, a test, the CLI) without `workers`.
+
+Example::
+
+    trainer = HyperTrainer(HyperNetwork(), task, train_x, train_y, sample_spec=space.sample)
+    trainer.train(steps=1000)
+    acc = trainer.proxy_score(spec, val_x, val_y)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from search_spaces import Spec, Task, build
+from hyper.candidate import accuracy, loss_and_hits, masks_of, run
+from hyper.config import HyperConfig
+from hyper.model import HyperNetwork, save_atomic
+
+logger = logging.getLogger(__name__)
+
+MAX_LOSS = 100.0  # a candidate whose generated weights blow up teaches nothing; skip it
+
+SpecSampler = Callable[[np.random.Generator], Spec]
+
+
+def candidate(spec: Spec, task: Task) -> nn.Module:
+    """The model whose structure (and masks) generated weights are plugged into."""
+    return build(spec, task, seed=0)
+
+
+def generate_state(net: HyperNetwork, spec: Spec, task: Task) -> dict[str, torch.Tensor]:
+    """Generated, masked parameters of ``build(spec, task)`` as a detached state dict (warm start)."""
+    model = candidate(spec, task)
+    with torch.no_grad():
+        return {k: v.detach().clone() for k, v in net.generate(spec, task, masks_of(model)).items()}
+
+
+def proxy_score(net: HyperNetwork, spec: Spec, task: Task, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy of ``spec`` on ``x``, ``y`` with generated weights only (no training)."""
+    model = candidate(spec, task)
+    model.eval()
+    with torch.no_grad():
+        params = net.generate(spec, task, masks_of(model))
+        return accuracy(model, params, x, y, task.objective)[0]
+
+
+class HyperTrainer:
+    """The hypernetwork, its optimiser and its training data; `state_dict` makes it resumable."""
+
+    def __init__(
+        self,
+        net: HyperNetwork,
+        task: Task,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        sample_spec: SpecSampler,
+    ) -> None:
+        if len(x) != len(y) or len(x) == 0:
+            raise ValueError(f"x and y need the same non-zero length, got {len(x)} and {len(y)}")
+        self.net, self.task, self.x, self.y = net, task, x, y
+        self.sample_spec = sample_spec
+        self.config: HyperConfig = net.config
+        banks = [net.theta0, net.theta0_bias]
+        rest = [p for p in net.parameters() if all(p is not b for b in banks)]
+        self.optimizer = torch.optim.Adam(
+            [{"params": rest, "lr": self.config.lr}, {"params": banks, "lr": self.config.theta0_lr}]
+        )
+        self.step = 0
+        self.skipped = 0  # candidates whose loss was not finite (skipped, not backpropagated)
+        self.losses: list[float] = []
+
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.config.seed, self.step])
+
+    def train_step(self) -> float:
+        """One optimiser step over ``specs_per_step`` random candidates; returns the mean loss."""
+        cfg = self.config
+        rng = self._rng()
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+        self.net.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        losses = []
+        for _ in range(cfg.specs_per_step):
+            spec = self.sample_spec(rng)
+            model = candidate(spec, self.task)
+            idx = torch.randint(len(self.x), (min(cfg.batch_size, len(self.x)),), generator=gen)
+            params = self.net.generate(spec, self.task, masks_of(model))
+            loss, _ = loss_and_hits(run(model, params, self.x[idx]), self.y[idx], self.task.objective)
+            if not math.isfinite(value := float(loss.detach())) or value > MAX_LOSS:
+                self.skipped += 1
+                continue
+            (loss / cfg.specs_per_step).backward()
+            losses.append(value)
+        if losses:
+            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+        self.step += 1
+        mean = sum(losses) / len(losses) if losses else math.nan
+        self.losses.append(mean)
+        return mean
+
+    def train(self, steps: int, *, log_every: int = 0) -> float:
+        """``steps`` optimiser steps; returns the mean loss of the last (up to) 50."""
+        for i in range(steps):
+            loss = self.train_step()
+            if log_every and (i + 1) % log_every == 0:
+                logger.info("hyper step %d: loss %.4f", self.step, loss)
+        recent = [v for v in self.losses[-50:] if math.isfinite(v)]
+        return sum(recent) / len(recent) if recent else math.nan
+
+    def proxy_score(self, spec: Spec, x: torch.Tensor, y: torch.Tensor) -> float:
+        return proxy_score(self.net, spec, self.task, x, y)
+
+    def generate_state(self, spec: Spec) -> dict[str, torch.Tensor]:
+        return generate_state(self.net, spec, self.task)
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self.net.weights(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "skipped": self.skipped,
+            "losses": list(self.losses),
+            "task": self.task.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.skipped = int(state.get("skipped", 0))
+        self.losses = list(state.get("losses", []))
+
+    def save(self, path: str | Path) -> None:
+        """A checkpoint `HyperNetwork.load` reads too (it ignores the optimiser entries)."""
+        save_atomic(self.state_dict(), path)
+
+    def load(self, path: str | Path) -> None:
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
