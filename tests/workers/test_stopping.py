@@ -248,3 +248,15 @@ def test_track_best_uses_running_maximum() -> None:
     assert [v for _, v, _ in s._curves["t"]] == [0.5, 0.7, 0.7, 0.7]
     with pytest.raises(ValueError, match="track"):
         _stopper(track="mean")
+
+
+def test_restored_trial_rereports_epochs() -> None:
+    """After a failure Ray restores a trial from its checkpoint and epochs come again."""
+    s = _stopper(track="last")
+    t = _trial("t")
+    s.on_trial_add(None, t)
+    for e in (1, 2, 3, 4):
+        s.on_trial_result(None, t, _result(e, 0.1 * e))
+    s.on_trial_add(None, t)  # re-added on restore: keeps the curve
+    s.on_trial_result(None, t, _result(3, 0.35))
+    assert [(e, v) for e, v, _ in s._curves["t"]] == [(1, 0.1), (2, 0.2), (3, 0.35)]

@@ -145,7 +145,7 @@ class CurveStopper(FIFOScheduler):
                 f"{type(self).__name__} needs a metric ({self._metric!r}) and a mode "
                 f"({self._mode!r}) of 'min' or 'max': pass them here or to tune.TuneConfig()"
             )
-        self._curves[trial.trial_id] = []
+        self._curves.setdefault(trial.trial_id, [])  # a restored trial keeps its curve
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         value = self._value(result)
@@ -271,7 +271,12 @@ class CurveStopper(FIFOScheduler):
 
 
 def _append(curve: list[tuple[float, float]], epoch: float, value: float, track: str) -> None:
-    """Add ``(epoch, tracked value, raw value)``; with ``track="best"`` the running maximum."""
+    """Add ``(epoch, tracked value, raw value)``; with ``track="best"`` the running maximum.
+
+    A trial restored from a checkpoint reports some epochs again: the newer report replaces.
+    """
+    while curve and curve[-1][0] >= epoch:
+        curve.pop()
     raw = value
     if track == "best" and curve:
         value = max(value, curve[-1][1])
