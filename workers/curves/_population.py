@@ -7,9 +7,9 @@ under a cosine schedule, and the families under-predict their final accuracy by 
 regressed on the value at the current epoch and the recent gain, fitted on the finished curves
 cut at the same epoch (locally weighted Bayesian ridge regression, Gaussian predictive with
 Student-t-like widening when few curves weigh in). Measured on ppuda (30 reference curves,
-10 of 50 epochs): median off by 0.017 on average, and the central 90% interval holds the truth
-about 90% of the time (``benchmarks/early_stopping.py --calibrate``), against 0.09 for the
-families.
+10 of 50 epochs): the median is off by 0.014 on average and the central 90% interval holds the
+truth 90-96% of the time (``benchmarks/early_stopping.py --calibrate``); the families are off by
+0.10.
 
 Values are modelled as ``z = -log(upper - y)`` (log distance to the bound), where the spread
 of final accuracies close to 100% is roughly even.
