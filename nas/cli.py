@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from nas.config import ConfigError, load_config
+from nas.config import ConfigError, load_config, parse_config
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -73,6 +73,33 @@ def _search(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if outcome.interrupted else 0
 
 
+# ---- resume ---------------------------------------------------------------------------------------
+def _add_resume(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("resume", help="continue a stopped search (Ctrl-C, kill -9, reboot) where it left off")
+    p.add_argument("name", help="study name")
+    p.add_argument("--trials", type=int, help="raise the number of finished trials to reach")
+    p.add_argument("--storage", help="Optuna storage URL (default: the study's own)")
+    p.add_argument("--address", help="Ray cluster address (default: a local cluster)")
+    _add_runs_dir(p)
+    p.set_defaults(handler=_resume)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from nas.search import run_dir_for, run_search, stored_config
+
+    run_dir = run_dir_for(args.name, args.runs_dir)
+    config = stored_config(run_dir)
+    if config is None:
+        raise ConfigError(f"no study named {args.name!r} in {args.runs_dir}/ (looked for {run_dir / 'config.yaml'})")
+    updates = {k: v for k, v in (("trials", args.trials), ("storage", args.storage)) if v is not None}
+    if updates:
+        data = config.to_dict()
+        data["search"].update(updates)
+        config = parse_config(data, str(run_dir / "config.yaml"))
+    outcome = run_search(config, runs_dir=args.runs_dir, address=args.address, console=console, resume=True)
+    return EXIT_INTERRUPTED if outcome.interrupted else 0
+
+
 # ---- status ---------------------------------------------------------------------------------------
 def _add_status(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="table of a study's trials")
@@ -118,8 +145,233 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- benchmark ------------------------------------------------------------------------------------
+def _add_benchmark(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("benchmark", help="compare proposers on NAS-Bench-201 with a simulated clock")
+    p.add_argument("--proposers", default="random,tpe,rea,rnn", help="comma-separated proposer names")
+    p.add_argument("--seeds", type=int, default=30)
+    p.add_argument("--budget", type=float, help="simulated seconds (default: 200,000, the published protocol)")
+    p.add_argument("--metric", choices=["latency", "model_size"], help="second objective (default: none)")
+    p.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100", "imagenet"])
+    p.add_argument("--workers", type=int, default=1, help="trials in flight at once")
+    p.add_argument("--processes", type=int, default=2)
+    p.set_defaults(handler=_benchmark)
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from nas.benchmark import DEFAULT_BUDGET_S, best_accuracy, format_table, run_benchmark
+    from nas.proposers import PROPOSERS
+
+    proposers = [p.strip() for p in args.proposers.split(",") if p.strip()]
+    unknown = [p for p in proposers if p not in PROPOSERS]
+    if unknown or args.seeds < 1:
+        raise ConfigError(f"unknown proposer(s) {unknown}; choose from {sorted(PROPOSERS)}" if unknown else "--seeds: must be >= 1")
+    try:
+        results = run_benchmark(
+            proposers, seeds=range(args.seeds), processes=args.processes, dataset=args.dataset,
+            metric=args.metric, budget_s=args.budget or DEFAULT_BUDGET_S, workers=args.workers,
+        )
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+    console.print(format_table(results, best=best_accuracy(args.dataset)), highlight=False)
+    return 0
+
+
+# ---- export, import, pareto, report ---------------------------------------------------------------
+def _load_study(args: argparse.Namespace):  # -> tuple[Path, optuna.Study]
+    """The run directory and the study named on the command line (exit 2 if there is none)."""
+    from nas.study import open_study
+
+    run_dir, storage = _study_location(args)
+    try:
+        return run_dir, open_study(args.name, storage, create=False)
+    except KeyError:
+        raise ConfigError(f"no study named {args.name!r} in {storage}") from None
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write discovered cells as JSON, standalone PyTorch, weights and ONNX")
+    p.add_argument("name", help="study name")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trial", type=int, metavar="N", help="one trial by number")
+    which.add_argument("--pareto", action="store_true", help="every cell on the Pareto front")
+    which.add_argument("--top", type=int, metavar="K", help="the K most accurate complete trials")
+    p.add_argument("--out", required=True, help="directory; each cell goes to OUT/trial_<N>/")
+    p.add_argument("--format", default="json,torch,onnx", help="comma-separated: json, torch, onnx (default: all)")
+    p.add_argument("--storage", help="Optuna storage URL (default: the study's own)")
+    _add_runs_dir(p)
+    p.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from nas.export import export_study, parse_formats
+    from nas.search import stored_config
+
+    formats = parse_formats(args.format)
+    run_dir, study = _load_study(args)
+    config = stored_config(run_dir)
+    if config is None:
+        raise ConfigError(f"{run_dir / 'config.yaml'} is missing: export needs the search config (data, seed)")
+    cells = export_study(study, run_dir, args.out, config=config, trial=args.trial, pareto=args.pareto,
+                         top=args.top, formats=formats)
+    table = Table(title=f"exported {len(cells)} cell(s) of {args.name} to {args.out}")
+    for column in ("trial", "val acc", "MACs", "params", "weights", "files"):
+        table.add_column(column, justify="left" if column in ("weights", "files") else "right")
+    for cell in cells:
+        m = cell.manifest
+        acc = f"{m['objectives']['val_accuracy']:.4f}" if m.get("objectives") else "-"
+        table.add_row(str(m["trial"]), acc, f"{m['macs']:,}", f"{m['params']:,}", m["weights"].split(" ")[0],
+                      " ".join(p.name for p in cell.files.values()))
+    console.print(table)
+    return 0
+
+
+def _add_import(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="check a cell file (exported or hand-written); train it with --config")
+    p.add_argument("cell", help="cell.json, an exported cell directory, or a generated cell.py")
+    p.add_argument("--config", help="train the cell as a trial of this search config (data, train, seed)")
+    p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--out", help="export the trained cell to this directory")
+    p.add_argument("--format", default="json,torch,onnx", help="formats for --out (default: all)")
+    p.set_defaults(handler=_import)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from nas.codegen import cell_formula
+    from nas.export import config_task, export_cell, load_cell, parse_formats, train_cell
+    from search_spaces import SpecError, cost
+
+    try:
+        spec = load_cell(args.cell)
+    except SpecError as exc:
+        raise ConfigError(str(exc)) from None
+    console.print(f"cell {args.cell}: valid; hidden {spec.hidden_size}, states {', '.join(spec.states)}, "
+                  f"{len(spec.op_nodes())} op nodes", highlight=False)
+    for line in cell_formula(spec):
+        console.print(f"  {line}", highlight=False)
+    if args.config is None:
+        if args.out:
+            raise ConfigError("--out needs --config (the data the cell is trained on)")
+        return 0
+    config = load_config(args.config)
+    formats = parse_formats(args.format)
+    task = config_task(config)
+    try:
+        costs = cost(spec, task)
+        console.print(f"on {config.data.name}: {costs['macs']:,} MACs, {costs['params']:,} parameters")
+        trainer = train_cell(spec, config, epochs=args.epochs, console=console)
+    except ValueError as exc:  # e.g. a sparsity pattern that does not fit this data's input size
+        raise ConfigError(f"{args.cell}: cannot build this cell for {config.data.name}: {exc}") from None
+    best = trainer.best
+    console.print(f"best epoch {best.epoch}: val acc {best.accuracy:.4f}, test acc {best.test_accuracy:.4f}")
+    if args.out:
+        cell = export_cell(spec, task, args.out, state_dict=trainer.best_state, seed=config.seed, formats=formats,
+                           title=f"Cell {Path(args.cell).name} trained on {config.data.name}",
+                           manifest={"source": str(args.cell), "objectives": {"val_accuracy": best.accuracy,
+                                     "macs": costs["macs"]}, "test_accuracy": best.test_accuracy,
+                                     "best_epoch": best.epoch, "seed": config.seed,
+                                     "config_hash": config.fingerprint()})
+        console.print(f"wrote {', '.join(p.name for p in cell.files.values())} to {cell.directory}")
+    return 0
+
+
+def _add_pareto(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pareto", help="the Pareto front of a study: table, plot (PNG) and CSV/JSON")
+    p.add_argument("name", help="study name")
+    p.add_argument("--plot", metavar="FILE.png", help="plot every trial, the front, and hypervolume over time")
+    p.add_argument("--csv", metavar="FILE", help="write the front as CSV (.csv) or JSON (.json)")
+    p.add_argument("--storage", help="Optuna storage URL (default: the study's own)")
+    _add_runs_dir(p)
+    p.set_defaults(handler=_pareto)
+
+
+def _pareto(args: argparse.Namespace) -> int:
+    from nas.progress import front_table
+    from nas.report import hypervolume_curve, plot_pareto, write_front
+    from nas.study import pareto_front
+
+    _, study = _load_study(args)
+    front = pareto_front(study)
+    if front:
+        console.print(front_table(front))
+    else:
+        console.print(f"study {args.name} has no complete trials yet")
+    if args.csv:
+        console.print(f"wrote the front to {write_front(study, args.csv)}")
+    if args.plot:
+        points = plot_pareto(study, args.plot).points
+        curve = hypervolume_curve(study)
+        hv = f"{curve[-1][1]:.3f}" if curve else "-"
+        console.print(f"wrote {args.plot}: {len(points.front)} on the front, {len(points.dominated)} dominated, "
+                      f"{len(points.pruned)} pruned, {points.failed} failed; hypervolume {hv}", highlight=False)
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="a Markdown or HTML report: plots, front table, cell drawings")
+    p.add_argument("name", help="study name")
+    p.add_argument("--out", help="directory (default: RUNS_DIR/NAME/report)")
+    p.add_argument("--format", choices=["md", "html"], default="md", help="report format (default: md)")
+    p.add_argument("--storage", help="Optuna storage URL (default: the study's own)")
+    _add_runs_dir(p)
+    p.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from nas.report import write_report
+    from nas.search import stored_config
+
+    run_dir, study = _load_study(args)
+    path = write_report(study, args.out or run_dir / "report", fmt=args.format, config=stored_config(run_dir))
+    console.print(f"wrote {path}", highlight=False)
+    return 0
+
+
+# ---- hyper ----------------------------------------------------------------------------------------
+def _add_hyper(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hyper", help="train an RNN hypernetwork on a config's task, inspect its ranking")
+    hsub = p.add_subparsers(dest="hyper_command", required=True)
+    t = hsub.add_parser("train", help="train a hypernetwork over the config's space (SMASH-style)")
+    t.add_argument("config", help="YAML config (its data and space sections are used)")
+    t.add_argument("--out", required=True, help="checkpoint file to write, e.g. runs/hyper.pt")
+    t.add_argument("--steps", type=int, default=1500, help="training steps (default: 1500)")
+    t.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    t.set_defaults(handler=_hyper)
+    e = hsub.add_parser("eval", help="rank new candidates by generated-weight accuracy")
+    e.add_argument("path", help="hypernetwork checkpoint from `nas hyper train`")
+    e.add_argument("config", help="YAML config (its data, space and train sections are used)")
+    e.add_argument("--candidates", type=int, default=20, help="candidates to sample (default: 20)")
+    e.add_argument("--train-epochs", type=int, default=0, help="also train each this long and correlate (default: 0)")
+    e.add_argument("--seed", type=int, default=1, help="sampling seed (default: 1)")
+    e.set_defaults(handler=_hyper)
+
+
+def _hyper(args: argparse.Namespace) -> int:
+    from nas.hyper_cli import hyper_eval, hyper_train
+
+    config = load_config(args.config)
+    if args.hyper_command == "train":
+        hyper_train(config, args.out, steps=args.steps, resume=args.resume, console=console)
+    else:
+        hyper_eval(args.path, config, candidates=args.candidates, train_epochs=args.train_epochs, seed=args.seed,
+                   console=console)
+    return 0
+
+
 # ---- entry point ----------------------------------------------------------------------------------
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_search, _add_status]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_search,
+    _add_resume,
+    _add_status,
+    _add_benchmark,
+    _add_export,
+    _add_import,
+    _add_pareto,
+    _add_report,
+    _add_hyper,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -100,6 +100,7 @@ class SearchSection(_Section):
     gpus_per_trial: float = Field(0.0, ge=0)
     max_failures: int = Field(2, ge=0)
     storage: str | None = None
+    artifacts: str | None = None  # Ray's storage_path for trial folders; default: the run directory
 
     @field_validator("sampler")
     @classmethod
@@ -134,7 +135,8 @@ class Config(_Section):
         """Hash of what defines the study's trials (not its name, budget, storage or concurrency)."""
         data = self.to_dict()
         data.pop("name")
-        for key in ("trials", "max_concurrent", "storage", "cpus_per_trial", "gpus_per_trial", "max_failures"):
+        for key in ("trials", "max_concurrent", "storage", "artifacts", "cpus_per_trial", "gpus_per_trial",
+                    "max_failures"):
             data["search"].pop(key)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

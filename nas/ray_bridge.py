@@ -12,12 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import time
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
+from ray.tune import Callback
 from ray.tune.search import Searcher
+
+from nas.study import HEARTBEAT_INTERVAL, counted_trials, driver_id, record_heartbeats
 
 from search_spaces import SearchSpace, SpecError, Task
 
@@ -52,6 +58,11 @@ class StudySearcher(Searcher):
         task: the dataset's task, for the cost.
         base_config: the rest of the trainable's config (data, train, seed, threads).
         epochs: the full training length; a trial ending before it was stopped early (PRUNED).
+        budget: trials the whole study should finish, across every driver sharing it; once the
+            study holds that many, ``suggest`` returns ``FINISHED``.
+        artifacts: where Ray puts trial folders (``<artifacts>/trial_<number>``), recorded per trial
+            so another driver can continue an interrupted trial from its checkpoint.
+        run_dir: the run directory, to record checkpoint paths relative to it where possible.
     """
 
     def __init__(
@@ -62,6 +73,9 @@ class StudySearcher(Searcher):
         base_config: dict[str, Any],
         *,
         epochs: int,
+        budget: int | None = None,
+        artifacts: str | None = None,
+        run_dir: Path | None = None,
     ) -> None:
         super().__init__(metric="accuracy", mode="max")
         self.study = study
@@ -69,13 +83,38 @@ class StudySearcher(Searcher):
         self.task = task
         self.base_config = base_config
         self.epochs = epochs
+        self.budget = budget
+        self.artifacts = artifacts
+        self.run_dir = run_dir
+        self.driver = driver_id()
         self.counts = SearchCounts()
         self._live: dict[str, optuna.Trial] = {}
         self._curves: dict[str, list[float]] = {}
 
-    def _propose(self) -> tuple[optuna.Trial, dict[str, Any]]:
+    def _over_budget(self, trial: optuna.Trial) -> bool:
+        """Whether trials numbered before ``trial`` (by any driver) already fill the budget."""
+        if self.budget is None:
+            return False
+        earlier = [t for t in counted_trials(self.study) if t.number < trial.number]
+        if len(earlier) < self.budget:
+            return False
+        trial.set_user_attr("interrupted", "over budget: other drivers filled the study first")
+        self.study.tell(trial, state=TrialState.FAIL)
+        return True
+
+    def _budget_filled(self) -> bool:
+        return self.budget is not None and len(counted_trials(self.study)) >= self.budget
+
+    def _propose(self) -> tuple[optuna.Trial, dict[str, Any]] | None:
         for _ in range(MAX_INVALID_PROPOSALS):
-            trial = self.study.ask()
+            if self._budget_filled():
+                return None
+            with warnings.catch_warnings():  # Optuna's heartbeat note assumes Study.optimize; we beat ourselves
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                trial = self.study.ask()
+            if self._over_budget(trial):
+                return None
+            trial.set_user_attr("driver", self.driver)
             try:
                 spec = self.space.suggest(trial)
                 self.space.validate(spec)
@@ -90,6 +129,9 @@ class StudySearcher(Searcher):
             trial.set_user_attr("hash", self.space.canonical_hash(spec))
             trial.set_user_attr("macs", cost["macs"])
             trial.set_user_attr("params", cost["params"])
+            if self.artifacts is not None:
+                trial.set_user_attr("artifacts", f"{self.artifacts}/trial_{trial.number}")
+            record_heartbeats(self.study, [trial._trial_id])
             config = {
                 **self.base_config,
                 "spec": spec.to_json(),
@@ -97,11 +139,16 @@ class StudySearcher(Searcher):
                 "params": cost["params"],
                 "optuna_number": trial.number,
             }
+            if "resume_checkpoint" in trial.user_attrs:
+                config["resume_checkpoint"] = trial.user_attrs["resume_checkpoint"]
             return trial, config
         raise RuntimeError(f"the space produced {MAX_INVALID_PROPOSALS} invalid proposals in a row")
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        trial, config = self._propose()
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        proposal = self._propose()
+        if proposal is None:
+            return Searcher.FINISHED
+        trial, config = proposal
         self._live[trial_id] = trial
         self._curves[trial_id] = []
         self.counts.started += 1
@@ -116,8 +163,11 @@ class StudySearcher(Searcher):
         if trial is None:
             return
         number = trial.number
-        trial.set_user_attr("curve", self._curves.pop(trial_id, []))
         result = result or {}
+        curve = self._curves.pop(trial_id, [])
+        if "accuracy" in result and len(curve) < int(result.get("epoch", 0)):
+            curve.append(float(result["accuracy"]))  # Ray skips on_trial_result for a STOPped result
+        trial.set_user_attr("curve", curve)
         message = result.get("error") or ("trial process failed (see Ray's trial log)" if error else None)
         if message is not None:
             trial.set_user_attr("error", message)
@@ -134,10 +184,13 @@ class StudySearcher(Searcher):
         trial.set_user_attr("best_epoch", int(result["best_epoch"]))
         trial.set_user_attr("test_accuracy", float(result["best_test_accuracy"]))
         trial.set_user_attr("epochs", epoch)
-        if result.get("checkpoint_dir_name"):
-            # relative to the run directory: ray/trial_<number>/<checkpoint>/trainer.pt holds the
-            # last epoch's trainer state with the best epoch's weights under "best_state"
-            trial.set_user_attr("checkpoint", f"ray/trial_{number}/{result['checkpoint_dir_name']}")
+        if result.get("checkpoint_dir_name") and self.artifacts is not None:
+            # <checkpoint>/trainer.pt holds the last epoch's trainer state with the best epoch's
+            # weights under "best_state"; relative to the run directory when it lies inside it
+            path = f"{self.artifacts}/trial_{number}/{result['checkpoint_dir_name']}"
+            if self.run_dir is not None and Path(path).is_relative_to(self.run_dir):
+                path = str(Path(path).relative_to(self.run_dir))
+            trial.set_user_attr("checkpoint", path)
         if epoch < self.epochs:
             self._tell(number, TrialState.PRUNED)
             self.counts.pruned += 1
@@ -173,6 +226,33 @@ class StudySearcher(Searcher):
         state.pop("study", None)
         self.__dict__.update({k: v for k, v in state.items() if k != "study"})
 
-    def live_numbers(self) -> list[int]:
-        """Optuna numbers of the trials Ray is running now."""
-        return [t.number for t in self._live.values()]
+    def live_trials(self) -> list[FrozenTrial]:
+        """The Optuna trials Ray is running now, as the study stores them."""
+        if self.study is None:
+            return []
+        return [
+            t
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.number in {live.number for live in self._live.values()}
+        ]
+
+    def heartbeat(self) -> None:
+        """Mark this driver's running trials alive in the storage."""
+        record_heartbeats(self.study, [t._trial_id for t in self._live.values()])
+
+
+class Heartbeat(Callback):
+    """Records heartbeats of the searcher's running trials from the driver loop."""
+
+    def __init__(self, searcher: StudySearcher) -> None:
+        self.searcher = searcher
+        self._last = 0.0
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        now = time.monotonic()
+        if now - self._last >= HEARTBEAT_INTERVAL:
+            self._last = now
+            self.searcher.heartbeat()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"searcher": None, "_last": 0.0}

@@ -12,23 +12,36 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import yaml
 from rich.console import Console
 
-from nas.config import Config, ConfigError, parse_config
+from nas.config import Config, ConfigError, load_config
 from nas.progress import LiveProgress, front_table
 from nas.proposers import make_sampler
-from nas.ray_bridge import StudySearcher
-from nas.study import default_storage, fail_stale_trials, open_study, pareto_front, summarize
+from nas.ray_bridge import Heartbeat, StudySearcher
+from nas.study import (
+    default_storage,
+    make_storage,
+    open_study,
+    pareto_front,
+    recover_trials,
+    running_trials,
+    stale_trials,
+    summarize,
+)
 from workers.data import load_dataset
 
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
+RAY_EXPERIMENT = "ray"
 
 
 @dataclass
@@ -47,7 +60,7 @@ def stored_config(run_dir: Path) -> Config | None:
     file = run_dir / CONFIG_FILE
     if not file.is_file():
         return None
-    return parse_config(yaml.safe_load(file.read_text()), str(file))
+    return load_config(file)
 
 
 def check_same_study(config: Config, run_dir: Path) -> None:
@@ -68,6 +81,21 @@ def check_same_study(config: Config, run_dir: Path) -> None:
         )
 
 
+def _check_address(address: str) -> None:
+    """Fail fast on a cluster address nobody answers (Ray itself waits minutes)."""
+    if address == "auto" or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"--address {address}: no Ray cluster answers there ({exc}); start one with "
+            f"`ray start --head` and pass the address it prints, or leave --address out for a local cluster"
+        ) from None
+
+
 def _init_ray(address: str | None) -> None:
     import ray
 
@@ -75,6 +103,8 @@ def _init_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # a failed candidate's last report carries ``error`` and no ``accuracy``; that is expected
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    if address:
+        _check_address(address)
     if ray.is_initialized():
         return
     try:
@@ -89,14 +119,48 @@ def _init_ray(address: str | None) -> None:
         raise ConfigError(f"--address {address}: cannot reach a Ray cluster there ({exc})") from None
 
 
+def _check_resources(config: Config) -> None:
+    """Refuse budgets no node can satisfy (Ray would wait for them forever)."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    if config.search.cpus_per_trial > most_cpus:
+        raise ConfigError(
+            f"search.cpus_per_trial: {config.search.cpus_per_trial:g} CPUs per trial, but the largest node "
+            f"has {most_cpus:g}; lower it or add a bigger node"
+        )
+    if config.search.gpus_per_trial > most_gpus:
+        raise ConfigError(
+            f"search.gpus_per_trial: {config.search.gpus_per_trial:g} GPUs per trial, but the largest node "
+            f"has {most_gpus:g}; set it to 0 on a CPU cluster"
+        )
+
+
+def _existing_trials(storage: optuna.storages.BaseStorage, name: str) -> int:
+    try:
+        return len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
+    except KeyError:
+        return 0
+
+
 def run_search(
     config: Config,
     *,
     runs_dir: str | Path = "runs",
     address: str | None = None,
     console: Console | None = None,
+    resume: bool = False,
+    trainable: Callable[[dict[str, Any]], None] | None = None,
 ) -> SearchOutcome:
-    """Run (or continue) the study of ``config`` until it has ``search.trials`` finished trials."""
+    """Run (or continue) the study of ``config`` until it has ``search.trials`` finished trials.
+
+    Nothing is written until the config, the storage URL, the cluster address and the resources have
+    been checked. ``resume`` treats every trial left RUNNING as interrupted (one driver per SQLite
+    study); without it, only trials whose driver is known dead are recovered. ``trainable`` replaces
+    the candidate trainer (benchmarks measure the stack's overhead with a trivial one).
+    """
     from ray import tune
 
     from workers.stopping import make_scheduler
@@ -107,37 +171,55 @@ def run_search(
     check_same_study(config, run_dir)
     data = load_dataset(config.data.name, **config.data.options())
     space = config.space.make()
-    storage = config.search.storage or default_storage(run_dir)
+    storage_url = config.search.storage or default_storage(run_dir)
+    storage = None
+    if config.search.storage or (run_dir / "study.db").exists():
+        storage = make_storage(storage_url)
+        existing = _existing_trials(storage, config.name)
+        if existing:
+            summary = summarize(open_study(config.name, storage, create=False))
+            if summary.finished >= config.search.trials and not summary.running:
+                console.print(
+                    f"study {config.name!r} is finished: {summary.finished}/{config.search.trials} trials; "
+                    "nothing to run (raise --trials to run more)"
+                )
+                return SearchOutcome(open_study(config.name, storage, create=False), run_dir, False, 0)
+
+    _init_ray(address)
+    _check_resources(config)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / CONFIG_FILE).exists():
         tmp = run_dir / (CONFIG_FILE + ".tmp")
         tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         os.replace(tmp, run_dir / CONFIG_FILE)
+    storage = storage or make_storage(storage_url)
+    existing = _existing_trials(storage, config.name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = make_sampler(
             config.search.sampler,
-            seed=config.seed,
+            # a continued study must not replay the proposals of its first run
+            seed=config.seed + existing,
             space=space,
             options=config.search.sampler_options,
             state_dir=run_dir / "proposer",
         )
     study = open_study(config.name, storage, sampler=sampler)
-    stale = fail_stale_trials(study)
-    if stale:
-        console.print(f"[yellow]trials {stale} were left running by a stopped driver; they will be run again")
+    recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study))
+    if recovered:
+        console.print(f"[yellow]trials {recovered} were left running by a stopped driver; continuing them")
     done = summarize(study).finished
     remaining = config.search.trials - done
     if remaining <= 0:
         console.print(f"study {config.name!r} already has {done} finished trials (of {config.search.trials}); nothing to run")
         return SearchOutcome(study, run_dir, interrupted=False, ran=0)
 
-    _init_ray(address)
     import ray
 
     cpus = ray.cluster_resources().get("CPU", 1)
     max_concurrent = config.search.max_concurrent or max(1, int(cpus // config.search.cpus_per_trial))
+    artifacts = config.search.artifacts or str(run_dir)
     searcher = StudySearcher(
         study,
         space,
@@ -149,6 +231,9 @@ def run_search(
             "threads": max(1, int(config.search.cpus_per_trial)),
         },
         epochs=config.train.epochs,
+        budget=config.search.trials,
+        artifacts=artifacts_root(artifacts),
+        run_dir=run_dir,
     )
     scheduler = make_scheduler(
         config.stopping.policy,
@@ -160,7 +245,7 @@ def run_search(
     progress = LiveProgress(searcher.counts, total=config.search.trials, done_before=done, console=console)
     resources = {"cpu": config.search.cpus_per_trial, "gpu": config.search.gpus_per_trial}
     tuner = tune.Tuner(
-        tune.with_resources(train_candidate, resources),
+        tune.with_resources(trainable or train_candidate, resources),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
@@ -171,10 +256,10 @@ def run_search(
             trial_dirname_creator=lambda t: f"trial_{t.config.get('optuna_number', t.trial_id)}",
         ),
         run_config=tune.RunConfig(
-            name="ray",
-            storage_path=str(run_dir),
+            name=RAY_EXPERIMENT,
+            storage_path=artifacts,
             verbose=0,
-            callbacks=[progress],
+            callbacks=[progress, Heartbeat(searcher)],
             # num_to_keep would force an experiment snapshot at every epoch checkpoint (seconds per
             # trial on 2 cores); epoch checkpoints of these small models are a few kB each.
             checkpoint_config=tune.CheckpointConfig(),
@@ -184,7 +269,7 @@ def run_search(
     console.print(
         f"search [bold]{config.name}[/]: {remaining} trials to run ({done} done), space {space.name}, "
         f"sampler {config.search.sampler}, stopping {config.stopping.policy}, {max_concurrent} at a time; "
-        f"study {storage}"
+        f"study {storage_url}"
     )
     interrupted = False
     progress.start()
@@ -194,7 +279,7 @@ def run_search(
         interrupted = True
     finally:
         progress.stop()
-        left = fail_stale_trials(study)
+        left = recover_trials(study, searcher.live_trials())
         interrupted = interrupted or bool(left)
     summary = summarize(study)
     console.print(
@@ -208,3 +293,8 @@ def run_search(
     if front:
         console.print(front_table(front))
     return SearchOutcome(study, run_dir, interrupted=interrupted, ran=searcher.counts.started)
+
+
+def artifacts_root(storage_path: str) -> str:
+    """Where Ray puts trial folders: ``<storage_path>/ray``."""
+    return f"{storage_path.rstrip('/')}/{RAY_EXPERIMENT}"

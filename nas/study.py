@@ -8,6 +8,8 @@ accuracy, MACs), PRUNED (stopped early, with its partial curve) or FAIL (with th
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,10 +18,20 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.config import ConfigError
+
 OBJECTIVES = ("accuracy", "macs")
 DIRECTIONS = ("maximize", "minimize")
 
 optuna.logging.set_verbosity(logging.WARNING)
+
+
+HEARTBEAT_INTERVAL = 5  # seconds between a driver's "still running" marks on its trials
+GRACE_PERIOD = 30  # seconds without a mark before another driver may recover a trial
+
+
+class StorageError(ConfigError):
+    """A storage URL that cannot be opened; the message names the URL and the reason."""
 
 
 def default_storage(run_dir: Path) -> str:
@@ -27,10 +39,33 @@ def default_storage(run_dir: Path) -> str:
     return f"sqlite:///{(run_dir / 'study.db').resolve()}"
 
 
+def make_storage(url: str) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage (SQLite, PostgreSQL, MySQL) with heartbeats, so trials of a driver
+    that died are recognised and recovered by the next one."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_INTERVAL,
+                grace_period=GRACE_PERIOD,
+                engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+            )
+    except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this URL"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"storage {url!r} cannot be opened: {reason}") from None
+
+
 def open_study(
-    name: str, storage: str, *, sampler: optuna.samplers.BaseSampler | None = None, create: bool = True
+    name: str,
+    storage: str | optuna.storages.BaseStorage,
+    *,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    create: bool = True,
 ) -> optuna.Study:
     """Create or load the two-objective study ``name`` (accuracy up, MACs down)."""
+    if isinstance(storage, str):
+        storage = make_storage(storage)
     if create:
         study = optuna.create_study(
             study_name=name,
@@ -99,12 +134,83 @@ def summarize(study: optuna.Study) -> StudySummary:
     )
 
 
-def fail_stale_trials(study: optuna.Study, reason: str = "interrupted") -> list[int]:
-    """Mark trials left RUNNING by a driver that stopped as FAIL (``interrupted`` user attr), so the
-    study is consistent and those candidates are proposed and run again."""
-    stale = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        optuna.trial.Trial(study, trial._trial_id).set_user_attr("interrupted", reason)
-        study.tell(trial.number, state=TrialState.FAIL)
-        stale.append(trial.number)
-    return stale
+def driver_id() -> dict[str, object]:
+    """Who is running a trial: this host and process."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _dead_local_driver(trial: FrozenTrial) -> bool:
+    driver = trial.user_attrs.get("driver")
+    if not driver or driver.get("host") != socket.gethostname():
+        return False
+    if driver.get("pid") == os.getpid():
+        return False
+    try:
+        os.kill(int(driver["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError, TypeError):
+        return False
+    return False
+
+
+def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """RUNNING trials whose driver is gone: a dead process on this host, or no heartbeat for
+    `GRACE_PERIOD` seconds (another host's driver that died)."""
+    storage = study._storage
+    heartbeat_stale: set[int] = set()
+    if isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval:
+        heartbeat_stale = set(storage._get_stale_trial_ids(study._study_id))
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t._trial_id in heartbeat_stale or _dead_local_driver(t)
+    ]
+
+
+def record_heartbeats(study: optuna.Study, trial_ids: Sequence[int]) -> None:
+    """Tell the storage that this driver's trials are alive."""
+    storage = study._storage
+    if isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval:
+        for trial_id in trial_ids:
+            storage.record_heartbeat(trial_id)
+
+
+def latest_checkpoint(trial_dir: Path) -> Path | None:
+    """The newest ``checkpoint_*`` folder Ray wrote for a trial, if any."""
+    if not trial_dir.is_dir():
+        return None
+    checkpoints = sorted(trial_dir.glob("checkpoint_*"))
+    return checkpoints[-1] if checkpoints else None
+
+
+def recover_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[int]:
+    """Fail trials a stopped driver left RUNNING (marked ``interrupted``, so they do not count
+    toward the budget) and enqueue each once more with the same params, to continue from its last
+    epoch checkpoint (``resume_checkpoint``) when Ray wrote one."""
+    recovered = []
+    for trial in trials:
+        handle = optuna.trial.Trial(study, trial._trial_id)
+        try:
+            handle.set_user_attr("interrupted", "the driver stopped while this trial ran")
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (ValueError, RuntimeError):  # finished meanwhile, or another driver recovered it
+            continue
+        attrs: dict[str, object] = {"resumed_from": trial.number}
+        artifacts = trial.user_attrs.get("artifacts")
+        checkpoint = latest_checkpoint(Path(artifacts)) if artifacts else None
+        if checkpoint is not None:
+            attrs["resume_checkpoint"] = str(checkpoint)
+        study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+        recovered.append(trial.number)
+    return recovered
+
+
+def running_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+
+def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Trials that count toward the budget: finished or running, not interrupted or over budget."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+    return [t for t in study.get_trials(deepcopy=False, states=states) if not interrupted(t)]

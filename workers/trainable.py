@@ -24,12 +24,19 @@ from workers.training import TrainConfig, Trainer
 CHECKPOINT_FILE = "trainer.pt"
 
 
-def _restore(trainer: Trainer) -> None:
+def _restore(trainer: Trainer, resume_checkpoint: str | None) -> None:
+    """Continue from Ray's checkpoint of this trial (a retried process), or else from the
+    checkpoint of the interrupted trial this one continues (``resume_checkpoint``)."""
     checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        return
-    with checkpoint.as_directory() as directory:
-        trainer.load_state_dict(torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False))
+    try:
+        if checkpoint is not None:
+            with checkpoint.as_directory() as directory:
+                trainer.load_state_dict(torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False))
+        elif resume_checkpoint:
+            trainer.load_state_dict(torch.load(Path(resume_checkpoint) / CHECKPOINT_FILE, weights_only=False))
+    except Exception as exc:
+        where = resume_checkpoint if checkpoint is None else "Ray's trial checkpoint"
+        raise RuntimeError(f"cannot restore the checkpoint in {where}: {type(exc).__name__}: {exc}") from exc
 
 
 def _report(trainer: Trainer, metrics: dict[str, Any]) -> None:
@@ -45,7 +52,7 @@ def train_candidate(config: dict[str, Any]) -> None:
         spec = Spec.from_json(config["spec"])
         data = load_dataset(**config["data"])
         trainer = Trainer(spec, data, TrainConfig.from_dict(config["train"]), seed=int(config.get("seed", 0)))
-        _restore(trainer)
+        _restore(trainer, config.get("resume_checkpoint"))
     except Exception as exc:  # a candidate that cannot even be built fails its trial only
         tune.report({"error": _describe(exc), "epoch": 0})
         return
