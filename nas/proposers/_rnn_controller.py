@@ -10,12 +10,12 @@ so every sample is a valid assignment for `SearchSpace.decode`.
 Learning: REINFORCE, ``loss = -A * log p(cell) - entropy_weight * H``, one Adam step per
 ``batch_size`` finished trials (in the order they finish; several may be in flight and finish out of
 order, the log-probability is taken under the current policy). The advantage ``A`` is the reward
-minus a moving-average baseline, divided by a moving standard deviation and clipped, so learning
-rates do not depend on whether accuracy is reported in [0, 1] or in percent.
+minus a moving-average baseline, divided by the range of rewards seen and then by the moving RMS of
+advantages, and clipped: learning rates do not depend on whether accuracy is in [0, 1] or percent.
 
 Multi-objective (the choice): every sample draws objective weights ``w ~ Dirichlet(1)``, the policy is
 conditioned on ``w`` (a linear map of ``w`` added to each step's input), and the reward is the
-``w``-weighted sum of the normalised objectives (compute objectives in log scale). The baseline is
+``w``-weighted sum of the range-normalised objectives (compute in log scale). The baseline is
 kept per objective, so the weighted baseline matches the weighted reward exactly. One controller
 thus learns a family of policies, one per trade-off, and populates the Pareto front instead of
 collapsing to one point. Linear scalarisation reaches the convex hull of the front; the
@@ -62,6 +62,12 @@ _WEIGHTS_ATTR = "rnn_controller:weights"
 _CHOICES = ("last_value", "penalize", "skip")
 
 
+def _legacy_state(rng: np.random.RandomState) -> list[Any]:
+    """A RandomState's state as plain, comparable data."""
+    name, keys, *rest = rng.get_state()
+    return [name, keys.tolist(), *rest]
+
+
 class _Policy(nn.Module):
     """LSTM over decision tokens; `forward` scores one cell (given tokens) or samples one."""
 
@@ -79,10 +85,11 @@ class _Policy(nn.Module):
         self, i: int, prev: int, weights: torch.Tensor, state: tuple | None, tanh_c: float | None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Logits of decision ``i`` after global token ``prev``, and the new LSTM state."""
-        x = self.token.weight[prev] + self.step.weight[i] + self.pref(weights)  # (H,)
+        # objective weights centred and scaled, so the trade-off is a strong signal from the start
+        x = self.token.weight[prev] + self.step.weight[i] + self.pref((weights - 1.0 / len(weights)) * 10.0)  # (H,)
         h, c = self.lstm(x[None], state)  # (1, H) each
         z = self.heads[i](h)[0]  # (choices,)
-        return (z if tanh_c is None else tanh_c * torch.tanh(z)), (h, c)
+        return (z if tanh_c is None else tanh_c * torch.tanh(z / 5.0)), (h, c)  # ENAS: temperature 5
 
 
 class RNNControllerSampler(BaseSampler):
@@ -172,8 +179,9 @@ class RNNControllerSampler(BaseSampler):
         self._policy: _Policy | None = None  # built on first use: needs the study's number of objectives
         self._optimizer: torch.optim.Optimizer | None = None
         self._mean: list[float] = []  # per objective: moving-average baseline
-        self._var: list[float] = []  # per objective: moving variance (reward scale)
-        self._worst: list[float] = []  # per objective: worst value seen (penalty)
+        self._lo: list[float] = []  # per objective: worst value seen (the penalty)
+        self._hi: list[float] = []  # per objective: best value seen
+        self._adv_sq = 0.0  # moving mean square of raw advantages (the step scale)
         self._count = 0  # rewards observed
         self._batch: list[tuple[dict[str, Any], list[float], float]] = []  # params, weights, advantage
         self._learned: set[int] = set()  # trial numbers already learned from
@@ -340,9 +348,9 @@ class RNNControllerSampler(BaseSampler):
             last = trial.intermediate_values[max(trial.intermediate_values)]
             if math.isfinite(last):
                 return self._transform(oriented([last], directions), directions)
-        if mode == "skip" or not self._worst:
+        if mode == "skip" or not self._lo:
             return None
-        return list(self._worst)
+        return list(self._lo)
 
     def _transform(self, y: list[float], directions: Sequence[Any]) -> list[float]:
         if not self._log_compute:
@@ -351,26 +359,38 @@ class RNNControllerSampler(BaseSampler):
         return [y[0]] + [(1.0 if v > 0 else -1.0) * math.log(max(abs(v), 1e-30)) for v in y[1:]]
 
     def _advantage(self, y: Sequence[float], weights: Sequence[float]) -> float:
-        """``sum_k w_k (y_k - baseline_k) / scale_k``, clipped; 0 before any reward was seen."""
+        """The normalised, clipped advantage of reward ``y`` under objective ``weights``.
+
+        Each objective's distance to its moving-average baseline is divided by the range of values
+        seen (including ``y``), so objectives are comparable and a collapsing policy does not blow
+        up the scale; the weighted sum is then divided by its own moving RMS, so step sizes do not
+        depend on the units of the objectives. Updates that RMS; 0 before any reward was seen.
+        """
         if self._count == 0:
             return 0.0
-        adv = 0.0
+        raw = 0.0
         for k, (v, w) in enumerate(zip(y, weights)):
-            scale = math.sqrt(self._var[k]) + 1e-8 * (1.0 + abs(self._mean[k]))
-            adv += w * (v - self._mean[k]) / scale
-        return float(np.clip(adv, -self._clip, self._clip))
+            spread = max(self._hi[k], v) - min(self._lo[k], v)
+            raw += w * (v - self._mean[k]) / spread if spread > 0 else 0.0
+        a = self._rate(self._count - 1)
+        self._adv_sq = (1 - a) * self._adv_sq + a * raw * raw
+        if self._adv_sq <= 0:
+            return 0.0
+        return float(np.clip(raw / math.sqrt(self._adv_sq), -self._clip, self._clip))
+
+    def _rate(self, n: int) -> float:
+        """EMA step after ``n`` observations: a running average until 1/(1-decay) samples."""
+        return max(1.0 - self._decay, 1.0 / (n + 1))
 
     def _observe(self, y: Sequence[float]) -> None:
-        """Update the moving baselines and scales (running averages until 1/(1-decay) samples)."""
+        """Update the moving-average baselines and the range of values seen (worst = penalty)."""
         if self._count == 0:
-            self._mean, self._var, self._worst = list(y), [0.0] * len(y), list(y)
+            self._mean, self._lo, self._hi = list(y), list(y), list(y)
         else:
-            a = max(1.0 - self._decay, 1.0 / (self._count + 1))
+            a = self._rate(self._count)
             for k, v in enumerate(y):
-                d = v - self._mean[k]
-                self._mean[k] += a * d
-                self._var[k] = (1 - a) * (self._var[k] + a * d * d)
-                self._worst[k] = min(self._worst[k], v)
+                self._mean[k] += a * (v - self._mean[k])
+                self._lo[k], self._hi[k] = min(self._lo[k], v), max(self._hi[k], v)
         self._count += 1
 
     # ----------------------------------------------------------------- state
@@ -398,14 +418,15 @@ class RNNControllerSampler(BaseSampler):
             "policy": self._policy.state_dict() if self._policy is not None else None,
             "optimizer": self._optimizer.state_dict() if self._optimizer is not None else None,
             "mean": self._mean,
-            "var": self._var,
-            "worst": self._worst,
+            "worst": self._lo,
+            "best": self._hi,
+            "adv_sq": self._adv_sq,
             "count": self._count,
             "batch": self._batch,
             "learned": sorted(self._learned),
             "updates": self.updates,
             "rng": self._rng.bit_generator.state,
-            "random_sampler_rng": self._random._rng.rng.bit_generator.state,
+            "random_sampler_rng": _legacy_state(self._random._rng.rng),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -421,11 +442,13 @@ class RNNControllerSampler(BaseSampler):
             self._build(state["n_objectives"])
             self._policy.load_state_dict(state["policy"])
             self._optimizer.load_state_dict(state["optimizer"])
-        self._mean, self._var, self._worst = list(state["mean"]), list(state["var"]), list(state["worst"])
+        self._mean, self._lo, self._hi = list(state["mean"]), list(state["worst"]), list(state["best"])
+        self._adv_sq = state["adv_sq"]
         self._count, self._batch, self.updates = state["count"], list(state["batch"]), state["updates"]
         self._learned = set(state["learned"])
         self._rng.bit_generator.state = state["rng"]
-        self._random._rng.rng.bit_generator.state = state["random_sampler_rng"]
+        name, keys, *rest = state["random_sampler_rng"]
+        self._random._rng.rng.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
 
     def _save(self) -> None:
         if self._state_path is None:
