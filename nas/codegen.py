@@ -1,0 +1,327 @@
+"""Standalone PyTorch source for a cell: a ``.py`` file that imports only torch.
+
+`module_source(spec, task)` writes the cell as straight-line torch code: one line per op node inside a
+loop over time steps, with the parameters and buffers named exactly as in `search_spaces.build`
+(``cell.weights.<src>``, ``cell.biases.<node>``, ``cell.mask_<i>``, ``head.*``, ``embedding.*``), so
+the state dict of a trained candidate loads into the generated ``Model`` with ``strict=True``. A user
+copies the file into a project; nothing of this package is needed to run, train or export it.
+
+The numerics follow `CellModule.forward_reference`: combine the inputs left to right, add the bias,
+apply the activation; the new ``h`` is the mean of the loose ends. Activation units are emitted from
+`UNARY_CODE`/`BINARY_CODE`, which cover `search_spaces.activations.UNARY`/`BINARY` one for one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import metadata
+
+from search_spaces import activations
+from search_spaces.activations import Expr
+from search_spaces.lowering import cell_sources
+from search_spaces.spec import Spec, validate_spec
+from search_spaces.task import Task
+
+# torch code of each activation unit; ``{}`` are the arguments. Helpers (``_cube``...) are emitted
+# into the file when used, from `HELPERS`.
+UNARY_CODE: dict[str, str] = {
+    "neg": "torch.neg({})",
+    "abs": "torch.abs({})",
+    "square": "torch.square({})",
+    "cube": "_cube({})",
+    "exp": "torch.exp({})",
+    "sin": "torch.sin({})",
+    "cos": "torch.cos({})",
+    "sinh": "torch.sinh({})",
+    "cosh": "torch.cosh({})",
+    "tanh": "torch.tanh({})",
+    "asinh": "torch.asinh({})",
+    "atan": "torch.atan({})",
+    "sigmoid": "torch.sigmoid({})",
+    "relu": "torch.relu({})",
+    "minzero": "torch.clamp({}, max=0.0)",
+    "softplus": "nn.functional.softplus({})",
+    "erf": "torch.erf({})",
+    "gauss": "_gauss({})",
+    "gelu": "nn.functional.gelu({})",
+    "zero": "torch.zeros_like({})",
+    "one": "torch.ones_like({})",
+}
+BINARY_CODE: dict[str, str] = {
+    "add": "torch.add({}, {})",
+    "sub": "torch.sub({}, {})",
+    "mul": "torch.mul({}, {})",
+    "div": "_div({}, {})",
+    "max": "torch.maximum({}, {})",
+    "min": "torch.minimum({}, {})",
+    "sigmul": "_sigmul({}, {})",
+}
+HELPERS: dict[str, str] = {
+    "_cube": "def _cube(a: torch.Tensor) -> torch.Tensor:\n    return a * a * a\n",
+    "_gauss": "def _gauss(a: torch.Tensor) -> torch.Tensor:\n    return torch.exp(-a * a)\n",
+    "_div": (
+        "def _div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:\n"
+        f"    return a / (torch.abs(b) + {activations.DIV_EPS!r})\n"
+    ),
+    "_sigmul": "def _sigmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:\n    return torch.sigmoid(a) * b\n",
+}
+_RESERVED = {"x", "t", "B", "T", "H", "hs", "self", "torch", "nn", "state"}
+
+
+def activation_code(text: str, arg: str) -> tuple[str, set[str]]:
+    """Torch code applying the activation ``text`` to the variable ``arg``, and the helpers it uses."""
+    used: set[str] = set()
+
+    def emit(expr: Expr) -> str:
+        if expr.op == "x":
+            return arg
+        template = UNARY_CODE[expr.op] if len(expr.args) == 1 else BINARY_CODE[expr.op]
+        used.update(h for h in HELPERS if template.startswith(h + "("))
+        return template.format(*(emit(a) for a in expr.args))
+
+    return emit(activations.parse(text)), used
+
+
+def _rows(i: int) -> str:
+    return "" if i == 0 else "H" if i == 1 else f"{i} * H"
+
+
+def _uses_of_x(expr: Expr) -> int:
+    return 1 if expr.op == "x" else sum(_uses_of_x(a) for a in expr.args)
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("nas-hyper")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+class _Names:
+    """Python identifiers for node values (``v_<node>``) and projections (``p_<src>``)."""
+
+    def __init__(self, nodes: list[str]) -> None:
+        self.value: dict[str, str] = {}
+        taken = set(_RESERVED)
+        for node in nodes:
+            base = "v_" + re.sub(r"\W", "_", str(node))
+            name, i = base, 1
+            while name in taken:
+                name, i = f"{base}_{i}", i + 1
+            taken.add(name)
+            self.value[node] = name
+
+    def proj(self, src: str) -> str:
+        return "p" + self.value[src][1:]
+
+    def weight(self, src: str) -> str:
+        return "w" + self.value[src][1:]
+
+
+def _substitute(expr: Expr, inner: str) -> str:
+    """Canonical text of ``expr`` with ``x`` replaced by ``inner`` (parenthesised where needed)."""
+    if expr.op == "x":
+        return inner
+    args = ", ".join(_substitute(a, inner) for a in expr.args)
+    return f"{expr.op}({args})"
+
+
+def cell_formula(spec: Spec) -> list[str]:
+    """One readable line per op node, e.g. ``n1 = tanh(W·x + U·n0 + b)``; then the state outputs."""
+    symbol = {"add": " + ", "mul": " * ", "sub": " - "}
+    lines = []
+    for node in spec.op_nodes():
+        d = spec.graph.nodes[node]
+        terms = [f"W[{src}->{node}]·{src}" if e.get("linear", True) else str(src) for src, e in spec.inputs_of(node)]
+        inner = symbol[d["combine"]].join(terms) + (" + b" if d["bias"] else "")
+        lines.append(f"{node} = {_substitute(activations.parse(d['activation']), inner)}")
+    for state in spec.states:
+        nodes = spec.output_nodes(state)
+        lines.append(f"{state}' = {nodes[0]}" if len(nodes) == 1 else f"{state}' = mean({', '.join(nodes)})")
+    return lines
+
+
+def module_source(spec: Spec, task: Task, *, title: str = "searched cell", module_name: str = "cell") -> str:
+    """The source of a standalone module defining ``Cell`` and ``Model`` (embedding -> cell -> head).
+
+    Args:
+        spec: a valid cell.
+        task: the task the cell was searched on (input size, sequence length, outputs, objective).
+        title: a line for the module docstring, e.g. ``"trial 21 of study quickstart"``.
+        module_name: the file's module name, for the usage example in its docstring.
+
+    Returns:
+        Python source text that imports only torch.
+    """
+    validate_spec(spec)
+    hidden = spec.hidden_size
+    cell_in = hidden if task.input_kind == "tokens" else task.input_size
+    edges = list(spec.linear_edges(cell_in))
+    sources = cell_sources(spec, cell_in)
+    by_source = {s: [e for e in edges if e.src == s] for s in sources}
+    chunk = {(e.src, e.dst, e.slot): i for s in sources for i, e in enumerate(by_source[s])}
+    states, order = spec.states, spec.op_nodes()
+    names = _Names(["x", *states, *order])
+    helpers: set[str] = set()
+
+    init = ["        self.weights = nn.ParameterDict()"]
+    for i, src in enumerate(sources):
+        fan_in = "input_size" if src == "x" else "H"
+        k = len(by_source[src])
+        rows = "H" if k == 1 else f"{k} * H"
+        targets = ", ".join(f"{e.src}->{e.dst}" for e in by_source[src])
+        init.append(f"        self.weights[{src!r}] = nn.Parameter(torch.empty({rows}, {fan_in}))  # {targets}")
+        init.append(f"        self.register_buffer({f'mask_{i}'!r}, torch.ones({rows}, {fan_in}))  # 1 = weight kept")
+    init.append("        self.biases = nn.ParameterDict()")
+    for node in order:
+        if spec.graph.nodes[node]["bias"]:
+            init.append(f"        self.biases[{node!r}] = nn.Parameter(torch.empty(H))")
+
+    sparse = {s: any(e.density < 1.0 for e in by_source[s]) for s in sources}
+    body = ["        B, T, _ = x.shape", "        H = self.hidden_size"]
+    for i, src in enumerate(sources):
+        mask = f" * self.mask_{i}" if sparse[src] else ""
+        body.append(f"        {names.weight(src)} = self.weights[{src!r}]{mask}")
+    if "x" in sources:
+        kx = len(by_source["x"])
+        body.append(f"        p_x_all = x @ {names.weight('x')}.t()  # [B, T, {_rows(kx) or 0}], all steps at once")
+    body.append("        if state is None:")
+    body.append(f"            state = tuple(x.new_zeros(B, H) for _ in range({len(states)}))")
+    state_vars = ", ".join(names.value[s] for s in states)
+    body.append(f"        {state_vars} = state" if len(states) > 1 else f"        {state_vars} = state[0]")
+    body.append("        hs = []")
+    body.append("        for t in range(T):")
+    step: list[str] = []
+    if "x" in sources:
+        step.append(f"{names.proj('x')} = p_x_all[:, t]")
+    for s in states:
+        if s in sources:
+            step.append(f"{names.proj(s)} = {names.value[s]} @ {names.weight(s)}.t()")
+    symbol = {"add": " + ", "mul": " * ", "sub": " - "}
+    for node in order:
+        d = spec.graph.nodes[node]
+        terms = []
+        for src, e in spec.inputs_of(node):
+            if e.get("linear", True):
+                i, k = chunk[(src, node, e["slot"])], len(by_source[src])
+                p = names.proj(src)
+                terms.append(p if k == 1 else f"{p}[:, {_rows(i)}:{_rows(i + 1)}]")
+            else:
+                terms.append(names.value[src])
+        pre = symbol[d["combine"]].join(terms) + (f" + self.biases[{node!r}]" if d["bias"] else "")
+        v = names.value[node]
+        expr = activations.parse(d["activation"])
+        if expr.op == "x":
+            step.append(f"{v} = {pre}")
+        elif _uses_of_x(expr) <= 1:
+            code, used = activation_code(d["activation"], pre)
+            helpers |= used
+            step.append(f"{v} = {code}")
+        else:
+            code, used = activation_code(d["activation"], v)
+            helpers |= used
+            step += [f"{v} = {pre}", f"{v} = {code}  # {activations.canonical(d['activation'])}"]
+        if node in sources:
+            step.append(f"{names.proj(node)} = {v} @ {names.weight(node)}.t()")
+    new = []
+    for s in states:
+        outs = [names.value[n] for n in spec.output_nodes(s)]
+        new.append(outs[0] if len(outs) == 1 else f"torch.stack([{', '.join(outs)}]).mean(0)")
+    step.append(f"{state_vars} = {', '.join(new)}")
+    step.append(f"hs.append({names.value['h']})")
+    body += ["            " + line for line in step]
+    body.append(f"        return torch.stack(hs, dim=1), ({state_vars}{',' if len(states) == 1 else ''})")
+
+    tokens = task.input_kind == "tokens"
+    if tokens:
+        x_doc = f"x: [batch, {task.seq_len}] token ids (int64, < {task.input_size})"
+    else:
+        x_doc = f"x: [batch, {task.seq_len}, {task.input_size}] float32"
+    y_doc = (
+        f"[batch, {task.seq_len}, {task.output_size}] per-step logits" if task.objective == "lm"
+        else f"[batch, {task.output_size}] {'logits' if task.objective == 'classify' else 'predictions'}"
+    )
+    formula = "\n".join("    " + line for line in cell_formula(spec))
+    head_in = "hs" if task.objective == "lm" else "hs[:, -1]"
+    model_doc = (f"{'Embedding -> cell' if tokens else 'Cell'} over time -> linear head on "
+                 f"{'every step' if task.objective == 'lm' else 'the last step'}.")
+    helper_src = "".join(HELPERS[h] + "\n\n" for h in sorted(helpers))
+    spec_json = json.dumps(spec.to_dict(), sort_keys=True)
+    return f'''"""{title}: a recurrent cell found by neural architecture search (nas-hyper {package_version()}).
+
+Standalone: this file imports only torch. The cell, one line per node (W· is a weight matrix, b a bias)::
+
+{formula}
+
+Usage::
+
+    import torch
+    from {module_name} import Model
+    model = Model()
+    model.load_state_dict(torch.load("weights.pt"))   # the trained weights exported beside this file
+    y = model(x)   # {x_doc} -> {y_doc}
+
+``Model()`` without ``load_state_dict`` starts from a fresh uniform initialisation and trains like any
+torch module. Sparse weight matrices keep their masks in the ``mask_<i>`` buffers (from weights.pt).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+INPUT_SIZE = {task.input_size}  # {"vocabulary size" if tokens else "features per step"}
+SEQ_LEN = {task.seq_len}
+OUTPUT_SIZE = {task.output_size}
+HIDDEN_SIZE = {hidden}
+INPUT_KIND = {task.input_kind!r}
+OBJECTIVE = {task.objective!r}
+
+
+{helper_src}class Cell(nn.Module):
+    """The searched cell, unrolled over a sequence; states {states}."""
+
+    def __init__(self, input_size: int = {cell_in}, hidden_size: int = HIDDEN_SIZE) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = H = hidden_size
+{chr(10).join(init)}
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        for w in self.weights.values():
+            bound = w.shape[1] ** -0.5
+            w.uniform_(-bound, bound)
+        for b in self.biases.values():
+            bound = self.hidden_size ** -0.5
+            b.uniform_(-bound, bound)
+
+    def forward(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """x: [B, T, input_size]; state: ({", ".join(states)}) each [B, H] or None (zeros).
+        Returns h for every step [B, T, H] and the final states."""
+{chr(10).join(body)}
+
+
+class Model(nn.Module):
+    """{model_doc}"""
+
+    def __init__(self) -> None:
+        super().__init__()
+{"        self.embedding = nn.Embedding(INPUT_SIZE, HIDDEN_SIZE)" + chr(10) if tokens else ""}\
+        self.cell = Cell({"HIDDEN_SIZE" if tokens else "INPUT_SIZE"}, HIDDEN_SIZE)
+        self.head = nn.Linear(HIDDEN_SIZE, OUTPUT_SIZE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """{x_doc} -> {y_doc}."""
+{"        x = self.embedding(x)" + chr(10) if tokens else ""}\
+        hs, _ = self.cell(x)
+        return self.head({head_in})
+
+
+# the cell as nas-hyper JSON (networkx node-link): `nas import` reads it back
+SPEC_JSON = {spec_json!r}
+'''
