@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from nas.config import ConfigError, load_config
+from nas.config import ConfigError, load_config, parse_config
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -73,6 +73,33 @@ def _search(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if outcome.interrupted else 0
 
 
+# ---- resume ---------------------------------------------------------------------------------------
+def _add_resume(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("resume", help="continue a stopped search (Ctrl-C, kill -9, reboot) where it left off")
+    p.add_argument("name", help="study name")
+    p.add_argument("--trials", type=int, help="raise the number of finished trials to reach")
+    p.add_argument("--storage", help="Optuna storage URL (default: the study's own)")
+    p.add_argument("--address", help="Ray cluster address (default: a local cluster)")
+    _add_runs_dir(p)
+    p.set_defaults(handler=_resume)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from nas.search import run_dir_for, run_search, stored_config
+
+    run_dir = run_dir_for(args.name, args.runs_dir)
+    config = stored_config(run_dir)
+    if config is None:
+        raise ConfigError(f"no study named {args.name!r} in {args.runs_dir}/ (looked for {run_dir / 'config.yaml'})")
+    updates = {k: v for k, v in (("trials", args.trials), ("storage", args.storage)) if v is not None}
+    if updates:
+        data = config.to_dict()
+        data["search"].update(updates)
+        config = parse_config(data, str(run_dir / "config.yaml"))
+    outcome = run_search(config, runs_dir=args.runs_dir, address=args.address, console=console, resume=True)
+    return EXIT_INTERRUPTED if outcome.interrupted else 0
+
+
 # ---- status ---------------------------------------------------------------------------------------
 def _add_status(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="table of a study's trials")
@@ -115,6 +142,38 @@ def _status(args: argparse.Namespace) -> int:
     front = pareto_front(study)
     if front:
         console.print(front_table(front))
+    return 0
+
+
+# ---- benchmark ------------------------------------------------------------------------------------
+def _add_benchmark(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("benchmark", help="compare proposers on NAS-Bench-201 with a simulated clock")
+    p.add_argument("--proposers", default="random,tpe,rea,rnn", help="comma-separated proposer names")
+    p.add_argument("--seeds", type=int, default=30)
+    p.add_argument("--budget", type=float, help="simulated seconds (default: 200,000, the published protocol)")
+    p.add_argument("--metric", choices=["latency", "model_size"], help="second objective (default: none)")
+    p.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100", "imagenet"])
+    p.add_argument("--workers", type=int, default=1, help="trials in flight at once")
+    p.add_argument("--processes", type=int, default=2)
+    p.set_defaults(handler=_benchmark)
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from nas.benchmark import DEFAULT_BUDGET_S, best_accuracy, format_table, run_benchmark
+    from nas.proposers import PROPOSERS
+
+    proposers = [p.strip() for p in args.proposers.split(",") if p.strip()]
+    unknown = [p for p in proposers if p not in PROPOSERS]
+    if unknown or args.seeds < 1:
+        raise ConfigError(f"unknown proposer(s) {unknown}; choose from {sorted(PROPOSERS)}" if unknown else "--seeds: must be >= 1")
+    try:
+        results = run_benchmark(
+            proposers, seeds=range(args.seeds), processes=args.processes, dataset=args.dataset,
+            metric=args.metric, budget_s=args.budget or DEFAULT_BUDGET_S, workers=args.workers,
+        )
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+    console.print(format_table(results, best=best_accuracy(args.dataset)), highlight=False)
     return 0
 
 
@@ -270,14 +329,48 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- hyper ----------------------------------------------------------------------------------------
+def _add_hyper(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hyper", help="train an RNN hypernetwork on a config's task, inspect its ranking")
+    hsub = p.add_subparsers(dest="hyper_command", required=True)
+    t = hsub.add_parser("train", help="train a hypernetwork over the config's space (SMASH-style)")
+    t.add_argument("config", help="YAML config (its data and space sections are used)")
+    t.add_argument("--out", required=True, help="checkpoint file to write, e.g. runs/hyper.pt")
+    t.add_argument("--steps", type=int, default=1500, help="training steps (default: 1500)")
+    t.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    t.set_defaults(handler=_hyper)
+    e = hsub.add_parser("eval", help="rank new candidates by generated-weight accuracy")
+    e.add_argument("path", help="hypernetwork checkpoint from `nas hyper train`")
+    e.add_argument("config", help="YAML config (its data, space and train sections are used)")
+    e.add_argument("--candidates", type=int, default=20, help="candidates to sample (default: 20)")
+    e.add_argument("--train-epochs", type=int, default=0, help="also train each this long and correlate (default: 0)")
+    e.add_argument("--seed", type=int, default=1, help="sampling seed (default: 1)")
+    e.set_defaults(handler=_hyper)
+
+
+def _hyper(args: argparse.Namespace) -> int:
+    from nas.hyper_cli import hyper_eval, hyper_train
+
+    config = load_config(args.config)
+    if args.hyper_command == "train":
+        hyper_train(config, args.out, steps=args.steps, resume=args.resume, console=console)
+    else:
+        hyper_eval(args.path, config, candidates=args.candidates, train_epochs=args.train_epochs, seed=args.seed,
+                   console=console)
+    return 0
+
+
 # ---- entry point ----------------------------------------------------------------------------------
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_search,
+    _add_resume,
     _add_status,
+    _add_benchmark,
     _add_export,
     _add_import,
     _add_pareto,
     _add_report,
+    _add_hyper,
 ]
 
 
