@@ -34,14 +34,20 @@ def _load(ptr, mask, IS_F64: tl.constexpr):
 
 
 @triton.jit
+def _preactivation(x_ptr, b_ptr, rows, cols, mask, C, HAS_BIAS: tl.constexpr, IS_F64: tl.constexpr):
+    x = _load(x_ptr + rows[:, None] * C + cols[None, :], mask, IS_F64)
+    if HAS_BIAS:
+        x = x + _load(b_ptr + cols, cols < C, IS_F64)[None, :]
+    return x
+
+
+@triton.jit
 def act_fwd_kernel(x_ptr, b_ptr, y_ptr, N, C, HAS_BIAS: tl.constexpr, IS_F64: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     mask = (rows[:, None] < N) & (cols[None, :] < C)
-    x = _load(x_ptr + rows[:, None] * C + cols[None, :], mask, IS_F64)
-    if HAS_BIAS:
-        x = x + _load(b_ptr + cols, cols < C, IS_F64)[None, :]
+    x = _preactivation(x_ptr, b_ptr, rows, cols, mask, C, HAS_BIAS, IS_F64)
 {fwd}
     tl.store(y_ptr + rows[:, None] * C + cols[None, :], {value}, mask=mask)
 
@@ -52,9 +58,7 @@ def act_bwd_kernel(x_ptr, b_ptr, dy_ptr, dx_ptr, db_ptr, N, C, HAS_BIAS: tl.cons
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     mask = (rows[:, None] < N) & (cols[None, :] < C)
-    x = _load(x_ptr + rows[:, None] * C + cols[None, :], mask, IS_F64)
-    if HAS_BIAS:
-        x = x + _load(b_ptr + cols, cols < C, IS_F64)[None, :]
+    x = _preactivation(x_ptr, b_ptr, rows, cols, mask, C, HAS_BIAS, IS_F64)
 {bwd}
     dy = _load(dy_ptr + rows[:, None] * C + cols[None, :], mask, IS_F64)
     dx = tl.where(mask, dy * ({deriv}), 0.0)
