@@ -305,7 +305,8 @@ def _pareto(args: argparse.Namespace) -> int:
         curve = hypervolume_curve(study)
         hv = f"{curve[-1][1]:.3f}" if curve else "-"
         console.print(f"wrote {args.plot}: {len(points.front)} on the front, {len(points.dominated)} dominated, "
-                      f"{len(points.pruned)} pruned, {points.failed} failed; hypervolume {hv}", highlight=False)
+                      f"{len(points.pruned)} pruned, {points.failed} failed; hypervolume {hv}",
+                      highlight=False, soft_wrap=True)
     return 0
 
 
@@ -325,7 +326,7 @@ def _report(args: argparse.Namespace) -> int:
 
     run_dir, study = _load_study(args)
     path = write_report(study, args.out or run_dir / "report", fmt=args.format, config=stored_config(run_dir))
-    console.print(f"wrote {path}", highlight=False)
+    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
     return 0
 
 
