@@ -272,12 +272,8 @@ def _render_markdown(blocks: list[Block]) -> str:
     out = []
     for block in blocks:
         kind = block[0]
-        if kind == "h1":
-            out.append(f"# {block[1]}")
-        elif kind == "h2":
-            out.append(f"## {block[1]}")
-        elif kind == "h3":
-            out.append(f"### {block[1]}")
+        if kind in ("h1", "h2", "h3"):
+            out.append("#" * int(kind[1]) + f" {block[1]}")
         elif kind == "p":
             out.append(block[1])
         elif kind == "pre":

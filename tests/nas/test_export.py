@@ -153,6 +153,26 @@ def test_onnx_runs_in_onnxruntime_with_the_same_outputs(case, tmp_path):
     assert cell.manifest["onnx"]["max_abs_difference"] < 1e-4
 
 
+@pytest.mark.slow
+def test_onnx_dynamo_exporter_fallback(tmp_path):
+    """The torch.export-based exporter (used when the TorchScript one fails) gives the same model."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from nas.export import export_onnx, load_module
+
+    spec, task = CASES["gru-sub"]
+    model, state = _reference(spec, task)
+    (tmp_path / "cell.py").write_text(module_source(spec, task))
+    standalone = load_module(tmp_path / "cell.py").Model()
+    standalone.load_state_dict(state)
+    assert export_onnx(standalone, task, tmp_path / "model.onnx", exporter="dynamo") == "dynamo"
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = _inputs(task, batch=3, seed=5)
+    (y,) = session.run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(y), model(x), rtol=1e-4, atol=1e-5)
+
+
 # ---- reading cells back -------------------------------------------------------------------------------
 def _valid() -> dict:
     return elman(8).to_dict()
