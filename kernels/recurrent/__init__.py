@@ -42,8 +42,6 @@ def cell_sequence(
     if use_triton(x, weights):
         from kernels.recurrent import triton as _triton
 
-        if not _triton.supports(program):
-            return fused.recurrent(program, x @ wx.t(), weights, biases, initial)
         if wx_layout is not None:
             xproj = block_sparse_matmul(x.reshape(B * T, -1), wx, wx_layout).view(B, T, -1)
         else:

@@ -129,9 +129,20 @@ def test_triton_float32_against_float64(spec) -> None:
     compare(ref, out, RATIO[torch.float32])
 
 
-def test_triton_rejects_large_hidden() -> None:
-    program = lower_cell(elman(rnn_triton.MAX_HIDDEN + 1), 4)
-    assert not rnn_triton.supports(program)
+@pytest.mark.parametrize("spec", [lstm(40), RANDOM[0]], ids=["lstm", "random"])
+def test_triton_head_split_matches_reference(spec) -> None:
+    """Hidden state split in heads of 16 columns (40 = 16 + 16 + 8 padded): same numbers."""
+    program = lower_cell(spec, 8)
+    inputs = make_inputs(program, B=3, T=3)
+    out = run(lambda *a: rnn_triton.recurrent(*a, head=16), program, inputs)
+    compare(run(reference.recurrent, program, inputs), out, RATIO[torch.float64])
+
+
+def test_head_block_choice() -> None:
+    assert rnn_triton.head_block(lower_cell(elman(100), 4)) == 128
+    assert rnn_triton.head_block(lower_cell(elman(200), 4)) == rnn_triton.HEAD_BLOCK
+    with pytest.raises(ValueError, match="power of two"):
+        rnn_triton.recurrent(lower_cell(elman(8), 4), *make_inputs(lower_cell(elman(8), 4), 2, 2), head=24)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
