@@ -17,7 +17,7 @@ import triton
 from kernels._alloc import empty, empty_like
 from kernels.activation.expr import TRITON_PRELUDE, Tree, emit, generated_module, tree_hash, tree_text
 
-BLOCK_N, BLOCK_C = 16, 32
+BLOCK_N, BLOCK_C = 16, 128
 _MODULES: dict[str, object] = {}
 
 _TEMPLATE = '''

@@ -38,7 +38,7 @@ from kernels.recurrent.program import CellProgram
 from kernels.recurrent.reference import check_shapes
 
 BLOCK_B = 16
-MAX_HIDDEN = 128  # up to this (padded) hidden size the state is one tile and the weights stay on chip
+MAX_HIDDEN = 64  # up to this (padded) hidden size the state is one tile and the weights stay on chip (untuned)
 HEAD_BLOCK = 64  # beyond it, heads of this many columns; weight tiles are streamed from L2 every step
 _MODULES: dict[str, object] = {}
 

@@ -139,8 +139,8 @@ def test_triton_head_split_matches_reference(spec) -> None:
 
 
 def test_head_block_choice() -> None:
-    assert rnn_triton.head_block(lower_cell(elman(100), 4)) == 128
-    assert rnn_triton.head_block(lower_cell(elman(200), 4)) == rnn_triton.HEAD_BLOCK
+    assert rnn_triton.head_block(lower_cell(elman(50), 4)) == 64
+    assert rnn_triton.head_block(lower_cell(elman(65), 4)) == rnn_triton.HEAD_BLOCK
     with pytest.raises(ValueError, match="power of two"):
         rnn_triton.recurrent(lower_cell(elman(8), 4), *make_inputs(lower_cell(elman(8), 4), 2, 2), head=24)
 
