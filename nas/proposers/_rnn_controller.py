@@ -4,8 +4,9 @@ as an Optuna sampler, so it shares studies, storage and tooling with TPE and NSG
 Policy: an LSTM emits the space's active ``decisions()`` one token at a time. The input at each step
 is the embedding of the previous token plus an embedding of the decision being made (plus the
 sample's objective weights, below); each decision has its own softmax head over its choices, with
-ENAS-style ``tanh_constant * tanh(logits)`` bounding. Decisions whose condition is not met are skipped,
-so every sample is a valid assignment for `SearchSpace.decode`.
+ENAS-style ``tanh_constant * tanh(logits / 5)`` bounding (the temperature 5 keeps gradients alive; with
+``tanh(logits)`` the policy saturated and stuck in ~100 trials). Decisions whose condition is not met
+are skipped, so every sample is a valid assignment for `SearchSpace.decode`.
 
 Learning: REINFORCE, ``loss = -A * log p(cell) - entropy_weight * H``, one Adam step per
 ``batch_size`` finished trials (in the order they finish; several may be in flight and finish out of
@@ -126,7 +127,7 @@ class RNNControllerSampler(BaseSampler):
         seed: int | None = None,
         state_dir: str | os.PathLike | None = None,
         hidden_size: int = 64,
-        lr: float = 0.05,
+        lr: float = 0.01,
         entropy_weight: float = 1e-3,
         baseline_decay: float = 0.9,
         batch_size: int = 1,
