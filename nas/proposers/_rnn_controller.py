@@ -210,13 +210,20 @@ class RNNControllerSampler(BaseSampler):
         weights = [1.0] if n_obj == 1 else self._rng.dirichlet(np.ones(n_obj)).tolist()
         seen = self._seen.keys(study) if self._dedup else set()
         params = self._sample(weights)
-        for _ in range(20):
-            if not seen or self._seen.key(params) not in seen:
+        for _ in range(50):  # never propose a cell the space rejects, nor (if dedup) a seen one
+            if self._decodes(params) and (not seen or self._seen.key(params) not in seen):
                 break
             params = self._sample(weights)
         study._storage.set_trial_system_attr(trial._trial_id, _WEIGHTS_ATTR, weights)
         self._save()
         return params
+
+    def _decodes(self, params: dict[str, Any]) -> bool:
+        try:
+            self._space.validate(self._space.decode(params))
+        except Exception:  # SpecError and the spaces' own checks (e.g. unsafe activations)
+            return False
+        return True
 
     def sample_independent(
         self,
