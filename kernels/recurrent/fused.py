@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 
 import torch
 
@@ -31,21 +32,28 @@ FAST_BACKWARD = {
 
 
 class _Plan:
-    """Static facts about a program the generators need."""
+    """Static facts about a program the generators need.
+
+    Time-parallel ops (``par``) read only x and other time-parallel ops: they do not depend on the
+    recurrent state, so they run for all steps at once before the loop (forward) and after it
+    (backward), as ``[T, B, H]`` tensors, and so do the projections of their values.
+    """
 
     def __init__(self, p: CellProgram) -> None:
         self.p = p
         S = p.num_states
         self.groups = p.groups()
-        self.group_of_edge = {e: (g, e - first) for g, (src, first, k) in enumerate(self.groups) for e in range(first, first + k)}
-        self.groups_of_value: dict[int, int] = {src: g for g, (src, _, _) in enumerate(self.groups)}
-        # absorb an add-op's x term and bias into the first edge term whose source is a state
+        self.group_of_edge = {e: (g, e - first) for g, (_, first, k) in enumerate(self.groups) for e in range(first, first + k)}
+        self.group_of_value: dict[int, int] = {src: g for g, (src, _, _) in enumerate(self.groups)}
+        self.par: set[int] = set()
+        for i, op in enumerate(p.ops):
+            if all(self.is_par(t) for t in op.terms):
+                self.par.add(i)
+        # absorb a chain add-op's time-parallel terms and bias into its first edge from a state
         self.absorbed: dict[int, int] = {}  # op index -> edge
         taken: set[int] = set()
         for i, op in enumerate(p.ops):
-            if op.combine != "add":
-                continue
-            if not (any(t.kind == "x" for t in op.terms) or op.bias >= 0):
+            if i in self.par or op.combine != "add" or not (any(self.is_par(t) for t in op.terms) or op.bias >= 0):
                 continue
             for t in op.terms:
                 if t.kind == "edge" and p.edge_src[t.index] < S and t.index not in taken:
@@ -54,41 +62,87 @@ class _Plan:
                     break
         self.absorbing_groups = {self.group_of_edge[e][0] for e in self.absorbed.values()}
 
+    def is_par(self, t) -> bool:
+        S = self.p.num_states
+        if t.kind == "x":
+            return True
+        src = self.p.edge_src[t.index] if t.kind == "edge" else t.index
+        return src >= S and (src - S) in self.par
 
-def _forward_source(plan: _Plan, saved_names: list[str] | None) -> list[str]:
+    def par_name(self, t) -> str:
+        """The all-steps ``[T, B, H]`` tensor of a time-parallel term."""
+        return f"X{t.index}" if t.kind == "x" else f"PE{t.index}" if t.kind == "edge" else f"VA{t.index}"
+
+    def step_name(self, t, i: int) -> str:
+        """The per-step name of a term of chain op ``i``."""
+        if self.is_par(t):
+            return f"q{i}_{self.par_name(t)}"
+        return f"p{t.index}" if t.kind == "edge" else f"v{t.index}"
+
+    def par_group(self, g: int) -> bool:
+        src = self.groups[g][0]
+        return src >= self.p.num_states and (src - self.p.num_states) in self.par
+
+
+def _combine(op, names: list[str], bias: str | None) -> str:
+    if op.combine == "add":
+        return " + ".join(names + ([bias] if bias else []))
+    if op.combine == "mul" and len(names) == 2 and bias:
+        return f"torch.addcmul({bias}, {names[0]}, {names[1]})"  # one op for (a * b) + bias
+    expr = f" {'*' if op.combine == 'mul' else '-'} ".join(names)
+    return f"({expr}) + {bias}" if bias else expr
+
+
+def _forward_source(plan: _Plan, saved_names: list[str], pre_names: list[str]) -> list[str]:
     p, H, S = plan.p, plan.p.hidden, plan.p.num_states
-    L = ["def forward(xp, W, b, h0, keep):", "    B, T = xp.shape[0], xp.shape[1]", "    saved = []"]
-    for g, (src, first, k) in enumerate(plan.groups):
+    L = ["def forward(xp, W, b, h0, keep):", "    B, T = xp.shape[0], xp.shape[1]", "    saved = []",
+         "    xpt = xp.transpose(0, 1)"]
+    for g, (_, first, k) in enumerate(plan.groups):
         L.append(f"    WT{g} = W[{first}:{first + k}].reshape({k * H}, {H}).t().contiguous()")
-    # per-op x (+bias) sums over all steps, [T, B, H]
-    xsum: dict[int, str] = {}
+    L += [f"    b{n} = b[{n}]" for n in range(p.num_biases)]
+    L += [f"    X{k} = xpt[:, :, {k * H}:{(k + 1) * H}]" for k in range(p.num_x)]
+    # time-parallel ops, all steps at once
+    for i in sorted(plan.par):
+        op = p.ops[i]
+        names = [plan.par_name(t) for t in op.terms]
+        L.append(f"    zA{i} = {_combine(op, names, f'b{op.bias}' if op.bias >= 0 else None)}")
+        lines: list[str] = []
+        value = activation_value(op.activation, f"zA{i}", lines, f"aA{i}_")
+        L += [f"    {line}" for line in lines] + [f"    VA{S + i} = {value}"]
+        g = plan.group_of_value.get(S + i)
+        if g is not None:
+            _, first, k = plan.groups[g]
+            L.append(f"    PA{g} = torch.matmul(VA{S + i}, WT{g})")
+            L += [f"    PE{e} = PA{g}[:, :, {j * H}:{(j + 1) * H}]" for j, e in enumerate(range(first, first + k))]
+    # per chain add-op: the sum of its time-parallel terms and bias, [T, B, H]
+    presum: dict[int, str] = {}
     for i, op in enumerate(p.ops):
-        xs = [f"xp[:, :, {t.index * H}:{(t.index + 1) * H}]" for t in op.terms if t.kind == "x"]
-        if op.combine == "add":
-            parts = xs + ([f"b[{op.bias}]"] if op.bias >= 0 else [])
-            if parts:
-                xsum[i] = " + ".join(parts) if xs else f"b[{op.bias}].expand(B, T, {H})"
-    for g, (src, first, k) in enumerate(plan.groups):
-        if g not in plan.absorbing_groups:
+        if i in plan.par or op.combine != "add":
             continue
+        parts = [plan.par_name(t) for t in op.terms if plan.is_par(t)]
+        if parts:
+            presum[i] = " + ".join(parts + ([f"b{op.bias}"] if op.bias >= 0 else []))
+        elif op.bias >= 0:
+            presum[i] = f"b{op.bias}.expand(T, B, {H})"
+    for g in sorted(plan.absorbing_groups):
+        _, first, k = plan.groups[g]
         chunks = []
         for e in range(first, first + k):
             op = next((i for i, ea in plan.absorbed.items() if ea == e), None)
-            chunks.append(f"({xsum[op]})" if op is not None else f"xp.new_zeros(B, T, {H})")
-        L.append(f"    base{g} = torch.cat([{', '.join(chunks)}], -1).transpose(0, 1).contiguous().unbind(0)")
+            chunks.append(f"({presum[op]})" if op is not None else f"xp.new_zeros(T, B, {H})")
+        L.append(f"    base{g} = torch.cat([{', '.join(chunks)}], -1).contiguous().unbind(0)")
+    single: set[str] = set()
     for i, op in enumerate(p.ops):
-        if i in xsum and i not in plan.absorbed:
-            L.append(f"    xs{i} = ({xsum[i]}).transpose(0, 1).contiguous().unbind(0)")
+        if i in plan.par:
+            continue
+        if i in presum and i not in plan.absorbed:
+            L.append(f"    xs{i} = ({presum[i]}).contiguous().unbind(0)")
         if op.combine != "add":
             for t in op.terms:
-                if t.kind == "x":
-                    L.append(
-                        f"    xc{t.index} = xp[:, :, {t.index * H}:{(t.index + 1) * H}].transpose(0, 1).contiguous().unbind(0)"
-                    )
-    for s in range(S):
-        L.append(f"    v{s} = h0[{s}]")
-    for n in range(p.num_biases):
-        L.append(f"    b{n} = b[{n}]")
+                if plan.is_par(t) and plan.par_name(t) not in single:
+                    single.add(plan.par_name(t))
+                    L.append(f"    {plan.par_name(t)}_s = {plan.par_name(t)}.contiguous().unbind(0)")
+    L += [f"    v{s} = h0[{s}]" for s in range(S)]
     L += ["    hs = []", "    for t in range(T):"]
     body: list[str] = []
 
@@ -107,60 +161,91 @@ def _forward_source(plan: _Plan, saved_names: list[str] | None) -> list[str]:
         if src < S:
             project(g)
     for i, op in enumerate(p.ops):
+        if i in plan.par:
+            continue
         terms = []
         for t in op.terms:
-            if t.kind == "x":
+            if plan.is_par(t):
                 if op.combine != "add":
-                    body.append(f"x{i}_{t.index} = xc{t.index}[t]")
-                    terms.append(f"x{i}_{t.index}")
-            elif t.kind == "edge":
-                terms.append(f"p{t.index}")
+                    body.append(f"{plan.step_name(t, i)} = {plan.par_name(t)}_s[t]")
+                    terms.append(plan.step_name(t, i))
             else:
-                terms.append(f"v{t.index}")
+                terms.append(plan.step_name(t, i))
         if op.combine == "add":
-            if i in xsum and i not in plan.absorbed:
+            if i in presum and i not in plan.absorbed:
                 terms.append(f"xs{i}[t]")
             expr = " + ".join(terms)
-        elif op.combine == "mul" and len(terms) == 2 and op.bias >= 0:
-            expr = f"torch.addcmul(b{op.bias}, {terms[0]}, {terms[1]})"  # one op for (a * b) + bias
         else:
-            expr = f" {'*' if op.combine == 'mul' else '-'} ".join(terms)
-            if op.bias >= 0:
-                expr = f"({expr}) + b{op.bias}"
+            expr = _combine(op, terms, f"b{op.bias}" if op.bias >= 0 else None)
         body.append(f"z{i} = {expr}")
         value = activation_value(op.activation, f"z{i}", body, f"a{i}_")
         body.append(f"v{S + i} = {value}")
-        if S + i in plan.groups_of_value:
-            project(plan.groups_of_value[S + i])
+        if S + i in plan.group_of_value:
+            project(plan.group_of_value[S + i])
     for s, outs in enumerate(p.outputs):
-        if len(outs) == 1:
-            body.append(f"n{s} = v{outs[0]}")
-        elif len(outs) == 2:
-            body.append(f"n{s} = torch.lerp(v{outs[0]}, v{outs[1]}, 0.5)")  # the mean, in one op
+        vals = [f"v{o}" if (o < S or (o - S) not in plan.par) else f"VA{o}_s[t]" for o in outs]
+        for o in outs:
+            if o >= S and (o - S) in plan.par and f"VA{o}" not in single:
+                single.add(f"VA{o}")
+                L.insert(L.index("    hs = []"), f"    VA{o}_s = VA{o}.contiguous().unbind(0)")
+        if len(vals) == 1:
+            body.append(f"n{s} = {vals[0]}")
+        elif len(vals) == 2:
+            body.append(f"n{s} = torch.lerp({vals[0]}, {vals[1]}, 0.5)")  # the mean, in one op
         else:
-            body.append(f"n{s} = ({' + '.join(f'v{o}' for o in outs)}) * {1.0 / len(outs)!r}")
-    if saved_names is not None:
-        body.append(f"if keep: saved.append(({', '.join(saved_names)},))")
-    for s in range(S):
-        body.append(f"v{s} = n{s}")
+            body.append(f"n{s} = ({' + '.join(vals)}) * {1.0 / len(vals)!r}")
+    body.append(f"if keep: saved.append(({', '.join(saved_names)},))" if saved_names else "pass")
+    body += [f"v{s} = n{s}" for s in range(S)]
     body.append("hs.append(v0)")
     L += [f"        {line}" for line in body]
-    L.append(f"    return torch.stack(hs, 1), torch.stack([{', '.join(f'v{s}' for s in range(S))}]), saved")
+    pre = ", ".join(f"{n!r}: {n}" for n in pre_names)
+    L.append(f"    return torch.stack(hs, 1), torch.stack([{', '.join(f'v{s}' for s in range(S))}]), (saved, {{{pre}}})")
     return L
 
 
-def _backward_source(plan: _Plan) -> tuple[list[str], list[str]]:
-    """Backward code and the forward names it reads (saved per step)."""
+def _op_grads(plan: _Plan, i: int, dz: str, names: list[str]) -> list[tuple[object, str]]:
+    """(term, gradient expression) for every term of op ``i`` given its ``dz``."""
+    op = plan.p.ops[i]
+    out = []
+    for j, t in enumerate(op.terms):
+        if op.combine == "add" or (op.combine == "sub" and j == 0):
+            d = dz
+        elif op.combine == "sub":
+            d = f"-{dz}"
+        else:
+            d = f"{dz} * {' * '.join(n for jj, n in enumerate(names) if jj != j)}"
+        out.append((t, d))
+    return out
+
+
+def _dz_lines(op, dv: str, z: str, y: str, dz: str, lines: list[str], prefix: str) -> bool:
+    """Append ``dz = dv * act'(z)``; False if the derivative is identically zero."""
+    fast = FAST_BACKWARD.get(op.activation)
+    if fast is not None:
+        lines.append(f"{dz} = {fast.format(g=dv, y=y, z=z)}")
+        return True
+    deriv = activation_grad(op.activation, z, y, lines, prefix)
+    if deriv is None:
+        return False
+    lines.append(f"{dz} = {dv}" if deriv == "1" else f"{dz} = {dv} * {deriv}")
+    return True
+
+
+def _backward_source(plan: _Plan) -> tuple[list[str], list[str], list[str]]:
+    """Backward code, the per-step forward names it reads, and the all-steps tensors it reads."""
     p, H, S = plan.p, plan.p.hidden, plan.p.num_states
     body: list[str] = []
-    grads: set[str] = set()  # names of gradients that exist (statically)
+    grads: set[str] = set()
 
-    def acc(name: str, expr: str) -> None:
-        if name in grads:
-            body.append(f"{name} = {name} + {expr}")
-        else:
-            body.append(f"{name} = {expr}")
-            grads.add(name)
+    def acc(name: str, expr: str, lines: list[str] = body) -> None:
+        lines.append(f"{name} = {name} + {expr}" if name in grads else f"{name} = {expr}")
+        grads.add(name)
+
+    lists: set[str] = set()  # per-step gradient lists of time-parallel terms, biases, x chunks
+
+    def push(lst: str, expr: str) -> None:
+        lists.add(lst)
+        body.append(f"{lst}.append({expr})")
 
     acc("g0", "dhs[t] + ds0")
     for s in range(1, S):
@@ -169,119 +254,160 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str]]:
         if len(outs) > 1:
             body.append(f"gm{s} = g{s} * {1.0 / len(outs)!r}")
         for o in outs:
-            acc(f"dv{o}", f"g{s}" if len(outs) == 1 else f"gm{s}")
-    x_grads: dict[int, str] = {}
-    bias_grads: dict[int, str] = {}
+            g = f"g{s}" if len(outs) == 1 else f"gm{s}"
+            if o >= S and (o - S) in plan.par:
+                push(f"dvx{o}", g)
+            else:
+                acc(f"dv{o}", g)
     edge_grads: dict[int, str] = {}
-
-    cats: dict[str, str] = {}  # concatenation expression -> the name holding it (computed once)
-
-    def cat(name: str, chunks: list[str]) -> str:
-        expr = chunks[0] if len(chunks) == 1 else f"torch.cat([{', '.join(chunks)}], 1)"
-        if expr in cats:
-            return cats[expr]
-        body.append(f"{name} = {expr}")
-        cats[expr] = name
-        return name
+    cats: dict[str, str] = {}
 
     def close_group(g: int) -> None:
         src, first, k = plan.groups[g]
-        chunks = [edge_grads.get(e, f"torch.zeros_like(v{src})") for e in range(first, first + k)]
         if all(e not in edge_grads for e in range(first, first + k)):
             return
-        body.append(f"dP{g} = {cat(f'dP{g}', chunks)}")
+        chunks = [edge_grads.get(e, f"torch.zeros_like(v{src})") for e in range(first, first + k)]
+        expr = chunks[0] if k == 1 else f"torch.cat([{', '.join(chunks)}], 1)"
+        if expr in cats:
+            body.append(f"dP{g} = {cats[expr]}")
+        else:
+            body.append(f"dP{g} = {expr}")
+            cats[expr] = f"dP{g}"
         body.append(f"dPs{g}.append(dP{g})")
         body.append(f"vs{g}.append(v{src})")
         acc(f"dv{src}", f"torch.mm(dP{g}, W{g})")
 
-    for i in reversed(range(len(p.ops))):
-        op = p.ops[i]
-        idx = S + i
-        if idx in plan.groups_of_value:
-            close_group(plan.groups_of_value[idx])
-        if f"dv{idx}" not in grads:
-            continue
-        fast = FAST_BACKWARD.get(op.activation)
-        if fast is not None:
-            body.append(f"dz{i} = {fast.format(g=f'dv{idx}', y=f'v{idx}', z=f'z{i}')}")
+    def route(t, d: str) -> None:
+        """Send a term's gradient where it belongs (per-step lists for time-parallel terms)."""
+        if t.kind == "x":
+            push(f"dxs{t.index}", d)
+        elif plan.is_par(t):
+            push(f"dpe{t.index}" if t.kind == "edge" else f"dvx{t.index}", d)
+        elif t.kind == "edge":
+            edge_grads[t.index] = d
         else:
-            deriv = activation_grad(op.activation, f"z{i}", f"v{idx}", body, f"d{i}_")
-            if deriv is None:
-                continue
-            body.append(f"dz{i} = dv{idx}" if deriv == "1" else f"dz{i} = dv{idx} * {deriv}")
+            acc(f"dv{t.index}", d)
+
+    for i in reversed(range(len(p.ops))):
+        if i in plan.par:
+            continue
+        op, idx = p.ops[i], S + i
+        if idx in plan.group_of_value:
+            close_group(plan.group_of_value[idx])
+        if f"dv{idx}" not in grads or not _dz_lines(op, f"dv{idx}", f"z{i}", f"v{idx}", f"dz{i}", body, f"d{i}_"):
+            continue
         if op.bias >= 0:
-            bias_grads[op.bias] = f"dz{i}"
-        names = []
-        for t in op.terms:
-            if t.kind == "x":
-                names.append(f"x{i}_{t.index}")
-            elif t.kind == "edge":
-                names.append(f"p{t.index}")
-            else:
-                names.append(f"v{t.index}")
-        for j, t in enumerate(op.terms):
-            if op.combine == "add" or (op.combine == "sub" and j == 0):
-                d = f"dz{i}"
-            elif op.combine == "sub":
-                d = f"-dz{i}"
-            else:
-                others = [n for jj, n in enumerate(names) if jj != j]
-                d = f"dz{i} * {' * '.join(others)}"
-            if t.kind == "x":
-                x_grads[t.index] = d
-            elif t.kind == "edge":
-                edge_grads[t.index] = d
-            else:
-                acc(f"dv{t.index}", d)
+            push(f"dbs{op.bias}", f"dz{i}")
+        names = [plan.step_name(t, i) for t in op.terms]
+        for t, d in _op_grads(plan, i, f"dz{i}", names):
+            route(t, d)
     for g, (src, _, _) in enumerate(plan.groups):
         if src < S:
             close_group(g)
     for s in range(S):
         body.append(f"ds{s} = dv{s}" if f"dv{s}" in grads else f"ds{s} = torch.zeros_like(ds{s})")
-    for k in range(p.num_x):
-        if k in x_grads:
-            body.append(f"dxs{k}.append({x_grads[k]})")
-    for k in range(p.num_biases):
-        if k in bias_grads:
-            body.append(f"dbs{k}.append({bias_grads[k]})")
-    read = sorted(n for n in names_in(body) if (n[0] in "zvpx" and n[1:2].isdigit() or n.startswith("a")) and n[1:].replace("_", "").isdigit())
-    read = [n for n in read if not n.startswith("a") and n != "t"]
-    L = ["def backward(saved, W, b, xp, dhs, dfinal):", "    B, T = xp.shape[0], xp.shape[1]"]
-    for g, (src, first, k) in enumerate(plan.groups):
+    step_pattern = re.compile(r"(v|z|p)\d+|q\d+_\w+")
+    read = sorted(n for n in names_in(body) if step_pattern.fullmatch(n) and not n.startswith("q"))
+    q_names = sorted(n for n in names_in(body) if n.startswith("q") and step_pattern.fullmatch(n))
+    L = ["def backward(saved, W, b, xp, dhs, dfinal):", "    saved, pre = saved", "    B, T = xp.shape[0], xp.shape[1]"]
+    for g, (_, first, k) in enumerate(plan.groups):
         L += [f"    W{g} = W[{first}:{first + k}].reshape({k * H}, {H}).contiguous()", f"    dPs{g}, vs{g} = [], []"]
-    L += ["    dhs = dhs.unbind(1)"]
-    L += [f"    dxs{k} = []" for k in range(p.num_x)] + [f"    dbs{k} = []" for k in range(p.num_biases)]
+    L += ["    dhs = dhs.unbind(1)"] + [f"    {n} = []" for n in sorted(lists)]
     L += [f"    ds{s} = dfinal[{s}]" for s in range(S)]
+    single = sorted({n.split("_", 1)[1] for n in q_names})
+    for n in single:
+        if n.startswith("X"):
+            k = int(n[1:])
+            L.append(f"    {n}_s = xp[:, :, {k * H}:{(k + 1) * H}].transpose(0, 1).contiguous().unbind(0)")
+        else:
+            L.append(f"    {n}_s = pre[{n!r}].contiguous().unbind(0)")
     L.append("    for t in range(T - 1, -1, -1):")
     if read:
         L.append(f"        ({', '.join(read)},) = saved[t]")
+    L += [f"        {q} = {q.split('_', 1)[1]}_s[t]" for q in q_names]
     L += [f"        {line}" for line in body]
-    # gradients of x chunks / biases collected per step in reverse order; steps with none are zero
-    dx_parts = [f"(torch.stack(dxs{k}[::-1], 1) if dxs{k} else xp.new_zeros(B, T, {H}))" for k in range(p.num_x)]
+    # after the loop: stack the per-step lists (reversed: the loop ran backwards), then the
+    # time-parallel ops' backward for all steps at once
+    post: list[str] = []
+    pre_read: set[str] = set(single)
+
+    def stacked(lst: str) -> str:
+        return f"torch.stack({lst}[::-1])"  # [T, B, H]
+
+    DX: dict[int, str] = {}
+    DB: dict[int, str] = {}
+    DPE: dict[int, str] = {}
+    DVX: dict[int, str] = {}
+    for lst in sorted(lists):
+        kind, index = re.fullmatch(r"(dxs|dbs|dpe|dvx)(\d+)", lst).groups()
+        target = {"dxs": DX, "dbs": DB, "dpe": DPE, "dvx": DVX}[kind]
+        post.append(f"    A{lst} = {stacked(lst)}")
+        target[int(index)] = f"A{lst}"
+    for i in sorted(plan.par, reverse=True):
+        op, idx = p.ops[i], S + i
+        parts = [DVX[idx]] if idx in DVX else []
+        g = plan.group_of_value.get(idx)
+        if g is not None:
+            _, first, k = plan.groups[g]
+            if any(e in DPE for e in range(first, first + k)):
+                chunks = [DPE.get(e, f"torch.zeros_like(VA{idx})") for e in range(first, first + k)]
+                post.append(f"    dPA{g} = {chunks[0] if k == 1 else f'torch.cat([{chr(44).join(chunks)}], -1)'}")
+                post.append(f"    dPs{g}.append(dPA{g}.reshape(-1, {k * H}))")
+                post.append(f"    vs{g}.append(VA{idx}.reshape(-1, {H}))")
+                parts.append(f"torch.matmul(dPA{g}, W{g})")
+                pre_read.add(f"VA{idx}")
+        if not parts:
+            continue
+        post.append(f"    dVA{idx} = {' + '.join(parts)}")
+        lines: list[str] = []
+        if not _dz_lines(op, f"dVA{idx}", f"zA{i}", f"VA{idx}", f"dzA{i}", lines, f"dA{i}_"):
+            continue
+        post += [f"    {line}" for line in lines]
+        pre_read |= {n for n in names_in(lines) if re.fullmatch(r"(zA|VA)\d+", n)}
+        if op.bias >= 0:
+            DB[op.bias] = f"{DB[op.bias]} + dzA{i}" if op.bias in DB else f"dzA{i}"
+        names = [plan.par_name(t) for t in op.terms]
+        if op.combine == "mul":
+            pre_read |= set(names)
+        for t, d in _op_grads(plan, i, f"dzA{i}", names):
+            target = DX if t.kind == "x" else DPE if t.kind == "edge" else DVX
+            key = t.index
+            post.append(f"    G{i}_{key}_{t.kind} = {d}")
+            target[key] = f"{target[key]} + G{i}_{key}_{t.kind}" if key in target else f"G{i}_{key}_{t.kind}"
+    L += post
+    if any(n.startswith("X") for n in pre_read):
+        L.append("    xpt = xp.transpose(0, 1)")
+        L += [f"    {n} = xpt[:, :, {int(n[1:]) * H}:{(int(n[1:]) + 1) * H}]" for n in sorted(pre_read) if n.startswith("X")]
+    L += [f"    {n} = pre[{n!r}]" for n in sorted(pre_read) if not n.startswith("X") and not n.endswith("_s")]
+    # hoist the pre reads to the top of the function body (after the signature lines)
+    hoist = [line for line in L if re.match(r"    (X\d+|xpt|VA\d+|zA\d+|PE\d+) = ", line)]
+    L = [line for line in L if line not in hoist]
+    L[3:3] = hoist
+    dx_parts = [f"({DX[k]}).transpose(0, 1)" if k in DX else f"xp.new_zeros(B, T, {H})" for k in range(p.num_x)]
     L.append(f"    dxp = torch.cat([{', '.join(dx_parts)}], 2)" if dx_parts else "    dxp = xp.new_zeros(B, T, 0)")
-    db_parts = [f"(torch.stack(dbs{k}).sum((0, 1)) if dbs{k} else b.new_zeros({H}))" for k in range(p.num_biases)]
+    db_parts = [f"({DB[k]}).sum((0, 1))" if k in DB else f"b.new_zeros({H})" for k in range(p.num_biases)]
     L.append(f"    db = torch.stack([{', '.join(db_parts)}])" if db_parts else f"    db = b.new_zeros(0, {H})")
     dws = []
-    for g, (src, first, k) in enumerate(plan.groups):
-        L.append(
-            f"    dW{g} = (torch.cat(dPs{g}).t() @ torch.cat(vs{g})).view({k}, {H}, {H}) if dPs{g} "
-            f"else W.new_zeros({k}, {H}, {H})"
-        )
+    for g, (_, first, k) in enumerate(plan.groups):
+        L.append(f"    dW{g} = (torch.cat(dPs{g}).t() @ torch.cat(vs{g})).view({k}, {H}, {H}) if dPs{g} "
+                 f"else W.new_zeros({k}, {H}, {H})")
         dws.append(f"dW{g}")
     L.append(f"    dW = torch.cat([{', '.join(dws)}]) if {len(dws)} else torch.zeros_like(W)")
     L.append(f"    return dxp, dW, db, torch.stack([{', '.join(f'ds{s}' for s in range(S))}])")
-    return L, read
+    pre_names = sorted(n for n in pre_read if not n.startswith("X"))
+    return L, read, pre_names
 
 
 @functools.lru_cache(maxsize=512)
 def compiled(program: CellProgram) -> dict:
     """Generate and exec the forward/backward functions of a program (memoised)."""
     plan = _Plan(program)
-    bwd, read = _backward_source(plan)
-    fwd = _forward_source(plan, read)
+    bwd, read, pre_names = _backward_source(plan)
+    fwd = _forward_source(plan, read, pre_names)
     source = "\n".join([TORCH_PRELUDE, "_aten = torch.ops.aten", "", *fwd, "", *bwd, ""])
     namespace: dict = {}
-    exec(compile(source, f"<recurrent {hashlib.sha256(program.key().encode()).hexdigest()[:16]}>", "exec"), namespace)
+    name = f"<recurrent {hashlib.sha256(program.key().encode()).hexdigest()[:16]}>"
+    exec(compile(source, name, "exec"), namespace)
     namespace["source"] = source
     return namespace
 

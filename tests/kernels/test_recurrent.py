@@ -13,13 +13,26 @@ import torch
 from kernels.recurrent import fused, reference
 from kernels.recurrent.program import CellProgram
 from search_spaces.build import CellModule
-from search_spaces.cells import elman, gru, lstm
+from search_spaces.cells import elman, gru, lstm, make_spec
 from search_spaces.lowering import lower_cell
 from tests.kernels._testing import RATIO, assert_close, random_specs, rel_rms
 
-NAMED = [lstm(8), gru(8), elman(8), lstm(8, "mul(x, sigmoid(x))")]
+# a cell with time-parallel ops (n1, n4 read only x), used by chain ops through add, mul and edges
+PARALLEL = make_spec(8, {
+    "n0": ("add", "tanh", True, [("x", True), ("h", True)]),
+    "n1": ("add", "sigmoid", True, [("x", True)]),
+    "n2": ("mul", "tanh", True, [("n1", True), ("n0", True)]),
+    "n3": ("add", "relu", True, [("n1", True), ("h", True)]),
+    "n4": ("mul", "mul(x, sigmoid(x))", True, [("x", True), ("n1", False)]),
+    "n5": ("sub", "x", False, [("n4", True), ("n2", False)]),
+})
+NAMED = [lstm(8), gru(8), elman(8), lstm(8, "mul(x, sigmoid(x))"), PARALLEL]
 RANDOM = random_specs(2, hidden=8, seed=1, input_size=8)
 SPECS = [pytest.param(s, id=f"{s.graph.graph['space']}{i}") for i, s in enumerate(NAMED + RANDOM)]
+
+
+def test_parallel_ops_are_found() -> None:
+    assert fused._Plan(lower_cell(PARALLEL, 8)).par == {1, 4}
 
 
 def make_inputs(program: CellProgram, B: int, T: int, dtype=torch.float64, seed: int = 0):
