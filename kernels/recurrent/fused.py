@@ -1,11 +1,13 @@
 """The fast CPU path: the whole sequence in generated straight-line torch code, with a manual backward.
 
-The same plan as the Triton kernel, in torch ops: the cell's step is generated from its
-`CellProgram` (no per-step dict lookups), x projections and biases are folded into the recurrent
-matmul where the combine allows (``addmm``), the forward runs without autograd recording and keeps
-only what the backward reads, and the backward is a generated reverse loop whose weight gradients
-are one large matmul per source at the end (not a small one per step). About 2-4x fewer op calls
-per step than the eager per-step loop of `kernels.recurrent.reference`.
+The same plan as the Triton kernel, in torch ops. The cell's step is generated from its
+`CellProgram` (no per-step dict lookups or graph walks). Ops that read only x ("time-parallel") run
+for all steps at once before the loop, and their projections are one matmul over all steps; x
+projections, time-parallel terms and biases are folded into the recurrent matmul where the combine
+allows (``addmm``). The forward runs without autograd recording and keeps only what the backward
+reads; the backward is a generated reverse loop over the recurrent chain only: gradients of biases,
+x projections, time-parallel ops and weights are collected and formed after the loop with a few
+large ops (weight gradients as one matmul per source, not a small one per step).
 """
 
 from __future__ import annotations
