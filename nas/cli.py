@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from nas.cluster import use_cluster_token
 from nas.config import ConfigError, load_config, parse_config
 
 EXIT_BAD_INPUT = 2
@@ -57,6 +58,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
 
 
 def _search(args: argparse.Namespace) -> int:
+    use_cluster_token(args.address)
     from nas.search import run_search
 
     config = load_config(
@@ -85,6 +87,7 @@ def _add_resume(sub: argparse._SubParsersAction) -> None:
 
 
 def _resume(args: argparse.Namespace) -> int:
+    use_cluster_token(args.address)
     from nas.search import run_dir_for, run_search, stored_config
 
     run_dir = run_dir_for(args.name, args.runs_dir)
@@ -216,15 +219,16 @@ def _export(args: argparse.Namespace) -> int:
         raise ConfigError(f"{run_dir / 'config.yaml'} is missing: export needs the search config (data, seed)")
     cells = export_study(study, run_dir, args.out, config=config, trial=args.trial, pareto=args.pareto,
                          top=args.top, formats=formats)
-    table = Table(title=f"exported {len(cells)} cell(s) of {args.name} to {args.out}")
-    for column in ("trial", "val acc", "MACs", "params", "weights", "files"):
-        table.add_column(column, justify="left" if column in ("weights", "files") else "right")
+    table = Table(title=f"exported {len(cells)} cell(s) of {args.name}")
+    for column in ("trial", "val acc", "MACs", "params", "weights", "directory"):
+        table.add_column(column, justify="left" if column in ("weights", "directory") else "right")
     for cell in cells:
         m = cell.manifest
         acc = f"{m['objectives']['val_accuracy']:.4f}" if m.get("objectives") else "-"
         table.add_row(str(m["trial"]), acc, f"{m['macs']:,}", f"{m['params']:,}", m["weights"].split(" ")[0],
-                      " ".join(p.name for p in cell.files.values()))
+                      str(cell.directory))
     console.print(table)
+    console.print(f"each directory: {' '.join(p.name for p in cells[0].files.values())}", highlight=False)
     return 0
 
 
@@ -250,7 +254,7 @@ def _import(args: argparse.Namespace) -> int:
     console.print(f"cell {args.cell}: valid; hidden {spec.hidden_size}, states {', '.join(spec.states)}, "
                   f"{len(spec.op_nodes())} op nodes", highlight=False)
     for line in cell_formula(spec):
-        console.print(f"  {line}", highlight=False)
+        console.print(f"  {line}", highlight=False, markup=False)
     if args.config is None:
         if args.out:
             raise ConfigError("--out needs --config (the data the cell is trained on)")

@@ -142,6 +142,7 @@ def export_cell(
     formats: Sequence[str] = FORMATS,
     title: str = "searched cell",
     manifest: dict[str, Any] | None = None,
+    extra_files: dict[str, str] | None = None,
 ) -> ExportedCell:
     """Write one cell to ``out_dir`` in ``formats`` plus a manifest (see the module docstring).
 
@@ -155,6 +156,7 @@ def export_cell(
         formats: a subset of `FORMATS`; the manifest is always written.
         title: first line of the generated module's docstring.
         manifest: extra manifest entries (study, trial, objectives...).
+        extra_files: more text files to write beside the cell, by name (e.g. the search config).
     """
     formats = parse_formats(formats)
     out = Path(out_dir)
@@ -182,6 +184,8 @@ def export_cell(
             module_file.unlink()
         result.files["onnx"] = out / "model.onnx"
         onnx_diff = onnx_max_difference(standalone, task, out / "model.onnx")
+    for name, text in (extra_files or {}).items():
+        result.files[Path(name).stem] = _write(out / name, text)
     costs = cost(spec, task)
     result.manifest = {
         "manifest_version": MANIFEST_VERSION,
@@ -274,8 +278,6 @@ def export_study(
     exported = []
     for t in chosen:
         directory = out / f"trial_{t.number}"
-        directory.mkdir(parents=True, exist_ok=True)
-        _write(directory / "config.yaml", _yaml(config))
         manifest = {
             "study": study.study_name,
             "trial": t.number,
@@ -302,6 +304,7 @@ def export_study(
                 formats=formats,
                 title=f"Trial {t.number} of study {study.study_name}",
                 manifest=manifest,
+                extra_files={"config.yaml": _yaml(config)},
             )
         )
     return exported
