@@ -19,6 +19,7 @@ from search_spaces.cells import gru, lstm, elman, make_spec, named_cell
 from search_spaces.cost import cost
 from search_spaces.nb201 import NB201Space
 from search_spaces.recurrent_cell import RecurrentCellSpace
+from search_spaces.safs_space import JointSpace
 from search_spaces.sparsity_space import SparsitySpace
 from search_spaces.spec import SCHEMA_VERSION, Spec, SpecError, canonical_hash, validate_spec
 from search_spaces.task import Task
@@ -28,6 +29,7 @@ SPACES: dict[str, type[SearchSpace]] = {
     "activation": ActivationSpace,
     "sparsity": SparsitySpace,
     "nb201": NB201Space,
+    "safs": JointSpace,
 }
 
 

@@ -3,18 +3,27 @@
 A core unit is ``binary(unary1(x), unary2(x))``; with two units the second reads the first:
 ``binary2(unary3(core1), unary4(x))``. The cell is fixed (a named cell) and every node whose
 activation is ``replace`` (tanh by default) gets the searched function.
+
+Two things keep a search from wasting training runs (as the paper's exhaustive search did): `validate`
+rejects numerically unsafe functions with the reason (`activations.check_safe`), and `canonical_hash`
+hashes functions by their values at fixed probe points, so ``mul(x, sigmoid(x))`` and ``sigmul(x, x)``
+are one candidate. `unique_params` enumerates a small space exhaustively, one entry per distinct safe
+function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from search_spaces.activations import BINARY, UNARY, canonical
+from search_spaces.activations import BINARY, UNARY, ExpressionError, canonical, check_safe, probe_signature
 from search_spaces.base import Decision, SearchSpace, check_choices
 from search_spaces.cells import NAMED_CELLS, named_cell
-from search_spaces.spec import Spec
+from search_spaces.spec import Spec, SpecError, validate_spec
+from search_spaces.spec import canonical_hash as graph_hash
 
 DEFAULT_UNARY = ("x", "neg", "abs", "square", "sigmoid", "tanh", "relu", "exp", "sin", "erf", "softplus", "zero", "one")
 DEFAULT_BINARY = ("add", "sub", "mul", "max", "min", "sigmul")
@@ -71,3 +80,76 @@ class ActivationSpace(SearchSpace):
                 d["activation"] = expr
         spec.graph.graph["space"] = self.name
         return spec
+
+    def searched_activation(self, spec: Spec) -> str | None:
+        """The searched expression in ``spec`` (the activation of the first replaced node)."""
+        for node in spec.op_nodes():
+            if node in self._replaced:
+                return spec.graph.nodes[node]["activation"]
+        return None
+
+    @property
+    def _replaced(self) -> set[str]:
+        base = named_cell(self.cell, self.hidden_size)
+        return {n for n, d in base.graph.nodes(data=True) if d["kind"] == "op" and canonical(d["activation"]) == self.replace}
+
+    def validate(self, spec: Spec) -> None:
+        """`validate_spec`, then reject an unsafe searched function with the reason (`check_safe`)."""
+        validate_spec(spec)
+        for node in spec.op_nodes():
+            text = spec.graph.nodes[node]["activation"]
+            try:
+                check_safe(text)
+            except ExpressionError as exc:
+                raise SpecError(f"nodes[{node!r}].activation: unsafe: {exc}") from exc
+
+    def canonical_hash(self, spec: Spec) -> str:
+        """Equal for cells whose activations agree at the probe points (equivalent expressions)."""
+        return function_hash(spec)
+
+    def grid_size(self) -> int:
+        """Number of raw decision assignments (before deduplication)."""
+        n = 1
+        for d in self.decisions():
+            n *= len(d.choices)
+        return n
+
+    def iter_params(self) -> Iterator[dict[str, Any]]:
+        """Every assignment of the decisions, in a fixed order (first choices vary slowest)."""
+        decisions = self.decisions()
+        for values in itertools.product(*(d.choices for d in decisions)):
+            yield {d.name: v for d, v in zip(decisions, values)}
+
+    def unique_params(self, *, safe_only: bool = True) -> list[tuple[dict[str, Any], str]]:
+        """One ``(params, expression)`` per distinct function (probe signature), first seen kept.
+
+        With ``safe_only``, functions that fail `check_safe` are left out. Exhaustive: meant for
+        ``units=1`` spaces (13 unary x 6 binary: 1,014 assignments, a few hundred functions).
+        """
+        seen: set[str] = set()
+        out = []
+        for params in self.iter_params():
+            text = self.expression(params)
+            signature = probe_signature(text)
+            if signature in seen:
+                continue
+            seen.add(signature)
+            if safe_only:
+                try:
+                    check_safe(text)
+                except ExpressionError:
+                    continue
+            out.append((params, text))
+        return out
+
+
+def function_hash(spec: Spec) -> str:
+    """`canonical_hash` of the cell's structure plus the probe signature of each node's activation."""
+    graph = Spec(spec.graph.copy())
+    signatures = []
+    for node in sorted(graph.op_nodes()):
+        d = graph.graph.nodes[node]
+        signatures.append(f"{node}={probe_signature(d['activation'])}")
+        d["activation"] = "x"
+    key = graph_hash(graph) + "|" + ",".join(signatures)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -10,6 +10,7 @@ strings in a Spec; `parse` turns them into a tree, `format_expr` back into canon
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import re
 from collections.abc import Callable
@@ -174,3 +175,68 @@ def is_finite_on_probe(text: str, low: float = -6.0, high: float = 6.0, points: 
     (grad,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
     grad = torch.zeros_like(x) if grad is None else grad
     return bool(torch.isfinite(y).all() and torch.isfinite(grad).all() and y.abs().max() < math.inf)
+
+
+# --- deduplication and safety (the Swish paper's search trains each distinct function once) ---------
+
+# Fixed probe points: an irregular grid over ordinary pre-activations, plus 0 and a few far points, so
+# two functions that agree on all of them are, for a search's purposes, the same function.
+PROBE_POINTS: tuple[float, ...] = tuple(
+    sorted({round(-7.3 + 0.137 * i, 6) for i in range(108)} | {0.0, -12.5, -9.1, 9.1, 12.5})
+)
+SAFE_RANGE = (-8.0, 8.0)  # "ordinary inputs": pre-activations of a trained recurrent cell stay in here
+SAFE_MAX_ABS = 1e4  # a function larger than this on SAFE_RANGE overflows float16/bf16 products quickly
+
+
+def probe_signature(text: str, digits: int = 6) -> str:
+    """A hash of the expression's values at `PROBE_POINTS`, rounded to ``digits`` significant digits.
+
+    Equivalent expressions (``mul(x, sigmoid(x))``, ``mul(sigmoid(x), x)``, ``sigmul(x, x)``) get the
+    same signature without any symbolic algebra; distinct functions differ on some probe point.
+    """
+    x = torch.tensor(PROBE_POINTS, dtype=torch.float64)
+    with torch.no_grad():
+        y = compile_torch(text)(x)
+    parts = []
+    for value in y.tolist():
+        if not math.isfinite(value):
+            parts.append(repr(value))
+        elif value == 0.0:
+            parts.append("0")
+        else:
+            parts.append(f"{value:.{digits - 1}e}")
+    return hashlib.sha256(",".join(parts).encode()).hexdigest()[:16]
+
+
+def check_safe(text: str, low: float = SAFE_RANGE[0], high: float = SAFE_RANGE[1], points: int = 513) -> None:
+    """Raise `ExpressionError` with the reason if the activation is unsafe to train with.
+
+    Unsafe means, on ordinary inputs ``[low, high]`` in float32: a NaN or infinite value or gradient,
+    a value beyond `SAFE_MAX_ABS` (overflow waiting to happen), or a constant function (no gradient
+    reaches the weights before it, so the cell cannot learn).
+    """
+    fn = compile_torch(text)
+    x = torch.linspace(low, high, points, dtype=torch.float32, requires_grad=True)
+    y = fn(x)
+    if y.requires_grad:
+        (grad,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
+    else:
+        grad = None
+    grad = torch.zeros_like(x) if grad is None else grad.detach()
+    x, y = x.detach(), y.detach()
+    name = canonical(text)
+    bad = ~torch.isfinite(y)
+    if bad.any():
+        at = float(x[bad.nonzero()[0, 0]])
+        raise ExpressionError(f"{name}: value is {float(y[bad][0])} at x={at:g} (NaN/overflow on ordinary inputs)")
+    bad = ~torch.isfinite(grad)
+    if bad.any():
+        at = float(x[bad.nonzero()[0, 0]])
+        raise ExpressionError(f"{name}: gradient is {float(grad[bad][0])} at x={at:g} (NaN/overflow on ordinary inputs)")
+    peak = int(y.abs().argmax())
+    if float(y[peak].abs()) > SAFE_MAX_ABS:
+        raise ExpressionError(
+            f"{name}: reaches {float(y[peak]):.3g} at x={float(x[peak]):g}, beyond {SAFE_MAX_ABS:g} (overflow risk)"
+        )
+    if float(grad.abs().max()) == 0.0:
+        raise ExpressionError(f"{name}: constant on [{low:g}, {high:g}] (zero gradient, nothing to learn)")

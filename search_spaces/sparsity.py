@@ -169,3 +169,35 @@ def magnitude_schedule(target: float, progress: float) -> float:
     """Density during gradual magnitude pruning (Zhu & Gupta): 1.0 at progress 0, target at 1."""
     progress = min(max(progress, 0.0), 1.0)
     return target + (1.0 - target) * (1.0 - progress) ** 3
+
+
+def mask_graph(mask: torch.Tensor) -> nx.Graph:
+    """The undirected graph of a square mask: an edge i-j where ``mask[i, j]`` or ``mask[j, i]``
+    (self-loops dropped), the view in which random-graph topologies are compared."""
+    rows, cols = mask.shape
+    if rows != cols:
+        raise SparsityError(f"graph properties need a square mask, got {rows}x{cols}")
+    adjacency = mask.bool().cpu().numpy()
+    adjacency = (adjacency | adjacency.T) & ~np.eye(rows, dtype=bool)
+    return nx.from_numpy_array(adjacency.astype(np.int8))
+
+
+def graph_properties(mask: torch.Tensor) -> dict[str, float]:
+    """Clustering, density, degrees of a square mask's undirected graph (`mask_graph`).
+
+    ``clustering_ratio`` is the average clustering over the graph's edge density: about 1 for an
+    Erdos-Renyi graph (clustering equals density), well above 1 for Watts-Strogatz small worlds.
+    ``degree_cv`` (std/mean of the degree) is high for Barabasi-Albert's heavy-tailed hubs.
+    """
+    graph = mask_graph(mask)
+    degrees = np.array([d for _, d in graph.degree()], dtype=np.float64)
+    mean = float(degrees.mean()) if len(degrees) else 0.0
+    clustering, density = float(nx.average_clustering(graph)), float(nx.density(graph))
+    return {
+        "clustering": clustering,
+        "density": density,
+        "clustering_ratio": clustering / density if density > 0 else 0.0,
+        "mean_degree": mean,
+        "max_degree": float(degrees.max()) if len(degrees) else 0.0,
+        "degree_cv": float(degrees.std() / mean) if mean > 0 else 0.0,
+    }

@@ -3,6 +3,11 @@
 Decisions, per linear edge in `Spec.linear_edges` order: ``density[src->dst]`` and, when the density is
 below 1, ``pattern[src->dst]``. Patterns that do not fit a matrix's shape at the chosen density (N:M
 needs the input size divisible by M) fall back to ``random`` at the same density, recorded in the Spec.
+
+With ``hidden_sizes`` the first decision is the hidden size, so the search can trade a larger sparse cell
+against a smaller dense one at equal MACs, the comparison "Investigating Sparsity in Recurrent Neural
+Networks" (Narang et al.) makes. ``magnitude`` matrices are pruned gradually while training
+(`workers.training.TrainConfig.prune_until`), so the surviving weights are retrained.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class SparsitySpace(SearchSpace):
     input_size: int | None = None  # the task's input size, to shape-check x edges; None: skip
     densities: Sequence[float] = DEFAULT_DENSITIES
     patterns: Sequence[str] = DEFAULT_PATTERNS
+    hidden_sizes: Sequence[int] | None = None  # searched hidden sizes; None: ``hidden_size`` only
 
     def __post_init__(self) -> None:
         self.name = "sparsity"
@@ -36,6 +42,10 @@ class SparsitySpace(SearchSpace):
             raise ValueError(f"densities: must be numbers in (0, 1], got {list(self.densities)}")
         check_choices("patterns", self.patterns, tuple(p for p in sparsity.PATTERNS if p != "dense"))
         self.densities, self.patterns = tuple(float(d) for d in self.densities), tuple(self.patterns)
+        if self.hidden_sizes is not None:
+            if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
+                raise ValueError(f"hidden_sizes: must be positive integers, got {list(self.hidden_sizes)}")
+            self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
         sparse = tuple(d for d in self.densities if d < 1.0)
         self._sparse_densities = sparse
         self._base = named_cell(self.cell, self.hidden_size)
@@ -45,7 +55,7 @@ class SparsitySpace(SearchSpace):
         return f"{src}->{dst}"
 
     def decisions(self) -> list[Decision]:
-        out = []
+        out = [Decision("hidden_size", self.hidden_sizes)] if self.hidden_sizes else []
         for e in self._edges:
             key = self.edge_key(e.src, e.dst)
             out.append(Decision(f"density[{key}]", self.densities))
@@ -54,8 +64,9 @@ class SparsitySpace(SearchSpace):
         return out
 
     def decode(self, params: dict[str, Any]) -> Spec:
-        spec = named_cell(self.cell, self.hidden_size)
-        for e in self._edges:
+        hidden = int(params.get("hidden_size", self.hidden_size))
+        spec = named_cell(self.cell, hidden)
+        for e in spec.linear_edges(self.input_size or hidden):
             key = self.edge_key(e.src, e.dst)
             density = float(params[f"density[{key}]"])
             pattern = params.get(f"pattern[{key}]", "dense") if density < 1.0 else "dense"
@@ -67,3 +78,21 @@ class SparsitySpace(SearchSpace):
             spec.graph.edges[e.src, e.dst].update(density=density, pattern=pattern)
         spec.graph.graph["space"] = self.name
         return spec
+
+    def uniform_params(self, density: float, pattern: str = "magnitude", hidden_size: int | None = None) -> dict[str, Any]:
+        """Params giving every matrix the same density and pattern (the uniform-pruning baseline)."""
+        params: dict[str, Any] = {"hidden_size": hidden_size or self.hidden_size} if self.hidden_sizes else {}
+        for e in self._edges:
+            key = self.edge_key(e.src, e.dst)
+            params[f"density[{key}]"] = density
+            if density < 1.0:
+                params[f"pattern[{key}]"] = pattern
+        return params
+
+
+def overall_density(spec: Spec, input_size: int) -> float:
+    """Non-zero weights over all weights of the cell's matrices (what "a 25%-dense cell" means)."""
+    edges = list(spec.linear_edges(input_size))
+    total = sum(e.shape[0] * e.shape[1] for e in edges)
+    kept = sum(sparsity.nnz(e.pattern, e.density, e.shape) for e in edges)
+    return kept / total if total else 1.0

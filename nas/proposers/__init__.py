@@ -15,6 +15,7 @@ from typing import Any
 
 import optuna
 
+from nas.proposers._grid import GridSampler
 from nas.proposers._rea import REASampler
 from nas.proposers._rnn_controller import RNNControllerSampler
 from search_spaces import SearchSpace
@@ -54,12 +55,19 @@ def _rea(
     return REASampler(space=space, seed=seed, **options)
 
 
+def _grid(
+    *, seed: int | None, space: SearchSpace, options: dict[str, Any], state_dir: Path | None
+) -> optuna.samplers.BaseSampler:
+    return GridSampler(space=space, seed=seed, **options)
+
+
 PROPOSERS: dict[str, SamplerFactory] = {
     "random": _random,
     "tpe": _tpe,
     "nsga2": _nsga2,
     "rnn": _rnn,
     "rea": _rea,
+    "grid": _grid,
 }
 
 
@@ -80,4 +88,4 @@ def make_sampler(
         raise ValueError(f"search.sampler_options for {name!r}: {exc}") from exc
 
 
-__all__ = ["PROPOSERS", "REASampler", "RNNControllerSampler", "make_sampler"]
+__all__ = ["PROPOSERS", "GridSampler", "REASampler", "RNNControllerSampler", "make_sampler"]
