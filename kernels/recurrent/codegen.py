@@ -49,3 +49,18 @@ def names_in(lines: list[str]) -> set[str]:
     for line in lines:
         out |= set(_NAME.findall(line))
     return out
+
+
+def term_grads(op, dz: str, names: list[str]) -> list[tuple[object, str]]:
+    """(term, gradient expression) for each term of ``op`` given its pre-activation gradient ``dz``;
+    ``names`` are the terms' values (a product's gradient reads the other factors)."""
+    out = []
+    for j, t in enumerate(op.terms):
+        if op.combine == "add" or (op.combine == "sub" and j == 0):
+            d = dz
+        elif op.combine == "sub":
+            d = f"-{dz}"
+        else:
+            d = f"{dz} * {' * '.join(n for jj, n in enumerate(names) if jj != j)}"
+        out.append((t, d))
+    return out

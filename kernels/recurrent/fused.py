@@ -19,7 +19,7 @@ import re
 import torch
 
 from kernels.activation.expr import TORCH_PRELUDE
-from kernels.recurrent.codegen import activation_grad, activation_value, names_in
+from kernels.recurrent.codegen import activation_grad, activation_value, names_in, term_grads
 from kernels.recurrent.program import CellProgram
 from kernels.recurrent.reference import check_shapes
 
@@ -205,21 +205,6 @@ def _forward_source(plan: _Plan, saved_names: list[str], pre_names: list[str]) -
     return L
 
 
-def _op_grads(plan: _Plan, i: int, dz: str, names: list[str]) -> list[tuple[object, str]]:
-    """(term, gradient expression) for every term of op ``i`` given its ``dz``."""
-    op = plan.p.ops[i]
-    out = []
-    for j, t in enumerate(op.terms):
-        if op.combine == "add" or (op.combine == "sub" and j == 0):
-            d = dz
-        elif op.combine == "sub":
-            d = f"-{dz}"
-        else:
-            d = f"{dz} * {' * '.join(n for jj, n in enumerate(names) if jj != j)}"
-        out.append((t, d))
-    return out
-
-
 def _dz_lines(op, dv: str, z: str, y: str, dz: str, lines: list[str], prefix: str) -> bool:
     """Append ``dz = dv * act'(z)``; False if the derivative is identically zero."""
     fast = FAST_BACKWARD.get(op.activation)
@@ -301,7 +286,7 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str], list[str]]:
         if op.bias >= 0:
             push(f"dbs{op.bias}", f"dz{i}")
         names = [plan.step_name(t, i) for t in op.terms]
-        for t, d in _op_grads(plan, i, f"dz{i}", names):
+        for t, d in term_grads(p.ops[i], f"dz{i}", names):
             route(t, d)
     for g, (src, _, _) in enumerate(plan.groups):
         if src < S:
@@ -371,7 +356,7 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str], list[str]]:
         names = [plan.par_name(t) for t in op.terms]
         if op.combine == "mul":
             pre_read |= set(names)
-        for t, d in _op_grads(plan, i, f"dzA{i}", names):
+        for t, d in term_grads(op, f"dzA{i}", names):
             target = DX if t.kind == "x" else DPE if t.kind == "edge" else DVX
             key = t.index
             post.append(f"    G{i}_{key}_{t.kind} = {d}")

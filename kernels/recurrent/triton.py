@@ -33,7 +33,7 @@ import triton
 from kernels._alloc import empty, empty_like
 from kernels.dispatch import dot_precision
 from kernels.activation.expr import TRITON_PRELUDE, generated_module
-from kernels.recurrent.codegen import activation_grad, activation_value, names_in
+from kernels.recurrent.codegen import activation_grad, activation_value, names_in, term_grads
 from kernels.recurrent.program import CellProgram
 from kernels.recurrent.reference import check_shapes
 
@@ -138,14 +138,7 @@ def _backward_body(p: CellProgram, heads: bool) -> tuple[list[Item], set[str]]:
         body.append(f"dz{i} = tl.where(m2, dv{idx}{'' if deriv == '1' else f' * {deriv}'}, 0.0)")
         if op.bias >= 0:
             body.append(f"db{op.bias} += tl.sum(dz{i}, axis=0)")
-        names = _term_names(op, i)
-        for j, t in enumerate(op.terms):
-            if op.combine == "add" or (op.combine == "sub" and j == 0):
-                d = f"dz{i}"
-            elif op.combine == "sub":
-                d = f"-dz{i}"
-            else:
-                d = f"dz{i} * {' * '.join(n for jj, n in enumerate(names) if jj != j)}"
+        for t, d in term_grads(op, f"dz{i}", _term_names(op, i)):
             if t.kind == "x":
                 body.append(f"tl.store(dxp_ptr + xrow + {t.index * p.hidden} + offs_h[None, :], {d}, mask=m2)")
                 x_done.add(t.index)
