@@ -49,6 +49,12 @@ class SearchCounts:
         return self.started - self.complete - self.pruned - self.failed
 
 
+def _ray_node_id() -> str | None:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
 class StudySearcher(Searcher):
     """Ask/tell an Optuna study from Ray Tune.
 
@@ -86,10 +92,11 @@ class StudySearcher(Searcher):
         self.budget = budget
         self.artifacts = artifacts
         self.run_dir = run_dir
-        self.driver = driver_id()
+        self.driver = {**driver_id(), "node": _ray_node_id()}
         self.counts = SearchCounts()
         self._live: dict[str, optuna.Trial] = {}
         self._curves: dict[str, list[float]] = {}
+        self._where: dict[str, tuple[str, int]] = {}
 
     def _over_budget(self, trial: optuna.Trial) -> bool:
         """Whether trials numbered before ``trial`` (by any driver) already fill the budget."""
@@ -157,6 +164,15 @@ class StudySearcher(Searcher):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if "accuracy" in result and trial_id in self._curves:
             self._curves[trial_id].append(float(result["accuracy"]))
+        trial = self._live.get(trial_id)
+        where = (result.get("node_id"), result.get("pid"))
+        if trial is not None and where[0] is not None and self._where.get(trial_id) != where:
+            # where the trial runs now (it changes when Ray retries a crashed process elsewhere)
+            self._where[trial_id] = where
+            trial.set_user_attr("node", where[0])
+            trial.set_user_attr("pid", where[1])
+            if result.get("restored_from_epoch"):
+                trial.set_user_attr("restored_from_epoch", int(result["restored_from_epoch"]))
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         trial = self._live.pop(trial_id, None)
@@ -164,6 +180,7 @@ class StudySearcher(Searcher):
             return
         number = trial.number
         result = result or {}
+        self._where.pop(trial_id, None)
         curve = self._curves.pop(trial_id, [])
         if "accuracy" in result and len(curve) < int(result.get("epoch", 0)):
             curve.append(float(result["accuracy"]))  # Ray skips on_trial_result for a STOPped result

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import optuna
 import yaml
 from rich.console import Console
 
+from nas.cluster import check_address
 from nas.config import Config, ConfigError, load_config
 from nas.progress import LiveProgress, front_table
 from nas.proposers import make_sampler
@@ -81,21 +81,6 @@ def check_same_study(config: Config, run_dir: Path) -> None:
         )
 
 
-def _check_address(address: str) -> None:
-    """Fail fast on a cluster address nobody answers (Ray itself waits minutes)."""
-    if address == "auto" or address.startswith("ray://"):
-        return
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
-            pass
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"--address {address}: no Ray cluster answers there ({exc}); start one with "
-            f"`ray start --head` and pass the address it prints, or leave --address out for a local cluster"
-        ) from None
-
-
 def _init_ray(address: str | None) -> None:
     import ray
 
@@ -104,7 +89,7 @@ def _init_ray(address: str | None) -> None:
     # a failed candidate's last report carries ``error`` and no ``accuracy``; that is expected
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     if address:
-        _check_address(address)
+        check_address(address)
     if ray.is_initialized():
         return
     try:

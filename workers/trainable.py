@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -56,6 +57,8 @@ def train_candidate(config: dict[str, Any]) -> None:
     except Exception as exc:  # a candidate that cannot even be built fails its trial only
         tune.report({"error": _describe(exc), "epoch": 0})
         return
+    restored_from = trainer.epoch
+    node = ray.get_runtime_context().get_node_id()
     while trainer.epoch < trainer.config.epochs:
         try:
             result = trainer.train_epoch()
@@ -68,6 +71,8 @@ def train_candidate(config: dict[str, Any]) -> None:
             "best_accuracy": best.accuracy,
             "best_test_accuracy": best.test_accuracy,
             "best_epoch": best.epoch,
+            "restored_from_epoch": restored_from,
+            "node_id": node,
         }
         _report(trainer, metrics)
 
