@@ -14,13 +14,13 @@ class HyperConfig:
     most of them in the ``theta0`` banks).
     """
 
-    vocab: int = 4096  # hashed token vocabulary (tokens are strings; unseen ones still embed)
+    vocab: int = 2048  # hashed token vocabulary (tokens are strings; unseen ones still embed)
     embed: int = 64  # token / role embedding width
     hidden: int = 128  # LSTM width
     layers: int = 1  # LSTM layers
     tile: int = 16  # weights are emitted in tile x tile chunks, biases in chunks of tile
-    bank: int = 2048  # theta0 tiles (hashed by tensor role and tile position)
-    bias_bank: int = 512  # theta0 bias chunks
+    bank: int = 1024  # theta0 tiles (hashed by tensor role and tile position)
+    bias_bank: int = 256  # theta0 bias chunks
     max_bag: int = 8  # role tokens per walk step
     mip: bool = True  # magnitude-invariant parametrisation: unit-norm inputs, theta = theta0 + delta
     delta_init: float = 0.01  # std of the output heads' weights at init (delta starts near zero)

@@ -76,7 +76,8 @@ class HyperTrainer:
         banks = [net.theta0, net.theta0_bias]
         rest = [p for p in net.parameters() if all(p is not b for b in banks)]
         self.optimizer = torch.optim.Adam(
-            [{"params": rest, "lr": self.config.lr}, {"params": banks, "lr": self.config.theta0_lr}]
+            [{"params": rest, "lr": self.config.lr}, {"params": banks, "lr": self.config.theta0_lr}],
+            fused=True,  # one kernel: 0.5 ms vs 36-72 ms a step for the foreach/loop paths (2-core CPU, loaded)
         )
         self.step = 0
         self.skipped = 0  # candidates whose loss was not finite (skipped, not backpropagated)
@@ -105,7 +106,7 @@ class HyperTrainer:
             (loss / cfg.specs_per_step).backward()
             losses.append(value)
         if losses:
-            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip, foreach=True)
             self.optimizer.step()
         self.step += 1
         mean = sum(losses) / len(losses) if losses else math.nan

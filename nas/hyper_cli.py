@@ -1,0 +1,104 @@
+"""``nas hyper train`` and ``nas hyper eval``: train a hypernetwork on a config's task and space, and
+inspect how it ranks candidates.
+
+``train`` samples Specs from the config's space, trains SMASH-style and writes a checkpoint that
+`hyper.HyperNetwork.load` (and ``--resume``) reads. ``eval`` samples ``--candidates`` new Specs, scores
+each with generated weights only (validation accuracy) and prints them best first; with
+``--train-epochs E`` it also trains each normally and prints Spearman and Kendall tau between the proxy
+and the trained accuracy.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from hyper import HyperConfig, HyperNetwork, HyperTrainer, proxy_score
+from nas.config import Config, ConfigError
+from nas.progress import describe_cell
+from search_spaces import Spec, canonical_hash, cost
+from workers.data import Dataset, load_dataset
+from workers.training import TrainConfig, Trainer
+
+
+def _data(config: Config) -> Dataset:
+    return load_dataset(config.data.name, **config.data.options())
+
+
+def hyper_train(config: Config, out: str | Path, *, steps: int, resume: bool, console: Console) -> Path:
+    """Train a hypernetwork on ``config``'s dataset over its space; checkpoint to ``out`` as it goes."""
+    out = Path(out)
+    data = _data(config)
+    space = config.space.make()
+    trainer = HyperTrainer(HyperNetwork(HyperConfig(seed=config.seed)), data.task, data.train.x, data.train.y, sample_spec=space.sample)
+    if resume and out.is_file():
+        trainer.load(out)
+        console.print(f"resumed {out} at step {trainer.step}")
+    start, every = time.perf_counter(), max(1, min(100, steps // 10))
+    while trainer.step < steps:
+        loss = trainer.train(min(every, steps - trainer.step))
+        console.print(f"step {trainer.step}/{steps}  loss {loss:.4f}  ({time.perf_counter() - start:.0f} s)")
+        trainer.save(out)
+    trainer.save(out)
+    console.print(f"saved {out}")
+    return out
+
+
+def _sample(config: Config, n: int, seed: int) -> list[Spec]:
+    space, rng = config.space.make(), np.random.default_rng(seed)
+    specs, seen = [], set()
+    for _ in range(n * 20):
+        spec = space.sample(rng)
+        if (h := canonical_hash(spec)) not in seen:
+            seen.add(h)
+            specs.append(spec)
+        if len(specs) == n:
+            break
+    return specs
+
+
+def hyper_eval(
+    path: str | Path, config: Config, *, candidates: int, train_epochs: int, seed: int, console: Console
+) -> list[dict]:
+    """Proxy-score (and optionally train) ``candidates`` new Specs; print them best first."""
+    if not Path(path).is_file():
+        raise ConfigError(f"hypernetwork checkpoint {str(path)!r} does not exist (write one with `nas hyper train`)")
+    net = HyperNetwork.load(path)
+    data = _data(config)
+    rows = []
+    for spec in _sample(config, candidates, seed):
+        row = {"spec": spec, "proxy": proxy_score(net, spec, data.task, data.val.x, data.val.y)}
+        row["macs"] = cost(spec, data.task)["macs"]
+        if train_epochs:
+            t = config.train
+            train_cfg = TrainConfig(epochs=train_epochs, batch_size=t.batch_size, lr=t.lr, optimizer=t.optimizer,
+                                    weight_decay=t.weight_decay, grad_clip=t.grad_clip, prune_until=t.prune_until)
+            trainer = Trainer(spec, data, train_cfg, seed=seed)
+            try:
+                for _ in range(train_epochs):
+                    trainer.train_epoch()
+                row["trained"] = trainer.best.accuracy
+            except Exception:  # a diverged candidate scores what it reached
+                row["trained"] = trainer.best.accuracy if trainer.best else 0.0
+        rows.append(row)
+    rows.sort(key=lambda r: -r["proxy"])
+    table = Table(title=f"{len(rows)} candidates ranked by the hypernetwork proxy")
+    for column in ("rank", "proxy acc", *(["trained acc"] if train_epochs else []), "MACs", "cell"):
+        table.add_column(column, no_wrap=column != "cell")
+    for i, r in enumerate(rows, 1):
+        cell = describe_cell(SimpleNamespace(user_attrs={"spec": r["spec"].to_json()}))  # type: ignore[arg-type]
+        trained = [f"{r['trained']:.4f}"] if train_epochs else []
+        table.add_row(str(i), f"{r['proxy']:.4f}", *trained, f"{r['macs']:,}", cell)
+    console.print(table)
+    if train_epochs and len(rows) > 2:
+        from scipy.stats import kendalltau, spearmanr
+
+        proxy, trained = [r["proxy"] for r in rows], [r["trained"] for r in rows]
+        console.print(f"Spearman {spearmanr(proxy, trained).statistic:.3f}, Kendall tau {kendalltau(proxy, trained).statistic:.3f} "
+                      f"(proxy vs best validation accuracy after {train_epochs} epochs)")
+    return rows

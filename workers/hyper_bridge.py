@@ -1,0 +1,186 @@
+"""The hypernetwork in a search: one driver-side `HyperBridge`, one worker-side `init_state`.
+
+Driver (the searcher): ``bridge = HyperBridge(settings, space, data, run_dir)`` starts the hypernetwork
+as a Ray actor (or in-process with ``local=True``), trains it before the search (``when="before"``) or
+in chunks beside it (``when="beside"``, advanced by `poll`), and checkpoints it to
+``<run_dir>/hyper.pt`` beside the study, so `nas resume` carries on from there. For each proposal,
+``bridge.gate(spec)`` returns the proxy score and whether to skip the candidate (``proxy="skip"``: its
+score is below the ``proxy_quantile`` of the scores seen so far); ``bridge.rank(specs)`` orders a batch
+(``proxy="order"``). ``bridge.trial_config()`` is what a trial's config carries for warm start.
+
+Worker (the trainable): ``Trainer(..., init_state=init_state(config, spec, task))``: the generated
+weights from the checkpoint the config names, or None when warm start is off.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from hyper import HyperActor, HyperConfig, HyperNetwork, generate_state, proxy_score
+from search_spaces import SearchSpace, Spec, Task
+from workers.data import Dataset
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = "hyper.pt"
+
+
+@dataclass(frozen=True)
+class HyperSettings:
+    """The ``hyper:`` config section."""
+
+    enabled: bool = False
+    train_steps: int = 1500  # total hypernetwork steps
+    when: Literal["before", "beside"] = "before"  # train before the search, or beside it in chunks
+    chunk_steps: int = 100  # beside: steps per actor call (a checkpoint after each)
+    proxy: Literal["off", "skip", "order"] = "off"
+    proxy_quantile: float = 0.25  # skip: candidates below this quantile of the scores seen so far
+    proxy_min_seen: int = 8  # skip: never skip before this many scores were seen
+    warm_start: bool = False
+
+    def __post_init__(self) -> None:
+        if self.when not in ("before", "beside"):
+            raise ValueError(f"hyper.when: expected before or beside, got {self.when!r}")
+        if self.proxy not in ("off", "skip", "order"):
+            raise ValueError(f"hyper.proxy: expected off, skip or order, got {self.proxy!r}")
+        if not 0.0 <= self.proxy_quantile < 1.0:
+            raise ValueError(f"hyper.proxy_quantile: expected a number in [0, 1), got {self.proxy_quantile!r}")
+        if self.train_steps < 0 or self.chunk_steps < 1:
+            raise ValueError("hyper.train_steps must be >= 0 and hyper.chunk_steps >= 1")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> HyperSettings:
+        return cls(**(data or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class HyperBridge:
+    """Driver-side handle on the hypernetwork: training, checkpoints, proxy decisions."""
+
+    def __init__(
+        self,
+        settings: HyperSettings,
+        space: SearchSpace,
+        data: Dataset,
+        run_dir: str | Path,
+        *,
+        config: HyperConfig | None = None,
+        local: bool = False,
+        name: str | None = None,
+    ) -> None:
+        self.settings, self.data = settings, data
+        self.path = Path(run_dir) / CHECKPOINT
+        self.local = local
+        args = (space, data.task, data.train.x, data.train.y)
+        kwargs = {"config": config, "checkpoint": self.path if self.path.is_file() else None}
+        if local:
+            self.actor: Any = HyperActor(*args, **kwargs)
+        else:
+            from hyper import start_actor
+
+            self.actor = start_actor(*args, name=name, **kwargs)
+        self._pending: Any = None
+        self.scores: list[float] = []
+        self.net = self._fetch()
+        if settings.when == "before":
+            remaining = settings.train_steps - self._call("step")
+            if remaining > 0:
+                logger.info("training the hypernetwork for %d steps before the search", remaining)
+                self._call("train", remaining)
+                self._call("save", str(self.path))
+                self.net = self._fetch()
+
+    def _call(self, method: str, *args: Any) -> Any:
+        if self.local:
+            return getattr(self.actor, method)(*args)
+        import ray
+
+        return ray.get(getattr(self.actor, method).remote(*args))
+
+    def _fetch(self) -> HyperNetwork:
+        return HyperNetwork.from_weights(self._call("weights"))
+
+    @property
+    def step(self) -> int:
+        return int(self._call("step"))
+
+    def poll(self) -> None:
+        """Beside the search: collect a finished chunk (checkpoint, refresh weights), start the next."""
+        if self.settings.when != "beside":
+            return
+        if self._pending is not None:
+            import ray
+
+            ready, _ = ray.wait([self._pending], timeout=0)
+            if not ready:
+                return
+            self._pending = None
+            self._call("save", str(self.path))
+            self.net = self._fetch()
+        remaining = self.settings.train_steps - self._call("step")
+        if remaining <= 0:
+            return
+        steps = min(remaining, self.settings.chunk_steps)
+        if self.local:  # no actor to run it beside us: train the chunk now
+            self.actor.train(steps)
+            self.actor.save(self.path)
+            self.net = self._fetch()
+        else:
+            self._pending = self.actor.train.remote(steps)
+
+    def score(self, spec: Spec) -> float:
+        """Validation accuracy of ``spec`` with generated weights."""
+        return proxy_score(self.net, spec, self.data.task, self.data.val.x, self.data.val.y)
+
+    def gate(self, spec: Spec) -> tuple[float, bool]:
+        """(proxy score, skip?) for a proposal; records the score."""
+        score = self.score(spec)
+        skip = (
+            self.settings.proxy == "skip"
+            and len(self.scores) >= self.settings.proxy_min_seen
+            and score < float(np.quantile(self.scores, self.settings.proxy_quantile))
+        )
+        self.scores.append(score)
+        return score, skip
+
+    def rank(self, specs: list[Spec]) -> list[tuple[Spec, float]]:
+        """``specs`` with their scores, best first (``proxy="order"``)."""
+        scored = [(spec, self.score(spec)) for spec in specs]
+        return sorted(scored, key=lambda pair: -pair[1])
+
+    def save(self) -> Path:
+        self._call("save", str(self.path))
+        return self.path
+
+    def trial_config(self) -> dict[str, Any]:
+        """The ``hyper`` entry of a trial's config (read back by `init_state`)."""
+        return {"warm_start": self.settings.warm_start, "checkpoint": str(self.path.resolve())}
+
+
+@functools.lru_cache(maxsize=2)
+def _load(path: str, mtime: float) -> HyperNetwork:
+    return HyperNetwork.load(path)
+
+
+def init_state(config: dict[str, Any], spec: Spec, task: Task) -> dict[str, torch.Tensor] | None:
+    """Generated weights for a trial whose config asks for warm start, else None.
+
+    The checkpoint is read once per process per version (cached by path and modification time).
+    """
+    hyper = config.get("hyper") or {}
+    if not hyper.get("warm_start"):
+        return None
+    path = Path(hyper["checkpoint"])
+    if not path.is_file():
+        logger.warning("warm start asked for but %s does not exist; random init", path)
+        return None
+    return generate_state(_load(str(path), path.stat().st_mtime), spec, task)
