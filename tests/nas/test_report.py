@@ -111,7 +111,7 @@ def test_search_then_export_and_report_end_to_end(ray_cluster, tmp_path, capsys)
     """A real tiny search: its front cells export with trained weights that the standalone module
     reproduces, and the report draws them."""
     from nas.config import parse_config
-    from nas.export import config_task, load_module
+    from nas.export import config_task, load_cell, load_module, train_cell
     from nas.search import run_search
     from search_spaces import Spec, build
 
@@ -144,5 +144,10 @@ def test_search_then_export_and_report_end_to_end(ray_cluster, tmp_path, capsys)
         x = torch.rand(3, 8, 8)
         with torch.no_grad():
             torch.testing.assert_close(standalone(x), task_model.eval()(x), rtol=1e-4, atol=1e-5)
+    # the manifest's reproduce command trains the cell to the search's numbers
+    directory = exported[0]
+    manifest = json.loads((directory / "manifest.json").read_text())
+    trainer = train_cell(load_cell(directory), config)
+    assert trainer.best.accuracy == pytest.approx(manifest["objectives"]["val_accuracy"], abs=1e-9)
     assert main(["report", "tiny", "--runs-dir", str(runs), "--format", "html"]) == 0
     assert (runs / "tiny" / "report" / "report.html").is_file()
