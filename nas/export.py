@@ -159,6 +159,9 @@ def export_cell(
         extra_files: more text files to write beside the cell, by name (e.g. the search config).
     """
     formats = parse_formats(formats)
+    if "onnx" in formats and importlib.util.find_spec("onnx") is None:
+        raise ConfigError("--format onnx needs the onnx package: pip install onnx onnxscript onnxruntime "
+                          "(or leave it out: --format json,torch)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = ExportedCell(out)
@@ -249,7 +252,7 @@ def trial_weights(run_dir: Path, trial: FrozenTrial) -> dict[str, torch.Tensor] 
     if not file.is_file():
         return None
     state = torch.load(file, weights_only=False, map_location="cpu")
-    return state.get("best_state") or state.get("model")
+    return state.get("best_state")  # None before the first epoch ended
 
 
 def config_task(config: Config) -> Task:
