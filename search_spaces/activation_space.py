@@ -73,25 +73,16 @@ class ActivationSpace(SearchSpace):
         return canonical(core)
 
     def decode(self, params: dict[str, Any]) -> Spec:
-        spec = named_cell(self.cell, self.hidden_size)
+        return self.apply(named_cell(self.cell, self.hidden_size), params, space=self.name)
+
+    def apply(self, spec: Spec, params: dict[str, Any], *, space: str) -> Spec:
+        """Give every ``replace`` node of ``spec`` the params' function (in place); ``space`` names it."""
         expr = self.expression(params)
         for _, d in spec.graph.nodes(data=True):
             if d["kind"] == "op" and canonical(d["activation"]) == self.replace:
                 d["activation"] = expr
-        spec.graph.graph["space"] = self.name
+        spec.graph.graph["space"] = space
         return spec
-
-    def searched_activation(self, spec: Spec) -> str | None:
-        """The searched expression in ``spec`` (the activation of the first replaced node)."""
-        for node in spec.op_nodes():
-            if node in self._replaced:
-                return spec.graph.nodes[node]["activation"]
-        return None
-
-    @property
-    def _replaced(self) -> set[str]:
-        base = named_cell(self.cell, self.hidden_size)
-        return {n for n, d in base.graph.nodes(data=True) if d["kind"] == "op" and canonical(d["activation"]) == self.replace}
 
     def validate(self, spec: Spec) -> None:
         """`validate_spec`, then reject an unsafe searched function with the reason (`check_safe`)."""

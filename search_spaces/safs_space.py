@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search_spaces.activation_space import DEFAULT_BINARY, DEFAULT_UNARY, ActivationSpace, function_hash
-from search_spaces.activations import canonical
 from search_spaces.base import Decision, SearchSpace
 from search_spaces.sparsity_space import DEFAULT_DENSITIES, DEFAULT_PATTERNS, SparsitySpace
 from search_spaces.spec import Spec
@@ -56,13 +55,7 @@ class JointSpace(SearchSpace):
         return self.activation_space.expression(params)
 
     def decode(self, params: dict[str, Any]) -> Spec:
-        spec = self.sparsity_space.decode(params)
-        expr = self.expression(params)
-        for _, d in spec.graph.nodes(data=True):
-            if d["kind"] == "op" and canonical(d["activation"]) == self.replace:
-                d["activation"] = expr
-        spec.graph.graph["space"] = self.name
-        return spec
+        return self.activation_space.apply(self.sparsity_space.decode(params), params, space=self.name)
 
     def validate(self, spec: Spec) -> None:
         self.activation_space.validate(spec)
