@@ -341,7 +341,7 @@ def _add_hyper(sub: argparse._SubParsersAction) -> None:
     t = hsub.add_parser("train", help="train a hypernetwork over the config's space (SMASH-style)")
     t.add_argument("config", help="YAML config (its data and space sections are used)")
     t.add_argument("--out", required=True, help="checkpoint file to write, e.g. runs/hyper.pt")
-    t.add_argument("--steps", type=int, default=1500, help="training steps (default: 1500)")
+    t.add_argument("--steps", type=int, default=4000, help="training steps (default: 4000)")
     t.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     t.set_defaults(handler=_hyper)
     e = hsub.add_parser("eval", help="rank new candidates by generated-weight accuracy")
