@@ -20,6 +20,7 @@ from typing import Any
 
 import optuna
 import yaml
+from ray.tune import Callback
 from rich.console import Console
 
 from nas.cluster import check_address
@@ -38,6 +39,7 @@ from nas.study import (
     summarize,
 )
 from workers.data import load_dataset
+from workers.stopping import CurveStopper
 
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
@@ -94,7 +96,8 @@ def _init_ray(address: str | None) -> None:
         return
     try:
         ray.init(
-            address=address,
+            # no address: always a fresh in-process cluster, never one a `ray start` left running
+            address=address or "local",
             include_dashboard=False,
             logging_level=logging.WARNING,
             log_to_driver=False,
@@ -227,6 +230,8 @@ def run_search(
         max_epochs=config.train.epochs,
         options=config.stopping.options,
     )
+    stopper_state = run_dir / "proposer" / "stopper.pkl"
+    _restore_stopper(scheduler, stopper_state)
     progress = LiveProgress(searcher.counts, total=config.search.trials, done_before=done, console=console)
     resources = {"cpu": config.search.cpus_per_trial, "gpu": config.search.gpus_per_trial}
     tuner = tune.Tuner(
@@ -244,7 +249,7 @@ def run_search(
             name=RAY_EXPERIMENT,
             storage_path=artifacts,
             verbose=0,
-            callbacks=[progress, Heartbeat(searcher)],
+            callbacks=[progress, Heartbeat(searcher), SaveStopper(scheduler, stopper_state)],
             # num_to_keep would force an experiment snapshot at every epoch checkpoint (seconds per
             # trial on 2 cores); epoch checkpoints of these small models are a few kB each.
             checkpoint_config=tune.CheckpointConfig(),
@@ -278,6 +283,38 @@ def run_search(
     if front:
         console.print(front_table(front))
     return SearchOutcome(study, run_dir, interrupted=interrupted, ran=searcher.counts.started)
+
+
+def _restore_stopper(scheduler: object, path: Path) -> None:
+    """Give a stateful stopper back what it learned in earlier runs of this study."""
+    if not isinstance(scheduler, CurveStopper) or not path.is_file():
+        return
+    try:
+        scheduler.restore(str(path))
+    except Exception as exc:
+        raise ConfigError(
+            f"the early-stopping state {path} is corrupt ({type(exc).__name__}: {exc}); "
+            "delete it to let the stopper start afresh (the study itself is intact)"
+        ) from None
+
+
+class SaveStopper(Callback):
+    """Checkpoint a stateful stopper beside the study after every finished trial (atomically)."""
+
+    def __init__(self, scheduler: object, path: Path) -> None:
+        self.scheduler = scheduler if isinstance(scheduler, CurveStopper) else None
+        self.path = path
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if self.scheduler is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        self.scheduler.save(str(tmp))
+        os.replace(tmp, self.path)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"scheduler": None, "path": self.path}
 
 
 def artifacts_root(storage_path: str) -> str:

@@ -112,3 +112,19 @@ def test_ctrl_c_leaves_the_study_readable(tmp_path):
     trials = _study(tmp_path, "stopme").get_trials()
     assert 2 <= len(trials) < 200
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_curve_stopper_state_is_checkpointed_beside_the_study(ray_cluster, tmp_path):
+    from workers.stopping import CurveStopper
+
+    config = parse_config(
+        {"name": "stopper", **SMALL, "stopping": {"policy": "curve", "options": {"min_finished": 1, "grace_period": 1}},
+         "search": {"trials": 3, "sampler": "random", "max_concurrent": 2}}
+    )
+    run_search(config, runs_dir=tmp_path / "runs")
+    state = tmp_path / "runs" / "stopper" / "proposer" / "stopper.pkl"
+    assert state.is_file()
+    restored = CurveStopper(metric="accuracy", mode="max", max_epochs=2)
+    restored.restore(str(state))
+    finished, stopped = restored.debug_string().split(":")[1].split(",")
+    assert int(finished.split()[0]) + int(stopped.split()[0]) >= 1
