@@ -10,7 +10,8 @@
    Trained accuracy is the best epoch's validation accuracy, as the search records it.
 4. Print Kendall tau and Spearman between each proxy and the trained accuracy, and how many epochs
    a warm-started candidate needs to reach the best accuracy its random-initialised twin reaches
-   in all ``--epochs`` epochs.
+   in all ``--epochs`` epochs. A reference row retrains every candidate with another seed: how well
+   training itself agrees with the trained accuracy (the ceiling any proxy can hope for).
 
 Usage:
     python benchmarks/hyper_rank.py                       # table + benchmarks/results/hyper_rank.json
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from hyper import HyperConfig, HyperNetwork, HyperTrainer, generate_state
+from hyper import HyperConfig, HyperNetwork, HyperTrainer
 from hyper.candidate import accuracy
 from search_spaces import RecurrentCellSpace, Spec, build, canonical_hash
 from workers.data import load_dataset
@@ -41,12 +42,12 @@ SPACE = RecurrentCellSpace(num_nodes=4, hidden_sizes=(16, 32, 48))
 TRAIN = dict(batch_size=64, lr=0.01, optimizer="adam", grad_clip=1.0)  # configs/quickstart.yaml
 
 
-def _train_curve(job: tuple[str, dict[str, torch.Tensor] | None, int]) -> list[float]:
+def _train_curve(job: tuple[str, dict[str, torch.Tensor] | None, int, int]) -> list[float]:
     """Validation accuracy after each epoch (index 0: before training); 0.0 from a divergence on."""
-    spec_json, init_state, epochs = job
+    spec_json, init_state, epochs, seed = job
     torch.set_num_threads(1)
     data = load_dataset("digits-seq")
-    trainer = Trainer(Spec.from_json(spec_json), data, TrainConfig(epochs=epochs, **TRAIN), seed=0, init_state=init_state)
+    trainer = Trainer(Spec.from_json(spec_json), data, TrainConfig(epochs=epochs, **TRAIN), seed=seed, init_state=init_state)
     curve = [accuracy(trainer.model, dict(trainer.model.named_parameters()), data.val.x, data.val.y, "classify")[0]]
     try:
         for _ in range(epochs):
@@ -62,11 +63,13 @@ def _ranks(proxy: list[float], target: list[float]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=1500, help="hypernetwork training steps")
+    ap.add_argument("--steps", type=int, default=4000, help="hypernetwork training steps")
     ap.add_argument("--candidates", type=int, default=50)
     ap.add_argument("--epochs", type=int, default=12, help="normal training epochs per candidate")
     ap.add_argument("--jobs", type=int, default=2, help="processes training candidates")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-seed-baseline", dest="seed_baseline", action="store_false",
+                    help="skip retraining every candidate with another seed (the noise-ceiling row)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "hyper_rank.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # one thread: measured faster than two on the shared 2-core machine
@@ -99,15 +102,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model = build(s, task, seed=0)
         init_acc.append(accuracy(model, dict(model.named_parameters()), data.val.x, data.val.y, "classify")[0])
     n_params = [sum(p.numel() for p in build(s, task).parameters()) for s in specs]
-    warm_states = [generate_state(net, s, task) for s in specs]
+    warm_states = [trainer.generate_state(s) for s in specs]  # the averaged network, as the proxy
 
     # 3. normal training, random init and warm start
     t0 = time.perf_counter()
-    jobs = [(s.to_json(), None, args.epochs) for s in specs] + [(s.to_json(), w, args.epochs) for s, w in zip(specs, warm_states)]
+    n = len(specs)
+    jobs = [(s.to_json(), None, args.epochs, 0) for s in specs] + [(s.to_json(), w, args.epochs, 0) for s, w in zip(specs, warm_states)]
+    if args.seed_baseline:
+        jobs += [(s.to_json(), None, args.epochs, 1) for s in specs]
     with mp.get_context("spawn").Pool(args.jobs) as pool:
         curves = pool.map(_train_curve, jobs, chunksize=1)
     train_s = time.perf_counter() - t0
-    cold, warm = curves[: len(specs)], curves[len(specs) :]
+    cold, warm = curves[:n], curves[n : 2 * n]
     trained = [max(c[1:]) for c in cold]
 
     # 4. report
@@ -116,6 +122,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "baseline: random-init val acc": _ranks(init_acc, trained),
         "baseline: parameter count": _ranks(n_params, trained),
     }
+    if args.seed_baseline:  # the noise ceiling: how well training itself ranks, seed 1 against seed 0
+        rows["reference: trained acc with another seed (12 ep)".replace("12", str(args.epochs))] = _ranks(
+            [max(c[1:]) for c in curves[2 * n :]], trained
+        )
     print(f"\n{len(specs)} candidates, trained {args.epochs} epochs each (trained acc: min {min(trained):.3f}, "
           f"median {np.median(trained):.3f}, max {max(trained):.3f}); proxy {proxy_s * 1000:.0f} ms per candidate "
           f"vs {train_s / len(jobs):.1f} s to train one")

@@ -53,8 +53,8 @@ class HyperActor:
         return self.trainer.step
 
     def weights(self) -> dict[str, Any]:
-        """The current network as a `HyperNetwork.from_weights` payload (CPU tensors)."""
-        return {**self.trainer.net.weights(), "step": self.trainer.step}
+        """The current (averaged) network as a `HyperNetwork.from_weights` payload (CPU tensors)."""
+        return {**self.trainer.ema.weights(), "step": self.trainer.step}
 
     def save(self, path: str | Path) -> str:
         self.trainer.save(path)
