@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import ConfigError
@@ -45,15 +46,33 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url,
                 heartbeat_interval=HEARTBEAT_INTERVAL,
                 grace_period=GRACE_PERIOD,
                 engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
             )
+        if url.startswith("sqlite"):
+            _fast_sqlite(storage)
+        return storage
     except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this URL"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"storage {url!r} cannot be opened: {reason}") from None
+
+
+def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
+    """WAL journal with synchronous=NORMAL: a commit no longer waits for the disk (about 1 ms each,
+    and a trial makes ~30 of them), yet a killed process loses nothing committed; only a power cut
+    can lose the last few transactions. Readers (nas status, dashboards) never block the driver."""
+
+    @sqlalchemy.event.listens_for(storage.engine, "connect")
+    def _pragmas(connection, _record):  # noqa: ANN001
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    storage.engine.dispose()  # connections opened before the listener reconnect with the pragmas
 
 
 def open_study(
