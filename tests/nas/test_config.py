@@ -21,7 +21,7 @@ from nas.config import ConfigError, load_config, parse_config
         ("space:\n  nodes: 3\n", "unknown option 'nodes' for space 'recurrent_cell'"),
         ("data:\n  name: mnist\n", "unknown dataset 'mnist'"),
         ("stopping:\n  policy: sometimes\n", "stopping.policy"),
-        ("search:\n  sampler: grid\n", "unknown sampler 'grid'"),
+        ("search:\n  sampler: annealing\n", "unknown sampler 'annealing'"),
         ("name: 'has spaces'\n", "name"),
         ("- a list\n", "top level must be a mapping"),
         ("search: [unclosed\n", "not valid YAML"),
