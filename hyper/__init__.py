@@ -14,7 +14,7 @@ from __future__ import annotations
 from hyper.actor import HyperActor, start_actor
 from hyper.candidate import masks_of
 from hyper.config import HyperConfig
-from hyper.model import HyperNetwork
+from hyper.model import HyperNetwork, ensemble_from_weights
 from hyper.train import HyperTrainer, generate_state, proxy_score
 from hyper.tokens import spec_steps
 from hyper.walk import walk
@@ -24,6 +24,7 @@ __all__ = [
     "HyperConfig",
     "HyperNetwork",
     "HyperTrainer",
+    "ensemble_from_weights",
     "generate_state",
     "masks_of",
     "proxy_score",

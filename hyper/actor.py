@@ -53,8 +53,10 @@ class HyperActor:
         return self.trainer.step
 
     def weights(self) -> dict[str, Any]:
-        """The current (averaged) network as a `HyperNetwork.from_weights` payload (CPU tensors)."""
-        return {**self.trainer.ema.weights(), "step": self.trainer.step}
+        """The current (averaged) network as a `HyperNetwork.from_weights` payload (CPU tensors), with
+        the proxy's earlier snapshots under ``snapshots`` (see `hyper.ensemble_from_weights`)."""
+        snapshots = [n.weights()["state_dict"] for n in self.trainer.snapshots]
+        return {**self.trainer.ema.weights(), "snapshots": snapshots, "step": self.trainer.step}
 
     def save(self, path: str | Path) -> str:
         self.trainer.save(path)

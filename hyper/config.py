@@ -28,6 +28,8 @@ class HyperConfig:
     lr: float = 2e-3  # LSTM, embeddings and output heads
     theta0_lr: float = 0.005  # the theta0 banks (U(-1, 1) units); 0.01-0.05 trained worse on digits-seq
     ema: float = 0.995  # proxy scores and warm starts use this moving average of the weights (0: off)
+    snapshots: int = 3  # the proxy averages the scores of the averaged network now and at earlier snapshots
+    snapshot_every: int = 400  # steps between snapshots (rankings drift between them on digits-seq)
     batch_size: int = 64  # task samples per candidate per step
     specs_per_step: int = 4  # candidates sampled per optimiser step (4 x 64 ranked better than 2 x 128)
     grad_clip: float = 5.0
@@ -35,7 +37,8 @@ class HyperConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("vocab", "embed", "hidden", "layers", "tile", "bank", "bias_bank", "max_bag", "batch_size", "specs_per_step"):
+        for name in ("vocab", "embed", "hidden", "layers", "tile", "bank", "bias_bank", "max_bag", "batch_size",
+                     "specs_per_step", "snapshots", "snapshot_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"HyperConfig.{name}: must be a positive integer, got {value!r}")

@@ -177,6 +177,13 @@ class HyperNetwork(nn.Module):
         return cls.from_weights(torch.load(path, map_location="cpu", weights_only=False))
 
 
+def ensemble_from_weights(payload: dict[str, Any]) -> list[HyperNetwork]:
+    """The network of a payload followed by its ``snapshots`` (a `HyperTrainer` checkpoint or
+    `hyper.HyperActor.weights`): what `hyper.proxy_score` averages over."""
+    extra = [{"config": payload["config"], "state_dict": s} for s in payload.get("snapshots", [])]
+    return [HyperNetwork.from_weights(p) for p in (payload, *extra)]
+
+
 def save_atomic(obj: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from hyper import HyperActor, HyperConfig, HyperNetwork, generate_state, proxy_score
+from hyper import HyperActor, HyperConfig, HyperNetwork, ensemble_from_weights, generate_state, proxy_score
 from search_spaces import SearchSpace, Spec, Task
 from workers.data import Dataset
 
@@ -90,14 +90,14 @@ class HyperBridge:
             self.actor = start_actor(*args, name=name, **kwargs)
         self._pending: Any = None
         self.scores: list[float] = []
-        self.net = self._fetch()
+        self.nets = self._fetch()
         if settings.when == "before":
             remaining = settings.train_steps - self._call("step")
             if remaining > 0:
                 logger.info("training the hypernetwork for %d steps before the search", remaining)
                 self._call("train", remaining)
                 self._call("save", str(self.path))
-                self.net = self._fetch()
+                self.nets = self._fetch()
 
     def _call(self, method: str, *args: Any) -> Any:
         if self.local:
@@ -106,8 +106,8 @@ class HyperBridge:
 
         return ray.get(getattr(self.actor, method).remote(*args))
 
-    def _fetch(self) -> HyperNetwork:
-        return HyperNetwork.from_weights(self._call("weights"))
+    def _fetch(self) -> list[HyperNetwork]:
+        return ensemble_from_weights(self._call("weights"))
 
     @property
     def step(self) -> int:
@@ -125,7 +125,7 @@ class HyperBridge:
                 return
             self._pending = None
             self._call("save", str(self.path))
-            self.net = self._fetch()
+            self.nets = self._fetch()
         remaining = self.settings.train_steps - self._call("step")
         if remaining <= 0:
             return
@@ -133,13 +133,13 @@ class HyperBridge:
         if self.local:  # no actor to run it beside us: train the chunk now
             self.actor.train(steps)
             self.actor.save(self.path)
-            self.net = self._fetch()
+            self.nets = self._fetch()
         else:
             self._pending = self.actor.train.remote(steps)
 
     def score(self, spec: Spec) -> float:
         """Validation accuracy of ``spec`` with generated weights."""
-        return proxy_score(self.net, spec, self.data.task, self.data.val.x, self.data.val.y)
+        return proxy_score(self.nets, spec, self.data.task, self.data.val.x, self.data.val.y)
 
     def gate(self, spec: Spec) -> tuple[float, bool]:
         """(proxy score, skip?) for a proposal; records the score."""

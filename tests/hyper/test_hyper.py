@@ -9,7 +9,16 @@ import pytest
 import torch
 
 from hyper.candidate import run
-from hyper import HyperActor, HyperConfig, HyperNetwork, HyperTrainer, generate_state, masks_of, proxy_score
+from hyper import (
+    HyperActor,
+    HyperConfig,
+    HyperNetwork,
+    HyperTrainer,
+    ensemble_from_weights,
+    generate_state,
+    masks_of,
+    proxy_score,
+)
 from search_spaces import ActivationSpace, RecurrentCellSpace, SparsitySpace, Task, build, named_cell
 from workers.data import load_dataset
 from workers.training import TrainConfig, Trainer
@@ -109,13 +118,19 @@ def test_trained_hypernetwork_beats_chance() -> None:
 def test_checkpoint_round_trip(tmp_path) -> None:
     data = load_dataset("digits-seq")
     space = RecurrentCellSpace(num_nodes=3, hidden_sizes=(16,))
-    make = lambda: HyperTrainer(HyperNetwork(SMALL), data.task, data.train.x, data.train.y, sample_spec=space.sample)  # noqa: E731
+    config = HyperConfig.from_dict({**SMALL.to_dict(), "snapshot_every": 1})
+    make = lambda: HyperTrainer(HyperNetwork(config), data.task, data.train.x, data.train.y, sample_spec=space.sample)  # noqa: E731
     first = make()
     first.train(3)
     first.save(tmp_path / "hyper.pt")
     second = make()
     second.load(tmp_path / "hyper.pt")
     assert second.step == 3 and second.losses == first.losses
+    assert len(second.snapshots) == len(first.snapshots) == config.snapshots - 1
+    spec0 = space.sample(np.random.default_rng(4))
+    assert first.proxy_score(spec0, data.val.x, data.val.y) == second.proxy_score(spec0, data.val.x, data.val.y)
+    payload = torch.load(tmp_path / "hyper.pt", weights_only=False)
+    assert len(ensemble_from_weights(payload)) == config.snapshots
     spec = space.sample(np.random.default_rng(5))
     a, b = first.generate_state(spec), second.generate_state(spec)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
