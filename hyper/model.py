@@ -80,16 +80,12 @@ class HyperNetwork(nn.Module):
 
     def plan(self, spec: Spec, task: Task) -> tuple[list[Step], list[Piece], list[Step]]:
         """(decision steps, pieces in walk order, walk steps: one per chunk of each piece)."""
-        t = self.config.tile
         pieces = walk(spec, task)
-        chunks: list[Step] = []
-        for piece in pieces:
-            n_rows, n_cols = math.ceil(piece.rows / t), max(1, math.ceil(piece.cols / t))
-            for r in range(n_rows):
-                for c in range(n_cols):
-                    chunks.append(
-                        Step([*piece.role, f"tile:{r},{c}"], hidden_value(piece.cols or 1), piece.param, (r, c))
-                    )
+        chunks = [
+            Step([*p.role, f"tile:{r},{c}"], hidden_value(p.cols or 1), p.param, (r, c))
+            for p in pieces
+            for r, c in self._tiles(p)
+        ]
         return spec_steps(spec), pieces, chunks
 
     def _inputs(self, ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -112,14 +108,9 @@ class HyperNetwork(nn.Module):
         ids, values = self._encode_steps(decisions + chunks)
         out, _ = self.lstm(self._inputs(ids, values)[:, None])  # [S, 1, D]
         h = out[len(decisions) :, 0]  # [C, D]: one row per chunk
-        is_vec = torch.tensor([not p.cols for p in pieces for _ in range(self._n_chunks(p))])
-        banks = torch.tensor(
-            [
-                _bank_index(p.key, (r, c), cfg.bias_bank if not p.cols else cfg.bank)
-                for p in pieces
-                for r, c in self._tiles(p)
-            ]
-        )
+        tiles = [(p, tile) for p in pieces for tile in self._tiles(p)]  # one per chunk, in walk order
+        is_vec = torch.tensor([not p.cols for p, _ in tiles])
+        banks = torch.tensor([_bank_index(p.key, tile, cfg.bank if p.cols else cfg.bias_bank) for p, tile in tiles])
         mat_idx, vec_idx = (~is_vec).nonzero().squeeze(1), is_vec.nonzero().squeeze(1)
         mats = self.tile_head(h[mat_idx]).view(-1, t, t)  # [Cm, t, t]
         vecs = self.vec_head(h[vec_idx])  # [Cv, t]
@@ -140,11 +131,8 @@ class HyperNetwork(nn.Module):
             params.setdefault(p.param, []).append(tensor * p.bound)
         return {name: parts[0] if len(parts) == 1 else torch.cat(parts) for name, parts in params.items()}
 
-    def _n_chunks(self, piece: Piece) -> int:
-        t = self.config.tile
-        return math.ceil(piece.rows / t) * max(1, math.ceil(piece.cols / t))
-
     def _tiles(self, piece: Piece) -> list[tuple[int, int]]:
+        """(row, column) tile positions of a piece; a vector is one column of tiles."""
         t = self.config.tile
         return [(r, c) for r in range(math.ceil(piece.rows / t)) for c in range(max(1, math.ceil(piece.cols / t)))]
 
