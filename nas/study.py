@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ HEARTBEAT_INTERVAL = 5  # seconds between a driver's "still running" marks on it
 GRACE_PERIOD = 30  # seconds without a mark before another driver may recover a trial
 
 
+CREATE_ATTEMPTS = 5
+# what SQLite and PostgreSQL say when two processes create Optuna's tables at the same moment
+_CREATION_RACE = ("UNIQUE constraint failed", "UniqueViolation", "duplicate key", "already exists", "database is locked")
+
+
 class StorageError(ConfigError):
     """A storage URL that cannot be opened; the message names the URL and the reason."""
 
@@ -43,21 +49,27 @@ def default_storage(run_dir: Path) -> str:
 def make_storage(url: str) -> optuna.storages.RDBStorage:
     """An Optuna RDB storage (SQLite, PostgreSQL, MySQL) with heartbeats, so trials of a driver
     that died are recognised and recovered by the next one."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_INTERVAL,
-                grace_period=GRACE_PERIOD,
-                engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
-            )
-        if url.startswith("sqlite"):
-            _fast_sqlite(storage)
-        return storage
-    except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this URL"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"storage {url!r} cannot be opened: {reason}") from None
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=HEARTBEAT_INTERVAL,
+                    grace_period=GRACE_PERIOD,
+                    engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+                )
+            if url.startswith("sqlite"):
+                _fast_sqlite(storage)
+            return storage
+        except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this URL"
+            text = str(exc)
+            if attempt + 1 < CREATE_ATTEMPTS and any(m in text for m in _CREATION_RACE):
+                time.sleep(0.5 * (attempt + 1))  # another process is creating the tables right now
+                continue
+            reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+            raise StorageError(f"storage {url!r} cannot be opened: {reason}") from None
+    raise AssertionError("unreachable")
 
 
 def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
