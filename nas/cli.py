@@ -72,7 +72,7 @@ def _search(args: argparse.Namespace) -> int:
         },
     )
     outcome = run_search(config, runs_dir=args.runs_dir, address=args.address, console=console)
-    return EXIT_INTERRUPTED if outcome.interrupted else 0
+    return EXIT_INTERRUPTED if outcome.interrupted else 1 if outcome.error else 0
 
 
 # ---- resume ---------------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def _resume(args: argparse.Namespace) -> int:
         data["search"].update(updates)
         config = parse_config(data, str(run_dir / "config.yaml"))
     outcome = run_search(config, runs_dir=args.runs_dir, address=args.address, console=console, resume=True)
-    return EXIT_INTERRUPTED if outcome.interrupted else 0
+    return EXIT_INTERRUPTED if outcome.interrupted else 1 if outcome.error else 0
 
 
 # ---- status ---------------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ class StudySearcher(Searcher):
         self.run_dir = run_dir
         self.driver = {**driver_id(), "node": _ray_node_id()}
         self.counts = SearchCounts()
+        self.gave_up: str | None = None
         self._live: dict[str, optuna.Trial] = {}
         self._curves: dict[str, list[float]] = {}
         self._where: dict[str, tuple[str, int]] = {}
@@ -132,6 +133,13 @@ class StudySearcher(Searcher):
                 self.counts.failed += 1
                 self.counts.started += 1
                 continue
+            except Exception as exc:  # a proposer that breaks on one trial must not end the search
+                logger.warning("proposer failed on trial %d: %r", trial.number, exc)
+                trial.set_user_attr("error", f"proposer error: {type(exc).__name__}: {exc}")
+                self.study.tell(trial, state=TrialState.FAIL)
+                self.counts.failed += 1
+                self.counts.started += 1
+                continue
             trial.set_user_attr("spec", spec.to_json())
             trial.set_user_attr("hash", self.space.canonical_hash(spec))
             trial.set_user_attr("macs", cost["macs"])
@@ -149,7 +157,11 @@ class StudySearcher(Searcher):
             if "resume_checkpoint" in trial.user_attrs:
                 config["resume_checkpoint"] = trial.user_attrs["resume_checkpoint"]
             return trial, config
-        raise RuntimeError(f"the space produced {MAX_INVALID_PROPOSALS} invalid proposals in a row")
+        self.gave_up = (
+            f"{MAX_INVALID_PROPOSALS} proposals in a row were invalid or made the proposer fail, so the "
+            "search stopped asking; see the `error` of the last failed trials (nas status NAME)"
+        )
+        return None
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         proposal = self._propose()

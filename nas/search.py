@@ -52,6 +52,7 @@ class SearchOutcome:
     run_dir: Path
     interrupted: bool
     ran: int
+    error: str | None = None
 
 
 def run_dir_for(name: str, runs_dir: str | Path = "runs") -> Path:
@@ -279,10 +280,12 @@ def run_search(
     )
     for line in searcher.counts.errors[-5:]:
         console.print(f"[red]failed[/] {line}")
+    if searcher.gave_up:
+        console.print(f"[red]error:[/] {searcher.gave_up}")
     front = pareto_front(study)
     if front:
         console.print(front_table(front))
-    return SearchOutcome(study, run_dir, interrupted=interrupted, ran=searcher.counts.started)
+    return SearchOutcome(study, run_dir, interrupted=interrupted, ran=searcher.counts.started, error=searcher.gave_up)
 
 
 def _restore_stopper(scheduler: object, path: Path) -> None:

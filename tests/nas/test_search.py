@@ -128,3 +128,16 @@ def test_curve_stopper_state_is_checkpointed_beside_the_study(ray_cluster, tmp_p
     restored.restore(str(state))
     finished, stopped = restored.debug_string().split(":")[1].split(",")
     assert int(finished.split()[0]) + int(stopped.split()[0]) >= 1
+
+
+def test_invalid_proposals_are_failed_trials_with_the_reason(ray_cluster, tmp_path):
+    # N:M at 1/16 needs inputs divisible by 16; digits rows have 8: every proposal is invalid
+    config = parse_config(
+        {"name": "invalid", **SMALL,
+         "space": {"name": "sparsity", "cell": "elman", "hidden_size": 16, "densities": [0.0625], "patterns": ["nm"]},
+         "search": {"trials": 3, "sampler": "random"}}
+    )
+    outcome = run_search(config, runs_dir=tmp_path / "runs")
+    trials = outcome.study.get_trials()
+    assert len(trials) == 3 and outcome.error is None
+    assert all(t.state == TrialState.FAIL and "invalid proposal" in t.user_attrs["error"] for t in trials)
