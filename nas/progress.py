@@ -54,6 +54,8 @@ class LiveProgress(Callback):
     def stop(self) -> None:
         self.refresh(force=True)
         self.live.stop()
+        if not self.console.is_terminal:
+            self.console.print()  # a non-terminal Live leaves its last line open
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
