@@ -117,6 +117,19 @@ class StoppingSection(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class HyperSection(_Section):
+    """The RNN hypernetwork (see `workers.hyper_bridge.HyperSettings`): off unless ``enabled``."""
+
+    enabled: bool = False
+    train_steps: int = Field(4000, ge=0)
+    when: Literal["before", "beside"] = "before"
+    chunk_steps: int = Field(100, ge=1)
+    proxy: Literal["off", "skip"] = "off"
+    proxy_quantile: float = Field(0.25, gt=0, lt=1)
+    proxy_min_seen: int = Field(8, ge=1)
+    warm_start: bool = False
+
+
 class Config(_Section):
     """A whole search: ``name``, ``seed``, and the sections below."""
 
@@ -127,6 +140,7 @@ class Config(_Section):
     train: TrainSection = Field(default_factory=TrainSection)
     search: SearchSection = Field(default_factory=SearchSection)
     stopping: StoppingSection = Field(default_factory=StoppingSection)
+    hyper: HyperSection = Field(default_factory=HyperSection)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

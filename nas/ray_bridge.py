@@ -69,6 +69,9 @@ class StudySearcher(Searcher):
         artifacts: where Ray puts trial folders (``<artifacts>/trial_<number>``), recorded per trial
             so another driver can continue an interrupted trial from its checkpoint.
         run_dir: the run directory, to record checkpoint paths relative to it where possible.
+        hyper: a `workers.hyper_bridge.HyperBridge`: scores each proposal with generated weights
+            (user attr ``proxy``), skips hopeless ones (PRUNED, ``skipped``) and hands trials the
+            checkpoint to warm-start from.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class StudySearcher(Searcher):
         budget: int | None = None,
         artifacts: str | None = None,
         run_dir: Path | None = None,
+        hyper: Any = None,
     ) -> None:
         super().__init__(metric="accuracy", mode="max")
         self.study = study
@@ -92,6 +96,7 @@ class StudySearcher(Searcher):
         self.budget = budget
         self.artifacts = artifacts
         self.run_dir = run_dir
+        self.hyper = hyper
         self.driver = {**driver_id(), "node": _ray_node_id()}
         self.counts = SearchCounts()
         self.gave_up: str | None = None
@@ -156,6 +161,17 @@ class StudySearcher(Searcher):
             }
             if "resume_checkpoint" in trial.user_attrs:
                 config["resume_checkpoint"] = trial.user_attrs["resume_checkpoint"]
+            if self.hyper is not None:
+                self.hyper.poll()
+                score, skip = self.hyper.gate(spec)
+                trial.set_user_attr("proxy", score)
+                if skip:
+                    trial.set_user_attr("skipped", "hypernetwork proxy below the configured quantile")
+                    self.study.tell(trial, state=TrialState.PRUNED)
+                    self.counts.pruned += 1
+                    self.counts.started += 1
+                    continue
+                config["hyper"] = self.hyper.trial_config()
             return trial, config
         self.gave_up = (
             f"{MAX_INVALID_PROPOSALS} proposals in a row were invalid or made the proposer fail, so the "
@@ -239,6 +255,7 @@ class StudySearcher(Searcher):
         (ours is the source of truth), so only plain bookkeeping is pickled."""
         state = self.__dict__.copy()
         state["study"] = None
+        state["hyper"] = None
         state["_live"] = {}
         return state
 

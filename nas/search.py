@@ -209,6 +209,14 @@ def run_search(
     cpus = ray.cluster_resources().get("CPU", 1)
     max_concurrent = config.search.max_concurrent or max(1, int(cpus // config.search.cpus_per_trial))
     artifacts = config.search.artifacts or str(run_dir)
+    hyper = None
+    if config.hyper.enabled:
+        from workers.hyper_bridge import HyperBridge, HyperSettings
+
+        settings = HyperSettings.from_dict(config.hyper.model_dump())
+        if settings.when == "before":
+            console.print(f"training the hypernetwork ({settings.train_steps} steps) before the search …")
+        hyper = HyperBridge(settings, space, data, run_dir, name=f"hyper-{config.name}-{os.getpid()}")
     searcher = StudySearcher(
         study,
         space,
@@ -223,6 +231,7 @@ def run_search(
         budget=config.search.trials,
         artifacts=artifacts_root(artifacts),
         run_dir=run_dir,
+        hyper=hyper,
     )
     scheduler = make_scheduler(
         config.stopping.policy,
@@ -270,6 +279,8 @@ def run_search(
         interrupted = True
     finally:
         progress.stop()
+        if hyper is not None:
+            hyper.save()
         left = recover_trials(study, searcher.live_trials())
         interrupted = interrupted or bool(left)
     summary = summarize(study)

@@ -20,6 +20,7 @@ from ray import tune
 
 from search_spaces import Spec
 from workers.data import load_dataset
+from workers.hyper_bridge import init_state
 from workers.training import TrainConfig, Trainer
 
 CHECKPOINT_FILE = "trainer.pt"
@@ -52,7 +53,13 @@ def train_candidate(config: dict[str, Any]) -> None:
     try:
         spec = Spec.from_json(config["spec"])
         data = load_dataset(**config["data"])
-        trainer = Trainer(spec, data, TrainConfig.from_dict(config["train"]), seed=int(config.get("seed", 0)))
+        trainer = Trainer(
+            spec,
+            data,
+            TrainConfig.from_dict(config["train"]),
+            seed=int(config.get("seed", 0)),
+            init_state=init_state(config, spec, data.task),  # hypernetwork warm start, if asked
+        )
         _restore(trainer, config.get("resume_checkpoint"))
     except Exception as exc:  # a candidate that cannot even be built fails its trial only
         tune.report({"error": _describe(exc), "epoch": 0})

@@ -141,3 +141,19 @@ def test_invalid_proposals_are_failed_trials_with_the_reason(ray_cluster, tmp_pa
     trials = outcome.study.get_trials()
     assert len(trials) == 3 and outcome.error is None
     assert all(t.state == TrialState.FAIL and "invalid proposal" in t.user_attrs["error"] for t in trials)
+
+
+def test_hypernetwork_proxy_and_warm_start_in_a_search(ray_cluster, tmp_path):
+    config = parse_config(
+        {"name": "hyper", **SMALL, "search": {"trials": 4, "sampler": "random", "max_concurrent": 2},
+         "hyper": {"enabled": True, "train_steps": 20, "proxy": "skip", "proxy_min_seen": 2,
+                   "proxy_quantile": 0.5, "warm_start": True}}
+    )
+    outcome = run_search(config, runs_dir=tmp_path / "runs")
+    trials = outcome.study.get_trials()
+    assert len(trials) == 4 and (tmp_path / "runs" / "hyper" / "hyper.pt").is_file()
+    assert all(0.0 <= t.user_attrs["proxy"] <= 1.0 for t in trials)
+    trained = [t for t in trials if t.state == TrialState.COMPLETE]
+    skipped = [t for t in trials if t.user_attrs.get("skipped")]
+    assert trained and all(t.state == TrialState.PRUNED for t in skipped)
+    assert len(trained) + len(skipped) == 4
