@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,40 +48,30 @@ class SearchSpace(abc.ABC):
     def decode(self, params: dict[str, Any]) -> Spec:
         """The Spec for a full assignment of the active decisions."""
 
-    def active_decisions(self, params: dict[str, Any]) -> list[Decision]:
-        """The decisions that are active given (possibly partial) ``params``, in order."""
-        active: list[Decision] = []
-        seen: set[str] = set()
+    def assign(self, choose: Callable[[Decision, dict[str, Any]], Any]) -> dict[str, Any]:
+        """Walk the decisions in order and ``choose`` a value for each active one (conditions are
+        checked against the values chosen so far); returns the params."""
+        params: dict[str, Any] = {}
         for decision in self.decisions():
             if decision.condition is not None:
                 parent, values = decision.condition
-                if parent not in seen or params.get(parent) not in values:
+                if parent not in params or params[parent] not in values:
                     continue
-            active.append(decision)
-            seen.add(decision.name)
-        return active
+            params[decision.name] = choose(decision, params)
+        return params
+
+    def active_decisions(self, params: dict[str, Any]) -> list[Decision]:
+        """The decisions that are active given (possibly partial) ``params``, in order."""
+        active = self.assign(lambda d, _: params.get(d.name))
+        return [d for d in self.decisions() if d.name in active]
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> Spec:
         """Define-by-run: ask ``trial`` for each active decision, in order, and decode."""
-        params: dict[str, Any] = {}
-        for decision in self.decisions():
-            if decision.condition is not None:
-                parent, values = decision.condition
-                if parent not in params or params[parent] not in values:
-                    continue
-            params[decision.name] = trial.suggest_categorical(decision.name, list(decision.choices))
-        return self.decode(params)
+        return self.decode(self.assign(lambda d, _: trial.suggest_categorical(d.name, list(d.choices))))
 
     def sample_params(self, rng: np.random.Generator) -> dict[str, Any]:
         """Uniformly random active params (for tests, the hypernetwork and random baselines)."""
-        params: dict[str, Any] = {}
-        for decision in self.decisions():
-            if decision.condition is not None:
-                parent, values = decision.condition
-                if parent not in params or params[parent] not in values:
-                    continue
-            params[decision.name] = decision.choices[int(rng.integers(len(decision.choices)))]
-        return params
+        return self.assign(lambda d, _: d.choices[int(rng.integers(len(d.choices)))])
 
     def sample(self, rng: np.random.Generator) -> Spec:
         return self.decode(self.sample_params(rng))

@@ -26,15 +26,9 @@ def relative_space(space: SearchSpace) -> dict[str, BaseDistribution]:
 
 def repair(space: SearchSpace, params: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     """``params`` restricted to the active decisions, newly active ones drawn uniformly at random."""
-    out: dict[str, Any] = {}
-    for d in space.decisions():
-        if d.condition is not None:
-            parent, values = d.condition
-            if parent not in out or out[parent] not in values:
-                continue
-        value = params.get(d.name)
-        out[d.name] = value if value in d.choices else d.choices[int(rng.integers(len(d.choices)))]
-    return out
+    return space.assign(
+        lambda d, _: params[d.name] if params.get(d.name) in d.choices else d.choices[int(rng.integers(len(d.choices)))]
+    )
 
 
 def oriented(values: Sequence[float], directions: Sequence[StudyDirection]) -> list[float]:
