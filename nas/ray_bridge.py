@@ -100,6 +100,7 @@ class StudySearcher(Searcher):
         self.driver = {**driver_id(), "node": _ray_node_id()}
         self.counts = SearchCounts()
         self.gave_up: str | None = None
+        self._done_by_hash: dict[str, int] | None = None  # canonical hash -> a COMPLETE trial
         self._live: dict[str, optuna.Trial] = {}
         self._curves: dict[str, list[float]] = {}
         self._where: dict[str, tuple[str, int]] = {}
@@ -133,22 +134,19 @@ class StudySearcher(Searcher):
                 self.space.validate(spec)
                 cost = self.space.cost(spec, self.task)
             except (SpecError, ValueError) as exc:
-                trial.set_user_attr("error", f"invalid proposal: {exc}")
-                self.study.tell(trial, state=TrialState.FAIL)
-                self.counts.failed += 1
-                self.counts.started += 1
+                self._reject(trial, TrialState.FAIL, error=f"invalid proposal: {exc}")
                 continue
             except Exception as exc:  # a proposer that breaks on one trial must not end the search
                 logger.warning("proposer failed on trial %d: %r", trial.number, exc)
-                trial.set_user_attr("error", f"proposer error: {type(exc).__name__}: {exc}")
-                self.study.tell(trial, state=TrialState.FAIL)
-                self.counts.failed += 1
-                self.counts.started += 1
+                self._reject(trial, TrialState.FAIL, error=f"proposer error: {type(exc).__name__}: {exc}")
                 continue
+            key = self.space.canonical_hash(spec)
             trial.set_user_attr("spec", spec.to_json())
-            trial.set_user_attr("hash", self.space.canonical_hash(spec))
+            trial.set_user_attr("hash", key)
             trial.set_user_attr("macs", cost["macs"])
             trial.set_user_attr("params", cost["params"])
+            if self._reuse_duplicate(trial, key):
+                continue
             if self.artifacts is not None:
                 trial.set_user_attr("artifacts", f"{self.artifacts}/trial_{trial.number}")
             record_heartbeats(self.study, [trial._trial_id])
@@ -166,10 +164,7 @@ class StudySearcher(Searcher):
                 score, skip = self.hyper.gate(spec)
                 trial.set_user_attr("proxy", score)
                 if skip:
-                    trial.set_user_attr("skipped", "hypernetwork proxy below the configured quantile")
-                    self.study.tell(trial, state=TrialState.PRUNED)
-                    self.counts.pruned += 1
-                    self.counts.started += 1
+                    self._reject(trial, TrialState.PRUNED, skipped="hypernetwork proxy below the configured quantile")
                     continue
                 config["hyper"] = self.hyper.trial_config()
             return trial, config
@@ -178,6 +173,41 @@ class StudySearcher(Searcher):
             "search stopped asking; see the `error` of the last failed trials (nas status NAME)"
         )
         return None
+
+    def _reject(self, trial: optuna.Trial, state: TrialState, **attrs: str) -> None:
+        """Finish a proposal without training it (invalid, proposer error, skipped by the proxy)."""
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        self.study.tell(trial, state=state)
+        self.counts.started += 1
+        if state == TrialState.PRUNED:
+            self.counts.pruned += 1
+        else:
+            self.counts.failed += 1
+
+    def _reuse_duplicate(self, trial: optuna.Trial, key: str) -> bool:
+        """An equivalent candidate (same canonical hash: an isomorphic cell, an activation written
+        another way) that already finished is not trained again: its result is told for this trial,
+        so the sampler still learns, with ``duplicate_of`` naming the original."""
+        if self._done_by_hash is None:
+            self._done_by_hash = {
+                t.user_attrs["hash"]: t.number
+                for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if "hash" in t.user_attrs
+            }
+        number = self._done_by_hash.get(key)
+        if number is None:
+            return False
+        twin = self.study._storage.get_trial(self.study._storage.get_trial_id_from_study_id_trial_number(
+            self.study._study_id, number))
+        for attr in ("curve", "best_epoch", "test_accuracy", "epochs", "checkpoint"):
+            if attr in twin.user_attrs:
+                trial.set_user_attr(attr, twin.user_attrs[attr])
+        trial.set_user_attr("duplicate_of", number)
+        self.study.tell(trial, values=twin.values)
+        self.counts.started += 1
+        self.counts.complete += 1
+        return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         proposal = self._propose()
@@ -242,6 +272,8 @@ class StudySearcher(Searcher):
             return
         accuracy = float(result["best_accuracy"])
         self._tell(number, TrialState.COMPLETE, [accuracy, float(trial.user_attrs["macs"])])
+        if self._done_by_hash is not None and "hash" in trial.user_attrs:
+            self._done_by_hash.setdefault(trial.user_attrs["hash"], number)
         self.counts.complete += 1
         if self.counts.best_accuracy is None or accuracy > self.counts.best_accuracy:
             self.counts.best_accuracy = accuracy
@@ -257,6 +289,7 @@ class StudySearcher(Searcher):
         state["study"] = None
         state["hyper"] = None
         state["_live"] = {}
+        state["_done_by_hash"] = None
         return state
 
     def save(self, checkpoint_path: str) -> None:

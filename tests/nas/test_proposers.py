@@ -31,6 +31,7 @@ class TestProposers(ProposerTestCase):
             pytest.param(_factory("rea", population_size=6, tournament_size=3), id="rea"),
             pytest.param(_factory("rnn", hidden_size=16), id="rnn"),
             pytest.param(_factory("rnn", hidden_size=16, batch_size=4, pruned="skip", failed="skip"), id="rnn-batch"),
+            pytest.param(_factory("grid"), id="grid"),
         ]
     )
     def proposer(self, request: pytest.FixtureRequest) -> ProposerFactory:
@@ -38,7 +39,7 @@ class TestProposers(ProposerTestCase):
 
 
 def test_every_registered_proposer_is_tested() -> None:
-    assert set(PROPOSERS) == {"random", "tpe", "nsga2", "rea", "rnn"}
+    assert set(PROPOSERS) == {"random", "tpe", "nsga2", "rea", "rnn", "grid"}
 
 
 def test_unknown_option_is_a_value_error() -> None:

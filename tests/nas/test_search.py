@@ -157,3 +157,17 @@ def test_hypernetwork_proxy_and_warm_start_in_a_search(ray_cluster, tmp_path):
     skipped = [t for t in trials if t.user_attrs.get("skipped")]
     assert trained and all(t.state == TrialState.PRUNED for t in skipped)
     assert len(trained) + len(skipped) == 4
+
+
+def test_equivalent_candidates_are_not_trained_twice(ray_cluster, tmp_path):
+    config = parse_config(
+        {"name": "dups", **SMALL,
+         "space": {"name": "recurrent_cell", "num_nodes": 1, "hidden_sizes": [8], "activations": ["tanh"],
+                   "combine_ops": ["add"]},
+         "search": {"trials": 3, "sampler": "random", "max_concurrent": 1}}
+    )
+    trials = run_search(config, runs_dir=tmp_path / "runs").study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert "duplicate_of" not in trials[0].user_attrs
+    assert [t.user_attrs["duplicate_of"] for t in trials[1:]] == [0, 0]
+    assert all(t.values == trials[0].values for t in trials)

@@ -16,7 +16,6 @@ import torch
 from kernels.activation import reference
 from nas.config import load_config
 from nas.proposers import GridSampler, make_sampler
-from nas.testing.pytest_proposers import ProposerTestCase
 from search_spaces import SpecError, Task, build, get_space
 from search_spaces.activations import PROBE_POINTS, ExpressionError, check_safe, compile_torch, probe_signature
 from search_spaces.lowering import lower_activation
@@ -148,14 +147,6 @@ def test_grid_enumerates_each_distinct_safe_function_once() -> None:
                                   study_name=study.study_name, load_if_exists=True)
     with pytest.warns(UserWarning, match="exhausted"):
         space.suggest(resumed.ask())  # a resumed study knows the whole grid was taken
-
-
-class TestGridProposer(ProposerTestCase):
-    """The shared proposer suite over every space, for the grid."""
-
-    @pytest.fixture
-    def proposer(self):  # noqa: ANN201
-        return lambda space, seed, state_dir: make_sampler("grid", seed=seed, space=space, state_dir=state_dir)
 
 
 def test_safs_space_joins_activation_and_sparsity() -> None:
