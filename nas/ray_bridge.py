@@ -253,6 +253,7 @@ class StudySearcher(Searcher):
             return
         epoch = int(result.get("epoch", 0))
         if "best_accuracy" not in result:
+            trial.set_user_attr("error", "the trial ended without reporting an epoch")
             self._tell(number, TrialState.FAIL)
             self.counts.failed += 1
             return

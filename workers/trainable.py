@@ -21,7 +21,7 @@ from ray import tune
 from search_spaces import Spec
 from workers.data import load_dataset
 from workers.hyper_bridge import init_state
-from workers.training import TrainConfig, Trainer
+from workers.training import EpochResult, TrainConfig, Trainer
 
 CHECKPOINT_FILE = "trainer.pt"
 
@@ -66,22 +66,31 @@ def train_candidate(config: dict[str, Any]) -> None:
         return
     restored_from = trainer.epoch
     node = ray.get_runtime_context().get_node_id()
+
+    def report(result: EpochResult) -> None:
+        best = trainer.best
+        _report(
+            trainer,
+            {
+                **result.to_dict(),
+                "best_accuracy": best.accuracy,
+                "best_test_accuracy": best.test_accuracy,
+                "best_epoch": best.epoch,
+                "restored_from_epoch": restored_from,
+                "node_id": node,
+            },
+        )
+
+    if trainer.history and trainer.epoch >= trainer.config.epochs:
+        report(trainer.history[-1])  # restored after its last epoch: only the final report was lost
+        return
     while trainer.epoch < trainer.config.epochs:
         try:
             result = trainer.train_epoch()
         except Exception as exc:
             tune.report({"error": _describe(exc), "epoch": trainer.epoch})
             return
-        best = trainer.best
-        metrics = {
-            **result.to_dict(),
-            "best_accuracy": best.accuracy,
-            "best_test_accuracy": best.test_accuracy,
-            "best_epoch": best.epoch,
-            "restored_from_epoch": restored_from,
-            "node_id": node,
-        }
-        _report(trainer, metrics)
+        report(result)
 
 
 def _describe(exc: BaseException) -> str:

@@ -35,3 +35,13 @@ def test_a_candidate_that_cannot_build_reports_an_error(ray_cluster, tmp_path):
     result = _run({"spec": "{not json", "data": {"name": "digits-seq"}, "train": {"epochs": 1}}, tmp_path)
     assert result.error is None
     assert "SpecError" in result.metrics["error"]
+
+
+def test_resuming_after_the_last_epoch_reports_the_final_result(ray_cluster, tmp_path):
+    config = {"spec": gru(8).to_json(), "data": {"name": "digits-seq"},
+              "train": {"epochs": 1, "batch_size": 256}, "seed": 1}
+    first = _run(config, tmp_path / "a")
+    with first.checkpoint.as_directory() as directory:
+        again = _run({**config, "resume_checkpoint": directory}, tmp_path / "b")
+    assert again.metrics["epoch"] == 1 and again.metrics["restored_from_epoch"] == 1
+    assert again.metrics["best_accuracy"] == first.metrics["best_accuracy"]
