@@ -76,6 +76,18 @@ def plain_optuna(trials: int, seconds: float) -> float:
         return time.perf_counter() - start
 
 
+def bare_ray_tune(trials: int, seconds: float, workers: int, root: Path) -> float:
+    """Stock Ray Tune with actor reuse and its own random search: the floor under our stack."""
+    start = time.perf_counter()
+    tune.Tuner(
+        one_second_trial if seconds else trivial_trial,
+        param_space={"train": {"epochs": 1}, "x": tune.uniform(0, 1)},
+        tune_config=tune.TuneConfig(num_samples=trials, reuse_actors=True, max_concurrent_trials=workers),
+        run_config=tune.RunConfig(storage_path=str(root / f"bare-{seconds}-{workers}"), verbose=0),
+    ).fit()
+    return time.perf_counter() - start
+
+
 def full_stack(trials: int, seconds: float, workers: int, root: Path, console: Console) -> float:
     name = f"overhead-{int(seconds)}s-{workers}w"
     config = parse_config(
@@ -104,13 +116,15 @@ def main() -> None:
             rows.append({"trial": f"{seconds:g} s", "stack": "optuna", "workers": 1, "trials": trials,
                          "wall_s": plain, "overhead_ms": 1000 * (plain - trials * seconds) / trials})
             for workers in (1, 2):
-                wall = full_stack(trials, seconds, workers, Path(tmp), quiet)
-                overhead = (wall - trials * seconds / workers) / trials
-                rows.append({"trial": f"{seconds:g} s", "stack": "nas", "workers": workers,
-                             "trials": trials, "wall_s": wall, "overhead_ms": 1000 * overhead,
-                             "throughput_per_s": trials / wall})
-    table = Table(title=f"per-trial overhead: nas = Ray Tune + study searcher, optuna = plain loop "
-                        f"(Ray start-up {ray_start:.1f} s, not included)")
+                for stack, run in (("ray tune", bare_ray_tune), ("nas", full_stack)):
+                    args_ = (trials, seconds, workers, Path(tmp)) + ((quiet,) if stack == "nas" else ())
+                    wall = run(*args_)
+                    overhead = (wall - trials * seconds / workers) / trials
+                    rows.append({"trial": f"{seconds:g} s", "stack": stack, "workers": workers,
+                                 "trials": trials, "wall_s": wall, "overhead_ms": 1000 * overhead,
+                                 "throughput_per_s": trials / wall})
+    table = Table(title=f"per-trial overhead: nas = Ray Tune + study searcher, ray tune = stock Tuner with "
+                        f"actor reuse, optuna = plain loop (Ray start-up {ray_start:.1f} s, not included)")
     for column in ("trial", "stack", "workers", "trials", "wall s", "overhead ms/trial", "trials/s", "overhead %"):
         table.add_column(column, justify="right")
     for r in rows:
@@ -122,8 +136,10 @@ def main() -> None:
     for seconds in ("0 s", "1 s"):
         plain = next(r for r in rows if r["trial"] == seconds and r["stack"] == "optuna")
         ours = next(r for r in rows if r["trial"] == seconds and r["workers"] == 1 and r["stack"] == "nas")
+        bare = next(r for r in rows if r["trial"] == seconds and r["workers"] == 1 and r["stack"] == "ray tune")
         console.print(f"{seconds} trials, 1 worker: stack overhead {ours['overhead_ms']:.1f} ms vs plain Optuna "
-                      f"{plain['overhead_ms']:.1f} ms per trial (ratio {ours['overhead_ms'] / max(plain['overhead_ms'], 1e-9):.0f}x)")
+                      f"{plain['overhead_ms']:.1f} ms per trial (ratio {ours['overhead_ms'] / max(plain['overhead_ms'], 1e-9):.0f}x); "
+                      f"stock Ray Tune alone {bare['overhead_ms']:.1f} ms")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "overhead.json").write_text(json.dumps({"ray_start_s": ray_start, "rows": rows}, indent=2))
 
