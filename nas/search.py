@@ -4,8 +4,10 @@ Layout of a run directory (``runs/<name>/`` by default)::
 
     config.yaml      the validated config the study was created with
     study.db         the Optuna study (SQLite), unless --storage points elsewhere
-    proposer/        state of stateful proposers (the RNN controller)
+    proposer/        state of stateful proposers and stoppers (RNN controller, stopper.pkl)
+    hyper.pt         the hypernetwork checkpoint, when ``hyper.enabled``
     ray/             Ray Tune's experiment folder: trial logs and epoch checkpoints
+                     (``search.artifacts`` moves it, e.g. to storage every node can reach)
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from nas.study import (
     summarize,
 )
 from workers.data import load_dataset
-from workers.stopping import CurveStopper
+from workers.stopping import CurveStopper, make_scheduler
 
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
@@ -73,7 +75,7 @@ def check_same_study(config: Config, run_dir: Path) -> None:
         old, new = previous.to_dict(), config.to_dict()
         changed = [
             f"{section}.{key}"
-            for section in ("data", "space", "train", "stopping", "search")
+            for section in ("data", "space", "train", "stopping", "search", "hyper")
             for key in sorted(set(old[section]) | set(new[section]))
             if old[section].get(key) != new[section].get(key)
         ] + (["seed"] if old["seed"] != new["seed"] else [])
@@ -152,7 +154,6 @@ def run_search(
     """
     from ray import tune
 
-    from workers.stopping import make_scheduler
     from workers.trainable import train_candidate
 
     console = console or Console()
