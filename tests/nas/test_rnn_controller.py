@@ -208,8 +208,27 @@ def test_pruned_and_failed_trials_are_explicit() -> None:
         ({"pruned": "ignore"}, "pruned"),
         ({"failed": "last_value"}, "failed"),
         ({"tanh_constant": -1.0}, "tanh_constant"),
+        ({"advantage": "raw"}, "advantage"),
     ],
 )
 def test_options_are_checked(options: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         RNNControllerSampler(space=get_space("nb201"), **options)
+
+
+def test_rank_advantage_is_not_dragged_down_by_a_diverged_cell() -> None:
+    """One cell at 10% (diverged) among ~88% cells: with the moving-average baseline the next
+    ordinary cells all look good; the rank advantage still tells the better from the worse."""
+    space = get_space("nb201")
+    rewards = [88.0, 89.0, 87.0, 88.5, 10.0, 87.5, 89.5]
+    advantages = {}
+    for mode in ("rank", "baseline"):
+        sampler = RNNControllerSampler(space=space, seed=0, advantage=mode, batch_size=len(rewards) + 1)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        for r in rewards:
+            t = study.ask()
+            space.suggest(t)
+            study.tell(t, r)
+        advantages[mode] = [adv for _, _, adv in sampler.state_dict()["batch"]]  # pending: no update yet
+    assert advantages["baseline"][5] > 0  # 87.5, below every ordinary cell, rewarded after the 10%
+    assert advantages["rank"][5] < 0 < advantages["rank"][6]
