@@ -3,8 +3,9 @@
 1. Train the RNN hypernetwork SMASH-style over random cells of the quickstart space (4 nodes,
    hidden 16/32/48, tanh/relu/sigmoid/identity, add/mul).
 2. Sample ``--candidates`` new cells; score each with zero training: the hypernetwork proxy (validation
-   accuracy with generated weights) and the baselines: the accuracy of the candidate's own random
-   init, and its parameter count (bigger-is-better, a common zero-cost proxy).
+   expected accuracy -- the mean probability of the correct label -- with generated weights) and the
+   baselines: the accuracy of the candidate's own random init, and its parameter count
+   (bigger-is-better, a common zero-cost proxy).
 3. Train every candidate normally (``workers.training.Trainer``, ``--epochs`` epochs, the quickstart
    training config) from its random init and, separately, warm-started from generated weights.
    Trained accuracy is the best epoch's validation accuracy, as the search records it.
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # 4. report
     rows = {
-        "hypernetwork proxy (val acc, generated weights)": _ranks(proxy, trained),
+        "hypernetwork proxy (val p(label), generated w.)": _ranks(proxy, trained),
         "baseline: random-init val acc": _ranks(init_acc, trained),
         "baseline: parameter count": _ranks(n_params, trained),
     }

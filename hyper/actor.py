@@ -63,7 +63,7 @@ class HyperActor:
         return str(path)
 
     def proxy_scores(self, specs_json: list[str], x: torch.Tensor, y: torch.Tensor) -> list[float]:
-        """Generated-weight accuracy of each Spec (JSON) on ``x``, ``y``."""
+        """Generated-weight expected accuracy (`hyper.proxy_score`) of each Spec (JSON) on ``x``, ``y``."""
         return [self.trainer.proxy_score(Spec.from_json(s), x, y) for s in specs_json]
 
 

@@ -46,3 +46,24 @@ def accuracy(
         total += float(loss) * len(xb)
         correct += int(hits.sum())
     return correct / len(x), total / len(x)
+
+
+@torch.no_grad()
+def expected_accuracy(
+    model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, objective: str, batch_size: int = 512
+) -> float:
+    """Mean probability the candidate gives the correct label (``lm``: per token): accuracy made smooth.
+
+    Accuracy on a few hundred samples moves in steps of 1/N and ignores how close a wrong answer was;
+    cross-entropy is dominated by a few confidently wrong samples. The mean true-label probability is
+    neither (bounded per sample, continuous), and ranked candidates better than both on digits-seq.
+    ``regress`` has no label probability: it scores the hit rate, as `accuracy`.
+    """
+    if objective == "regress":
+        return accuracy(model, params, x, y, objective, batch_size)[0]
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        probs = torch.softmax(run(model, params, xb).float(), dim=-1)
+        total += float(probs.gather(-1, yb.unsqueeze(-1)).squeeze(-1).reshape(len(xb), -1).mean(-1).sum())
+    return total / len(x)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from search_spaces import Spec, Task, build
-from hyper.candidate import accuracy, loss_and_hits, masks_of, run
+from hyper.candidate import expected_accuracy, loss_and_hits, masks_of, run
 from hyper.config import HyperConfig
 from hyper.model import HyperNetwork, save_atomic
 
@@ -49,17 +49,18 @@ def generate_state(net: HyperNetwork, spec: Spec, task: Task) -> dict[str, torch
 def proxy_score(
     net: HyperNetwork | Sequence[HyperNetwork], spec: Spec, task: Task, x: torch.Tensor, y: torch.Tensor
 ) -> float:
-    """Accuracy of ``spec`` on ``x``, ``y`` with generated weights only (no training).
+    """Expected accuracy of ``spec`` on ``x``, ``y`` with generated weights only (no training): the mean
+    probability of the correct label (`hyper.candidate.expected_accuracy`), in [0, 1] like accuracy.
 
-    Given several networks (snapshots, see `HyperTrainer.ensemble`), the mean of their accuracies.
+    Given several networks (snapshots, see `HyperTrainer.ensemble`), the mean of their scores.
+    On digits-seq (50 candidates, 2 seeds) it ranked against trained accuracy with Spearman 0.57/0.55
+    where plain accuracy gave 0.44/0.54, with the same three networks.
     """
     nets = [net] if isinstance(net, HyperNetwork) else list(net)
     model = candidate(spec, task)
     model.eval()
-    scores = []
     with torch.no_grad():
-        for n in nets:
-            scores.append(accuracy(model, n.generate(spec, task, masks_of(model)), x, y, task.objective)[0])
+        scores = [expected_accuracy(model, n.generate(spec, task, masks_of(model)), x, y, task.objective) for n in nets]
     return sum(scores) / len(scores)
 
 
@@ -148,7 +149,8 @@ class HyperTrainer:
 
         One snapshot's ranking drifts as training goes on (Spearman against trained accuracy moved
         between 0.37 and 0.58 from one 500-step checkpoint to the next on digits-seq); averaging the
-        scores of the last few steadies it.
+        scores of snapshots over the second half of training steadies it (6 every 400 of 4,000 steps
+        ranked better than 3 every 400 on two seeds: Spearman 0.62/0.60 against 0.57/0.55).
         """
         return [self.ema, *reversed(self.snapshots)]
 

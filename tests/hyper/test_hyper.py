@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hyper.candidate import run
+from hyper.candidate import accuracy, expected_accuracy, run
 from hyper import (
     HyperActor,
     HyperConfig,
@@ -111,14 +111,45 @@ def test_trained_hypernetwork_beats_chance() -> None:
     trainer = HyperTrainer(HyperNetwork(config), data.task, data.train.x, data.train.y, sample_spec=space.sample)
     trainer.train(80)
     rng = np.random.default_rng(123)
-    scores = [proxy_score(trainer.net, space.sample(rng), data.task, data.val.x, data.val.y) for _ in range(6)]
-    assert np.mean(scores) > 0.35, scores
+    specs = [space.sample(rng) for _ in range(6)]
+    accs = []
+    for spec in specs:
+        model = build(spec, data.task, seed=0)
+        params = trainer.net.generate(spec, data.task, masks_of(model))
+        accs.append(accuracy(model, params, data.val.x, data.val.y, "classify")[0])
+    assert np.mean(accs) > 0.35, accs
+    # the proxy (expected accuracy: mean probability of the right digit) is above chance (0.1) too
+    scores = [proxy_score(trainer.net, spec, data.task, data.val.x, data.val.y) for spec in specs]
+    assert np.mean(scores) > 0.15, scores
+
+
+@pytest.mark.parametrize("objective", ["classify", "lm", "regress"])
+def test_expected_accuracy_is_smooth_accuracy(objective: str) -> None:
+    """Mean true-label probability: 1/C for uniform outputs, near 1 for confident right answers."""
+
+    class Fixed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(1.0))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * self.scale
+
+    y = torch.tensor([[0, 3], [2, 1], [4, 4]]) if objective == "lm" else torch.tensor([0, 3, 2])
+    onehot = torch.nn.functional.one_hot(y, 5).float()
+    model = Fixed()
+    if objective == "regress":
+        assert expected_accuracy(model, {"scale": torch.tensor(1.0)}, onehot, onehot, objective) == 1.0
+        return
+    uniform = expected_accuracy(model, {"scale": torch.tensor(0.0)}, onehot, y, objective, batch_size=2)
+    sharp = expected_accuracy(model, {"scale": torch.tensor(50.0)}, onehot, y, objective, batch_size=2)
+    assert uniform == pytest.approx(0.2) and sharp == pytest.approx(1.0)
 
 
 def test_checkpoint_round_trip(tmp_path) -> None:
     data = load_dataset("digits-seq")
     space = RecurrentCellSpace(num_nodes=3, hidden_sizes=(16,))
-    config = HyperConfig.from_dict({**SMALL.to_dict(), "snapshot_every": 1})
+    config = HyperConfig.from_dict({**SMALL.to_dict(), "snapshots": 3, "snapshot_every": 1})
     make = lambda: HyperTrainer(HyperNetwork(config), data.task, data.train.x, data.train.y, sample_spec=space.sample)  # noqa: E731
     first = make()
     first.train(3)
