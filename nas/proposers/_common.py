@@ -1,5 +1,5 @@
-"""Helpers shared by our own proposers: the relative search space, repairing conditional params,
-objective orientation and duplicate detection."""
+"""Helpers shared by our own proposers: a base sampler over a search space, repairing conditional
+params, objective orientation and duplicate detection."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
@@ -22,6 +23,34 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 def relative_space(space: SearchSpace) -> dict[str, BaseDistribution]:
     """Every decision of ``space`` as a categorical distribution (inactive ones are simply not used)."""
     return {d.name: CategoricalDistribution(list(d.choices)) for d in space.decisions()}
+
+
+class SpaceSampler(BaseSampler):
+    """What our proposers share: they sample the whole space relatively (``sample_relative``), and
+    anything outside it (a param the space does not declare) is drawn at random."""
+
+    def __init__(self, space: SearchSpace, seed: int | None) -> None:
+        self._space = space
+        self._rng = np.random.default_rng(seed)
+        self._random = RandomSampler(seed=seed)
+
+    def reseed_rng(self) -> None:
+        self._rng = np.random.default_rng()
+        self._random.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return relative_space(self._space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
 
 
 def repair(space: SearchSpace, params: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import TrialState
 
-from nas.proposers._common import SeenCells, oriented, relative_space, repair
+from nas.proposers._common import SeenCells, SpaceSampler, oriented, repair
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
     from search_spaces import SearchSpace
 
 
-class REASampler(BaseSampler):
+class REASampler(SpaceSampler):
     """Regularised evolution over a space's decisions.
 
     Args:
@@ -64,22 +63,13 @@ class REASampler(BaseSampler):
                 f"tournament_size: must be an integer in 1..population_size ({population_size}), "
                 f"got {tournament_size!r}"
             )
-        self._space = space
+        super().__init__(space, seed)
         self._population_size = population_size
         self._tournament_size = tournament_size
         self._dedup = dedup
-        self._rng = np.random.default_rng(seed)
-        self._random = RandomSampler(seed=seed)
         self._seen = SeenCells(space)
 
-    def reseed_rng(self) -> None:
-        self._rng = np.random.default_rng()
-        self._random.reseed_rng()
 
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return relative_space(self._space)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -100,14 +90,6 @@ class REASampler(BaseSampler):
             child = self._mutate(parent.params)
         return child
 
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
 
     def _winner(self, population: list[FrozenTrial], idx: np.ndarray, directions: Sequence[Any]) -> int:
         """Index in ``population`` of the tournament's winner among ``idx``."""

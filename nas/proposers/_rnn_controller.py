@@ -49,11 +49,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import optuna
 import torch
-from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import TrialState
 from torch import nn
 
-from nas.proposers._common import SeenCells, oriented, relative_space
+from nas.proposers._common import SeenCells, SpaceSampler, oriented
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -99,7 +98,7 @@ class _Policy(nn.Module):
         return (z if tanh_c is None else tanh_c * torch.tanh(z / 5.0)), (h, c)  # ENAS: temperature 5
 
 
-class RNNControllerSampler(BaseSampler):
+class RNNControllerSampler(SpaceSampler):
     """REINFORCE-trained LSTM controller over a search space's decisions.
 
     Args:
@@ -168,7 +167,7 @@ class RNNControllerSampler(BaseSampler):
             raise ValueError(f"pruned: must be one of {list(_CHOICES)}, got {pruned!r}")
         if failed not in _CHOICES[1:]:
             raise ValueError(f"failed: must be one of {list(_CHOICES[1:])}, got {failed!r}")
-        self._space = space
+        super().__init__(space, seed)
         self._decisions = space.decisions()
         self._index = {d.name: i for i, d in enumerate(self._decisions)}
         self._options = {"hidden_size": hidden_size, "decisions": [(d.name, list(d.choices)) for d in self._decisions]}
@@ -188,8 +187,6 @@ class RNNControllerSampler(BaseSampler):
         self._seed = seed
         self._state_path = Path(state_dir) / STATE_FILE if state_dir is not None else None
 
-        self._rng = np.random.default_rng(seed)
-        self._random = RandomSampler(seed=seed)
         self._seen = SeenCells(space)
         self._policy: _Policy | None = None  # built on first use: needs the study's number of objectives
         self._optimizer: torch.optim.Optimizer | None = None
@@ -206,14 +203,7 @@ class RNNControllerSampler(BaseSampler):
             self._load()
 
     # ----------------------------------------------------------------- Optuna sampler interface
-    def reseed_rng(self) -> None:
-        self._rng = np.random.default_rng()
-        self._random.reseed_rng()
 
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return relative_space(self._space)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -240,14 +230,6 @@ class RNNControllerSampler(BaseSampler):
             return False
         return True
 
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(
         self,
