@@ -55,7 +55,7 @@ from torch import nn
 from nas.proposers._common import SeenCells, SpaceSampler, oriented
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from optuna.distributions import BaseDistribution
     from optuna.trial import FrozenTrial
@@ -269,61 +269,55 @@ class RNNControllerSampler(SpaceSampler):
         if self._policy is None:
             self._build(len(weights) if weights is not None else 1)
         n_obj = self._policy.pref.in_features
-        w = torch.tensor(list(weights) if weights is not None else [1.0 / n_obj] * n_obj, dtype=torch.float32)
         params = params or {}
         out: dict[str, np.ndarray] = {}
-        chosen: dict[str, Any] = {}
+
+        def pick(d: Decision, z: torch.Tensor) -> int:
+            p = out[d.name] = torch.softmax(z, 0).numpy()
+            return d.choices.index(params[d.name]) if d.name in params else int(p.argmax())
+
         with torch.no_grad():
-            prev, state = self._policy.offsets[-1], None
-            for d in self._active(chosen):
-                i = self._index[d.name]
-                z, state = self._policy.logits(i, prev, w, state, self._tanh_c)
-                p = torch.softmax(z, 0).numpy()
-                out[d.name] = p
-                k = d.choices.index(params[d.name]) if d.name in params else int(p.argmax())
-                chosen[d.name] = d.choices[k]
-                prev = self._policy.offsets[i] + k
+            self._walk(weights if weights is not None else [1.0 / n_obj] * n_obj, pick)
         return out
 
-    def _active(self, chosen: dict[str, Any]):
-        """Yield the decisions active given the choices made so far (the caller fills ``chosen``)."""
-        for d in self._decisions:
-            if d.condition is not None:
-                parent, values = d.condition
-                if parent not in chosen or chosen[parent] not in values:
-                    continue
-            yield d
+    def _walk(self, weights: Sequence[float], pick: Callable[[Decision, torch.Tensor], int]) -> dict[str, Any]:
+        """Run the policy token by token over the space's active decisions (`SearchSpace.assign`);
+        ``pick(decision, logits)`` returns the index chosen at each step. Returns the params."""
+        w = torch.tensor(list(weights), dtype=torch.float32)
+        prev, state = self._policy.offsets[-1], None
+
+        def choose(d: Decision, _: dict[str, Any]) -> Any:
+            nonlocal prev, state
+            i = self._index[d.name]
+            z, state = self._policy.logits(i, prev, w, state, self._tanh_c)
+            k = pick(d, z)
+            prev = self._policy.offsets[i] + k
+            return d.choices[k]
+
+        return self._space.assign(choose)
 
     def _sample(self, weights: Sequence[float]) -> dict[str, Any]:
         """One cell drawn from the policy, token by token."""
-        w = torch.tensor(list(weights), dtype=torch.float32)
-        params: dict[str, Any] = {}
+        def pick(d: Decision, z: torch.Tensor) -> int:
+            p = torch.softmax(z.double(), 0).numpy()
+            return int(self._rng.choice(len(p), p=p / p.sum()))
+
         with torch.no_grad():
-            prev, state = self._policy.offsets[-1], None
-            for d in self._active(params):
-                i = self._index[d.name]
-                z, state = self._policy.logits(i, prev, w, state, self._tanh_c)
-                p = torch.softmax(z.double(), 0).numpy()
-                k = int(self._rng.choice(len(p), p=p / p.sum()))
-                params[d.name] = d.choices[k]
-                prev = self._policy.offsets[i] + k
-        return params
+            return self._walk(weights, pick)
 
     def _log_prob(self, params: dict[str, Any], weights: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
         """log p(params) and the summed entropy of the visited decisions, differentiable."""
-        w = torch.tensor(list(weights), dtype=torch.float32)
         logp, entropy = torch.zeros(()), torch.zeros(())
-        chosen: dict[str, Any] = {}
-        prev, state = self._policy.offsets[-1], None
-        for d in self._active(chosen):
-            i = self._index[d.name]
-            z, state = self._policy.logits(i, prev, w, state, self._tanh_c)
+
+        def pick(d: Decision, z: torch.Tensor) -> int:
+            nonlocal logp, entropy
             log_p = torch.log_softmax(z, 0)
             k = d.choices.index(params[d.name])
             logp = logp + log_p[k]
             entropy = entropy - (log_p.exp() * log_p).sum()
-            chosen[d.name] = params[d.name]
-            prev = self._policy.offsets[i] + k
+            return k
+
+        self._walk(weights, pick)
         return logp, entropy
 
     def _update(self) -> None:
