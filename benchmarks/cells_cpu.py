@@ -1,16 +1,25 @@
-"""CPU training throughput of recurrent cells: our path against torch.nn.LSTM and the naive loop.
+"""CPU training throughput of recurrent cells: our path against torch.nn.LSTM and two eager loops.
 
-Prints one table (sequences per second, forward + backward, best of interleaved repeats, timed by
+Prints two tables (sequences per second, forward + backward, best of interleaved repeats, timed by
 this process's CPU time by default so that other processes on a shared machine do not skew the
-ratios; ``--clock wall`` for wall time) and writes JSON with every sample. Rows:
+ratios; ``--clock wall`` for wall time) and writes JSON with every sample.
+
+LSTM table (time relative to torch.nn.LSTM, target <= 1.5x):
 
 * ``torch.nn.LSTM``: the baseline (oneDNN on CPU).
 * ``lstm Spec, our path``: an LSTM expressed as a Spec through `CellModule.forward` (recognised as an
   exact LSTM, so it runs on torch's fused LSTM op).
 * ``lstm Spec, generated``: the same Spec through the generated fused path (no library shortcut),
   what any LSTM variant with a searched activation or a changed gate gets.
-* ``random cell k``: cells sampled from the recurrent-cell space, `CellModule.forward` against
-  `CellModule.forward_reference` (the naive eager per-step loop).
+
+Random-cell table: cells sampled from the recurrent-cell space, `CellModule.forward` (our path)
+against two eager baselines, both differentiated by autograd:
+
+* ``naive per-edge``: `naive_per_edge_loop`, the cell as a user writes it: one ``F.linear`` per edge
+  per step (x edges on ``x_t``), masks applied once before the loop. The issue's target (>= 3x) is
+  the speed-up over this one.
+* ``grouped loop``: `CellModule.forward_reference`, the input projections of all steps in one matmul
+  and one matmul per source per step (fewer matmuls, but a dict-and-split walk per step).
 
 Run: ``python benchmarks/cells_cpu.py [--batch 32 --seq 32 --hidden 64 --threads 1]``.
 """
@@ -28,6 +37,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -35,6 +45,50 @@ from kernels.recurrent import cell_sequence  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 from search_spaces.build import CellModule  # noqa: E402
 from search_spaces.cells import lstm  # noqa: E402
+
+
+def naive_per_edge_loop(cell: CellModule, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The searched cell the way a user writes it by hand: a per-step eager loop of small ops.
+
+    One ``F.linear`` per linear edge per step (edges from ``x`` too, on ``x_t`` at each step), the
+    node's combine, bias and activation, then the mean of the state's output nodes; the sparsity
+    masks are applied once before the loop; autograd does the backward. Same numerics as
+    `CellModule.forward` (checked in tests/kernels/test_cells_cpu.py). The baseline the issue's
+    ">= 3x" target is measured against; `CellModule.forward_reference` is a stronger one (input
+    projections of all steps in one matmul, one matmul per source per step).
+    """
+    B, T, _ = x.shape
+    H = cell.hidden_size
+    masked = {s: cell.weights[s] * cell.mask(s) for s in cell.sources}
+    weight = {}  # (src, dst, slot) -> [H, in_src], the edge's own matrix
+    for src, edges in cell.edges_by_source.items():
+        for i, e in enumerate(edges):
+            weight[(src, e.dst, e.slot)] = masked[src][i * H : (i + 1) * H]
+    combine = {n: cell.spec.graph.nodes[n]["combine"] for n in cell.order}
+    state = cell.initial_state(B, x)
+    hs = []
+    for t in range(T):
+        values = dict(state, x=x[:, t])
+        for node in cell.order:
+            terms = []
+            for src, e in cell.inputs[node]:
+                if e.get("linear", True):
+                    terms.append(F.linear(values[src], weight[(src, node, e["slot"])]))
+                else:
+                    terms.append(values[src])
+            out = terms[0]
+            for term in terms[1:]:
+                op = combine[node]
+                out = out + term if op == "add" else out * term if op == "mul" else out - term
+            if node in cell.biases:
+                out = out + cell.biases[node]
+            values[node] = cell.acts[node](out)
+        state = {
+            s: values[nodes[0]] if len(nodes) == 1 else torch.stack([values[n] for n in nodes]).mean(0)
+            for s, nodes in cell.outputs.items()
+        }
+        hs.append(state["h"])
+    return torch.stack(hs, dim=1), state
 
 
 def throughput(step: Callable[[], None], batch: int, repeats: int, warmup: int = 2) -> list[tuple[float, float]]:
@@ -91,13 +145,15 @@ def main() -> None:
     steps["lstm Spec, generated"] = train_step(generated, list(cell.parameters()), x)
     space = get_space("recurrent_cell", num_nodes=args.nodes, hidden_sizes=(H,))
     rng = np.random.default_rng(args.seed)
-    pairs = []
+    cells = []  # (our path, naive per-edge loop, grouped loop, spec)
     for k in range(args.cells):
         rc = CellModule(space.sample(rng), I, seed=k)
-        fast, naive = f"random cell {k}, our path", f"random cell {k}, naive loop"
-        steps[fast] = train_step(lambda x, rc=rc: rc(x)[0], list(rc.parameters()), x)
-        steps[naive] = train_step(lambda x, rc=rc: rc.forward_reference(x)[0], list(rc.parameters()), x)
-        pairs.append((fast, naive, repr(rc.spec)))
+        names = (f"random cell {k}, our path", f"random cell {k}, naive per-edge", f"random cell {k}, grouped loop")
+        params = list(rc.parameters())
+        steps[names[0]] = train_step(lambda x, rc=rc: rc(x)[0], params, x)
+        steps[names[1]] = train_step(lambda x, rc=rc: naive_per_edge_loop(rc, x)[0], params, x)
+        steps[names[2]] = train_step(lambda x, rc=rc: rc.forward_reference(x)[0], params, x)
+        cells.append((*names, repr(rc.spec)))
 
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
     for _ in range(args.repeats):  # interleave, so load from other processes hits every row alike
@@ -109,34 +165,37 @@ def main() -> None:
     med = {name: max(v[which] for v in vals) for name, vals in samples.items()}
     medians = {name: statistics.median(v[which] for v in vals) for name, vals in samples.items()}
 
-    rows = [
-        ("torch.nn.LSTM", med["torch.nn.LSTM"], "baseline", 1.0),
-        ("lstm Spec, our path", med["lstm Spec, our path"], "torch.nn.LSTM",
-         med["torch.nn.LSTM"] / med["lstm Spec, our path"]),
-        ("lstm Spec, generated", med["lstm Spec, generated"], "torch.nn.LSTM",
-         med["torch.nn.LSTM"] / med["lstm Spec, generated"]),
-    ]
-    speedups = []
-    for fast, naive, _ in pairs:
-        speedups.append(med[fast] / med[naive])
-        rows.append((naive, med[naive], "", None))
-        rows.append((fast, med[fast], "naive loop", med[fast] / med[naive]))
+    lstm_ratio = {k: med["torch.nn.LSTM"] / med[f"lstm Spec, {k}"] for k in ("our path", "generated")}
     print(f"CPU training throughput (forward + backward), B={B} T={T} input={I} hidden={H}, "
           f"{args.threads} thread(s), {os.cpu_count()}-core {platform.machine()}, torch {torch.__version__}, "
           f"best of {args.repeats} by {args.clock} time")
-    print(f"{'row':34s} {'seq/s':>10s}  {'compared with':14s} {'ratio':>7s}")
-    for name, value, against, ratio in rows:
-        shown = "" if ratio is None else (f"{ratio:6.2f}x" if against != "torch.nn.LSTM" else f"{ratio:6.2f}x slower")
-        print(f"{name:34s} {value:10.1f}  {against:14s} {shown}")
-    geo = float(np.exp(np.mean(np.log(speedups)))) if speedups else float("nan")
-    print(f"random cells: geometric-mean speed-up over the naive loop {geo:.2f}x (target >= 3x); "
-          f"lstm Spec our path / generated: {rows[1][3]:.2f}x / {rows[2][3]:.2f}x the time of torch.nn.LSTM "
-          f"(target <= 1.5x)")
+    print("LSTM: time relative to torch.nn.LSTM (target <= 1.5x)")
+    print(f"  {'row':32s} {'seq/s':>9s} {'time ratio':>11s}")
+    print(f"  {'torch.nn.LSTM':32s} {med['torch.nn.LSTM']:9.1f} {1.0:10.2f}x")
+    for k, r in lstm_ratio.items():
+        print(f"  {'lstm Spec, ' + k:32s} {med['lstm Spec, ' + k]:9.1f} {r:10.2f}x")
+    print("random searched cells: seq/s; speed-up of our path over each baseline (target >= 3x over naive per-edge)")
+    print("  naive per-edge = one F.linear per edge per step (x edges on x_t), autograd backward;")
+    print("  grouped loop   = CellModule.forward_reference (all x projections in one matmul, one matmul per source per step)")
+    print(f"  {'cell':14s} {'our path':>9s} {'naive per-edge':>15s} {'grouped loop':>13s} {'vs per-edge':>12s} {'vs grouped':>11s}")
+    speedups: dict[str, list[float]] = {"naive_per_edge": [], "grouped_loop": []}
+    for k, (fast, per_edge, grouped, _) in enumerate(cells):
+        speedups["naive_per_edge"].append(med[fast] / med[per_edge])
+        speedups["grouped_loop"].append(med[fast] / med[grouped])
+        print(f"  {'random cell ' + str(k):14s} {med[fast]:9.1f} {med[per_edge]:15.1f} {med[grouped]:13.1f} "
+              f"{speedups['naive_per_edge'][-1]:11.2f}x {speedups['grouped_loop'][-1]:10.2f}x")
+    geo = {k: float(np.exp(np.mean(np.log(v)))) if v else float("nan") for k, v in speedups.items()}
+    print(f"  {'geometric mean':14s} {'':9s} {'':15s} {'':13s} {geo['naive_per_edge']:11.2f}x {geo['grouped_loop']:10.2f}x")
+    print(f"random cells: our path {geo['naive_per_edge']:.2f}x the naive per-edge loop (target >= 3x), "
+          f"{geo['grouped_loop']:.2f}x the grouped loop; lstm Spec our path / generated: "
+          f"{lstm_ratio['our path']:.2f}x / {lstm_ratio['generated']:.2f}x the time of torch.nn.LSTM (target <= 1.5x)")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"config": vars(args), "torch": torch.__version__, "best_seq_per_s": med, "median_seq_per_s": medians, "clock": args.clock, "samples": samples,
-                   "random_cells": [{"spec": s, "speedup": sp} for (_, _, s), sp in zip(pairs, speedups)],
-                   "random_geomean_speedup": geo, "lstm_time_ratio": {"our_path": rows[1][3], "generated": rows[2][3]}},
+                   "random_cells": [{"spec": c[3], "speedup_over_naive_per_edge": a, "speedup_over_grouped_loop": g}
+                                    for c, a, g in zip(cells, speedups["naive_per_edge"], speedups["grouped_loop"])],
+                   "random_geomean_speedup": geo,
+                   "lstm_time_ratio": {"our_path": lstm_ratio["our path"], "generated": lstm_ratio["generated"]}},
                   f, indent=1)
     print(f"wrote {args.out}")
 
