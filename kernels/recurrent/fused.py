@@ -95,6 +95,16 @@ def _combine(op, names: list[str], bias: str | None) -> str:
     return f"({expr}) + {bias}" if bias else expr
 
 
+def _const(value: float, consts: dict[float, str]) -> str:
+    """The name of a 0-dim tensor holding ``value`` (made once per call in the prologue, see
+    `_const_lines`): ``t * K`` is 1.2 us where ``t * 0.5`` wraps the Python float, 2.4 us."""
+    return consts.setdefault(value, f"K{len(consts)}")
+
+
+def _const_lines(consts: dict[float, str]) -> list[str]:
+    return [f"    {name} = xp.new_full((), {value!r})" for value, name in consts.items()]
+
+
 def _forward_source(plan: _Plan, saved_names: list[str], pre_names: list[str]) -> list[str]:
     p, H, S = plan.p, plan.p.hidden, plan.p.num_states
     L = ["def forward(xp, W, b, h0, keep):", "    B, T = xp.shape[0], xp.shape[1]", "    saved = []",
@@ -147,6 +157,7 @@ def _forward_source(plan: _Plan, saved_names: list[str], pre_names: list[str]) -
     L += [f"    v{s} = h0[{s}]" for s in range(S)]
     L += ["    hs = []", "    for t in range(T):"]
     body: list[str] = []
+    consts: dict[float, str] = {}
 
     def project(g: int) -> None:
         src, first, k = plan.groups[g]
@@ -157,7 +168,9 @@ def _forward_source(plan: _Plan, saved_names: list[str], pre_names: list[str]) -
         if k == 1:
             body.append(f"p{first} = P{g}")
         else:
-            body.append(f"{', '.join(f'p{e}' for e in range(first, first + k))} = P{g}.split({H}, 1)")
+            # unsafe_split: no autograd view bookkeeping (the forward runs under no_grad and never
+            # writes to P in place); 1.4 us instead of 2.9 us per call
+            body.append(f"{', '.join(f'p{e}' for e in range(first, first + k))} = P{g}.unsafe_split({H}, 1)")
 
     for g, (src, _, _) in enumerate(plan.groups):
         if src < S:
@@ -195,7 +208,9 @@ def _forward_source(plan: _Plan, saved_names: list[str], pre_names: list[str]) -
         elif len(vals) == 2:
             body.append(f"n{s} = torch.lerp({vals[0]}, {vals[1]}, 0.5)")  # the mean, in one op
         else:
-            body.append(f"n{s} = ({' + '.join(vals)}) * {1.0 / len(vals)!r}")
+            body.append(f"n{s} = ({' + '.join(vals)}) * {_const(1.0 / len(vals), consts)}")
+    at = L.index("    hs = []")
+    L[at:at] = _const_lines(consts)
     body.append(f"if keep: saved.append(({', '.join(saved_names)},))" if saved_names else "pass")
     body += [f"v{s} = n{s}" for s in range(S)]
     body.append("hs.append(v0)")
@@ -223,6 +238,7 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str], list[str]]:
     p, H, S = plan.p, plan.p.hidden, plan.p.num_states
     body: list[str] = []
     grads: set[str] = set()
+    consts: dict[float, str] = {}
 
     def acc(name: str, expr: str, lines: list[str] = body) -> None:
         lines.append(f"{name} = {name} + {expr}" if name in grads else f"{name} = {expr}")
@@ -239,7 +255,7 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str], list[str]]:
         acc(f"g{s}", f"ds{s}")
     for s, outs in enumerate(p.outputs):
         if len(outs) > 1:
-            body.append(f"gm{s} = g{s} * {1.0 / len(outs)!r}")
+            body.append(f"gm{s} = g{s} * {_const(1.0 / len(outs), consts)}")
         for o in outs:
             g = f"g{s}" if len(outs) == 1 else f"gm{s}"
             if o >= S and (o - S) in plan.par:
@@ -300,7 +316,7 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str], list[str]]:
     for g, (_, first, k) in enumerate(plan.groups):
         L += [f"    W{g} = W[{first}:{first + k}].reshape({k * H}, {H}).contiguous()", f"    dPs{g}, vs{g} = [], []"]
     L += ["    dhs = dhs.unbind(1)"] + [f"    {n} = []" for n in sorted(lists)]
-    L += [f"    ds{s} = dfinal[{s}]" for s in range(S)]
+    L += [f"    ds{s} = dfinal[{s}]" for s in range(S)] + _const_lines(consts)
     single = sorted({n.split("_", 1)[1] for n in q_names})
     for n in single:
         if n.startswith("X"):
@@ -385,13 +401,30 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str], list[str]]:
     return L, read, pre_names
 
 
+# units faster than their torch op on CPU, bound over the prelude's names in the generated module
+# (the generated code runs under no_grad; the backward reads only the saved value y, so any correct
+# form of the value serves)
+FAST_UNITS = """
+_NEG1 = {}
+
+
+def _tanh(u):
+    # 2 sigmoid(2u) - 1 (abs. error ~1e-16 in float64): 3.8 us instead of 5.4 us on [32, 64] float32,
+    # 27 us instead of 142 us on [32, 32, 64] (torch's CPU tanh is not vectorised as well as sigmoid)
+    m1 = _NEG1.get(u.dtype)
+    if m1 is None:
+        m1 = _NEG1[u.dtype] = torch.tensor(-1.0, dtype=u.dtype)
+    return torch.add(m1, torch.sigmoid(u + u), alpha=2)
+"""
+
+
 @functools.lru_cache(maxsize=512)
 def compiled(program: CellProgram) -> dict:
     """Generate and exec the forward/backward functions of a program (memoised)."""
     plan = _Plan(program)
     bwd, read, pre_names = _backward_source(plan)
     fwd = _forward_source(plan, read, pre_names)
-    source = "\n".join([TORCH_PRELUDE, "_aten = torch.ops.aten", "", *fwd, "", *bwd, ""])
+    source = "\n".join([TORCH_PRELUDE, "_aten = torch.ops.aten", FAST_UNITS, *fwd, "", *bwd, ""])
     namespace: dict = {}
     name = f"<recurrent {hashlib.sha256(program.key().encode()).hexdigest()[:16]}>"
     exec(compile(source, name, "exec"), namespace)
