@@ -109,6 +109,23 @@ def test_fused_float32_against_float64(spec) -> None:
     compare(ref, out, RATIO[torch.float32])
 
 
+@pytest.mark.parametrize("spec", SPECS)
+def test_fused_runs_scripted_and_matches_python(spec) -> None:
+    """TorchScript takes every program (no silent fallback), and runs the same generated code."""
+    program = lower_cell(spec, 8)
+    fns = fused.compiled(program)
+    assert fns["script_error"] is None
+    xp, w, b, h0 = (t.detach() for t in make_inputs(program, B=3, T=5))
+    with torch.no_grad():
+        hs, final, saved = fns["forward"](xp, w, b, h0, True)
+        forward, backward = fns["python"]
+        hs_py, final_py, saved_py = forward(xp, w, b, h0, True)
+        dhs, dfinal = torch.randn_like(hs), torch.randn_like(final)
+        grads = fns["backward"](saved, w, b, xp, dhs, dfinal)
+        grads_py = backward(saved_py, w, b, xp, dhs, dfinal)
+    compare([hs_py, final_py, *grads_py], [hs, final, *grads], RATIO[torch.float64])
+
+
 def test_shape_errors_name_sizes() -> None:
     program = lower_cell(elman(4), 3)
     xp, w, b, h0 = make_inputs(program, B=2, T=3)
