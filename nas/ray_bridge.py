@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune import Callback
 from ray.tune.search import Searcher
 
-from nas.study import HEARTBEAT_INTERVAL, counted_trials, driver_id, record_heartbeats
+from nas.study import HEARTBEAT_INTERVAL, counted_trials, driver_id, record_heartbeats, set_user_attrs
 
 from search_spaces import SearchSpace, SpecError, Task
 
@@ -105,19 +105,24 @@ class StudySearcher(Searcher):
         self._curves: dict[str, list[float]] = {}
         self._where: dict[str, tuple[str, int]] = {}
 
+    def _budget_filled(self) -> bool:
+        """Checked before asking, so that a full study gets no extra (over-budget) trial."""
+        return self.budget is not None and len(counted_trials(self.study)) >= self.budget
+
     def _over_budget(self, trial: optuna.Trial) -> bool:
-        """Whether trials numbered before ``trial`` (by any driver) already fill the budget."""
+        """Whether trials numbered before ``trial`` (by any driver) already fill the budget; such a
+        trial is closed as FAIL, marked interrupted (not counted)."""
         if self.budget is None:
             return False
         earlier = [t for t in counted_trials(self.study) if t.number < trial.number]
         if len(earlier) < self.budget:
             return False
-        trial.set_user_attr("interrupted", "over budget: other drivers filled the study first")
+        self._write(trial, {"interrupted": "over budget: other drivers filled the study first"})
         self.study.tell(trial, state=TrialState.FAIL)
         return True
 
-    def _budget_filled(self) -> bool:
-        return self.budget is not None and len(counted_trials(self.study)) >= self.budget
+    def _write(self, trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+        set_user_attrs(self.study, trial._trial_id, attrs)
 
     def _propose(self) -> tuple[optuna.Trial, dict[str, Any]] | None:
         for _ in range(MAX_INVALID_PROPOSALS):
@@ -128,28 +133,24 @@ class StudySearcher(Searcher):
                 trial = self.study.ask()
             if self._over_budget(trial):
                 return None
-            trial.set_user_attr("driver", self.driver)
+            attrs: dict[str, Any] = {"driver": self.driver}  # written at once when the proposal is settled
             try:
                 spec = self.space.suggest(trial)
                 self.space.validate(spec)
                 cost = self.space.cost(spec, self.task)
             except (SpecError, ValueError) as exc:
-                self._reject(trial, TrialState.FAIL, error=f"invalid proposal: {exc}")
+                self._reject(trial, TrialState.FAIL, {**attrs, "error": f"invalid proposal: {exc}"})
                 continue
             except Exception as exc:  # a proposer that breaks on one trial must not end the search
                 logger.warning("proposer failed on trial %d: %r", trial.number, exc)
-                self._reject(trial, TrialState.FAIL, error=f"proposer error: {type(exc).__name__}: {exc}")
+                self._reject(trial, TrialState.FAIL, {**attrs, "error": f"proposer error: {type(exc).__name__}: {exc}"})
                 continue
             key = self.space.canonical_hash(spec)
-            trial.set_user_attr("spec", spec.to_json())
-            trial.set_user_attr("hash", key)
-            trial.set_user_attr("macs", cost["macs"])
-            trial.set_user_attr("params", cost["params"])
-            if self._reuse_duplicate(trial, key):
+            attrs.update(spec=spec.to_json(), hash=key, macs=cost["macs"], params=cost["params"])
+            if self._reuse_duplicate(trial, key, attrs):
                 continue
             if self.artifacts is not None:
-                trial.set_user_attr("artifacts", f"{self.artifacts}/trial_{trial.number}")
-            record_heartbeats(self.study, [trial._trial_id])
+                attrs["artifacts"] = f"{self.artifacts}/trial_{trial.number}"
             config = {
                 **self.base_config,
                 "spec": spec.to_json(),
@@ -157,16 +158,20 @@ class StudySearcher(Searcher):
                 "params": cost["params"],
                 "optuna_number": trial.number,
             }
-            if "resume_checkpoint" in trial.user_attrs:
-                config["resume_checkpoint"] = trial.user_attrs["resume_checkpoint"]
+            resume = trial.user_attrs.get("resume_checkpoint")
+            if resume is not None:
+                config["resume_checkpoint"] = resume
             if self.hyper is not None:
                 self.hyper.poll()
                 score, skip = self.hyper.gate(spec)
-                trial.set_user_attr("proxy", score)
+                attrs["proxy"] = score
                 if skip:
-                    self._reject(trial, TrialState.PRUNED, skipped="hypernetwork proxy below the configured quantile")
+                    self._reject(trial, TrialState.PRUNED,
+                                 {**attrs, "skipped": "hypernetwork proxy below the configured quantile"})
                     continue
                 config["hyper"] = self.hyper.trial_config()
+            self._write(trial, attrs)
+            record_heartbeats(self.study, [trial._trial_id])
             return trial, config
         self.gave_up = (
             f"{MAX_INVALID_PROPOSALS} proposals in a row were invalid or made the proposer fail, so the "
@@ -174,10 +179,9 @@ class StudySearcher(Searcher):
         )
         return None
 
-    def _reject(self, trial: optuna.Trial, state: TrialState, **attrs: str) -> None:
+    def _reject(self, trial: optuna.Trial, state: TrialState, attrs: dict[str, Any]) -> None:
         """Finish a proposal without training it (invalid, proposer error, skipped by the proxy)."""
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        self._write(trial, attrs)
         self.study.tell(trial, state=state)
         self.counts.started += 1
         if state == TrialState.PRUNED:
@@ -185,7 +189,7 @@ class StudySearcher(Searcher):
         else:
             self.counts.failed += 1
 
-    def _reuse_duplicate(self, trial: optuna.Trial, key: str) -> bool:
+    def _reuse_duplicate(self, trial: optuna.Trial, key: str, attrs: dict[str, Any]) -> bool:
         """An equivalent candidate (same canonical hash: an isomorphic cell, an activation written
         another way) that already finished is not trained again: its result is told for this trial,
         so the sampler still learns, with ``duplicate_of`` naming the original."""
@@ -200,10 +204,9 @@ class StudySearcher(Searcher):
             return False
         twin = self.study._storage.get_trial(self.study._storage.get_trial_id_from_study_id_trial_number(
             self.study._study_id, number))
-        for attr in ("curve", "best_epoch", "test_accuracy", "epochs", "checkpoint"):
-            if attr in twin.user_attrs:
-                trial.set_user_attr(attr, twin.user_attrs[attr])
-        trial.set_user_attr("duplicate_of", number)
+        copied = {a: twin.user_attrs[a] for a in ("curve", "best_epoch", "test_accuracy", "epochs", "checkpoint")
+                  if a in twin.user_attrs}
+        self._write(trial, {**attrs, **copied, "duplicate_of": number})
         self.study.tell(trial, values=twin.values)
         self.counts.started += 1
         self.counts.complete += 1
@@ -227,10 +230,10 @@ class StudySearcher(Searcher):
         if trial is not None and where[0] is not None and self._where.get(trial_id) != where:
             # where the trial runs now (it changes when Ray retries a crashed process elsewhere)
             self._where[trial_id] = where
-            trial.set_user_attr("node", where[0])
-            trial.set_user_attr("pid", where[1])
+            attrs = {"node": where[0], "pid": where[1]}
             if result.get("restored_from_epoch"):
-                trial.set_user_attr("restored_from_epoch", int(result["restored_from_epoch"]))
+                attrs["restored_from_epoch"] = int(result["restored_from_epoch"])
+            self._write(trial, attrs)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         trial = self._live.pop(trial_id, None)
@@ -242,39 +245,36 @@ class StudySearcher(Searcher):
         curve = self._curves.pop(trial_id, [])
         if "accuracy" in result and len(curve) < int(result.get("epoch", 0)):
             curve.append(float(result["accuracy"]))  # Ray skips on_trial_result for a STOPped result
-        trial.set_user_attr("curve", curve)
+        attrs: dict[str, Any] = {"curve": curve}
         message = result.get("error") or ("trial process failed (see Ray's trial log)" if error else None)
+        if message is None and "best_accuracy" not in result:
+            message = "the trial ended without reporting an epoch"
         if message is not None:
-            trial.set_user_attr("error", message)
+            self._write(trial, {**attrs, "error": message})
             self._tell(number, TrialState.FAIL)
             self.counts.failed += 1
             self.counts.last_error = message
             self.counts.errors.append(f"trial {number}: {message}")
             return
         epoch = int(result.get("epoch", 0))
-        if "best_accuracy" not in result:
-            trial.set_user_attr("error", "the trial ended without reporting an epoch")
-            self._tell(number, TrialState.FAIL)
-            self.counts.failed += 1
-            return
-        trial.set_user_attr("best_epoch", int(result["best_epoch"]))
-        trial.set_user_attr("test_accuracy", float(result["best_test_accuracy"]))
-        trial.set_user_attr("epochs", epoch)
+        attrs.update(best_epoch=int(result["best_epoch"]), test_accuracy=float(result["best_test_accuracy"]), epochs=epoch)
         if result.get("checkpoint_dir_name") and self.artifacts is not None:
             # <checkpoint>/trainer.pt holds the last epoch's trainer state with the best epoch's
             # weights under "best_state"; relative to the run directory when it lies inside it
             path = f"{self.artifacts}/trial_{number}/{result['checkpoint_dir_name']}"
             if self.run_dir is not None and Path(path).is_relative_to(self.run_dir):
                 path = str(Path(path).relative_to(self.run_dir))
-            trial.set_user_attr("checkpoint", path)
+            attrs["checkpoint"] = path
+        self._write(trial, attrs)
         if epoch < self.epochs:
             self._tell(number, TrialState.PRUNED)
             self.counts.pruned += 1
             return
         accuracy = float(result["best_accuracy"])
-        self._tell(number, TrialState.COMPLETE, [accuracy, float(trial.user_attrs["macs"])])
-        if self._done_by_hash is not None and "hash" in trial.user_attrs:
-            self._done_by_hash.setdefault(trial.user_attrs["hash"], number)
+        recorded = self.study._storage.get_trial_user_attrs(trial._trial_id)  # set_user_attrs bypasses the Trial's cache
+        self._tell(number, TrialState.COMPLETE, [accuracy, float(recorded["macs"])])
+        if self._done_by_hash is not None and "hash" in recorded:
+            self._done_by_hash.setdefault(recorded["hash"], number)
         self.counts.complete += 1
         if self.counts.best_accuracy is None or accuracy > self.counts.best_accuracy:
             self.counts.best_accuracy = accuracy

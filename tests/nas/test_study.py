@@ -1,0 +1,44 @@
+"""Heartbeats through the study's cached storage: a driver on another host that stops beating has
+its RUNNING trials recognised as stale; a live one's are not."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import pytest
+
+from nas import study as study_mod
+from nas.study import make_storage, record_heartbeats, stale_trials
+
+
+@pytest.fixture
+def study(tmp_path, monkeypatch):
+    monkeypatch.setattr(study_mod, "GRACE_PERIOD", 1)
+    storage = make_storage(f"sqlite:///{tmp_path}/study.db")
+    return optuna.create_study(storage=storage, directions=["maximize", "minimize"])
+
+
+def _running_on_other_host(study: optuna.Study) -> optuna.Trial:
+    trial = study.ask()
+    trial.set_user_attr("driver", {"host": "another-host", "pid": 1})
+    return trial
+
+
+def test_heartbeats_reach_the_storage_behind_optunas_cache(study):
+    assert not isinstance(study._storage, optuna.storages.RDBStorage)  # Optuna wraps it
+    trial = _running_on_other_host(study)
+    record_heartbeats(study, [trial._trial_id])
+    assert trial._trial_id not in study._storage._get_stale_trial_ids(study._study_id)
+    time.sleep(2.5)  # SQLite timestamps have 1-s resolution
+    assert trial._trial_id in study._storage._get_stale_trial_ids(study._study_id)
+
+
+def test_a_silent_remote_driver_is_stale_a_beating_one_is_not(study):
+    silent, beating = _running_on_other_host(study), _running_on_other_host(study)
+    never = _running_on_other_host(study)  # no heartbeat yet: its driver may still be starting
+    record_heartbeats(study, [silent._trial_id, beating._trial_id])
+    time.sleep(2.5)  # SQLite timestamps have 1-s resolution
+    record_heartbeats(study, [beating._trial_id])
+    assert [t.number for t in stale_trials(study)] == [silent.number]
+    assert never.number not in [t.number for t in stale_trials(study)]
