@@ -36,11 +36,29 @@ def _tpe(
     return optuna.samplers.TPESampler(seed=seed, **opts)
 
 
+class _SharedParamsChildren:
+    """NSGA-II's child generation restricted to the params every parent has.
+
+    Optuna's crossover indexes each parent's params by the whole search space and raises KeyError
+    when a parent lacks a conditional param (sparsity's ``pattern[...]`` exists only below density
+    1). Params outside the shared set are left to the sampler's independent sampling instead.
+    """
+
+    def __init__(self, inner: Callable[..., dict[str, Any]]) -> None:
+        self.inner = inner
+
+    def __call__(self, study: optuna.Study, search_space: dict[str, Any], parent_population: list) -> dict[str, Any]:
+        shared = {k: d for k, d in search_space.items() if all(k in p.params for p in parent_population)}
+        return self.inner(study, shared, parent_population)
+
+
 def _nsga2(
     *, seed: int | None, space: SearchSpace, options: dict[str, Any], state_dir: Path | None
 ) -> optuna.samplers.BaseSampler:
     opts = {"population_size": 16, **options}
-    return optuna.samplers.NSGAIISampler(seed=seed, **opts)
+    sampler = optuna.samplers.NSGAIISampler(seed=seed, **opts)
+    sampler._child_generation_strategy = _SharedParamsChildren(sampler._child_generation_strategy)
+    return sampler
 
 
 def _rnn(

@@ -8,15 +8,8 @@ from nas.proposers import PROPOSERS, make_sampler
 from nas.testing.pytest_proposers import ProposerFactory, ProposerTestCase
 
 
-# Optuna's NSGA-II crossover raises KeyError when parents lack a conditional param (sparsity's
-# ``pattern[...]`` exists only below density 1): an upstream limitation, reported to the lead.
-NSGA2_CONDITIONAL = {"sparsity": "Optuna NSGA-II crossover: KeyError on conditional params"}
-
-
-def _factory(name: str, xfail: dict[str, str] | None = None, **options: object) -> ProposerFactory:
+def _factory(name: str, **options: object) -> ProposerFactory:
     def make(space, seed, state_dir):  # noqa: ANN001, ANN202
-        if xfail and space.name in xfail:
-            pytest.xfail(xfail[space.name])
         return make_sampler(name, seed=seed, space=space, options=dict(options), state_dir=state_dir)
 
     return make
@@ -27,7 +20,7 @@ class TestProposers(ProposerTestCase):
         params=[
             pytest.param(_factory("random"), id="random"),
             pytest.param(_factory("tpe", n_startup_trials=4), id="tpe"),
-            pytest.param(_factory("nsga2", NSGA2_CONDITIONAL, population_size=4), id="nsga2"),
+            pytest.param(_factory("nsga2", population_size=4), id="nsga2"),
             pytest.param(_factory("rea", population_size=6, tournament_size=3), id="rea"),
             pytest.param(_factory("rnn", hidden_size=16), id="rnn"),
             pytest.param(_factory("rnn", hidden_size=16, batch_size=4, pruned="skip", failed="skip"), id="rnn-batch"),
