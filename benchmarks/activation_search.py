@@ -14,7 +14,7 @@ Reproduces the protocol of "Searching for Activation Functions" (Ramachandran et
    mean and std of the validation accuracy at the best epoch and the test accuracy at that epoch.
 
 Run: ``python benchmarks/activation_search.py [--seeds 5 --top 3 --tpe-trials 30 --workers 2]``.
-Writes ``benchmarks/results/activation_search.json``.
+Writes ``benchmarks/results/activation_search.json``; ``--show`` prints its tables again without training.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -75,18 +77,69 @@ def train_job(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_jobs(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
-    """Train every job, ``workers`` processes at a time (spawned: no forked OpenMP state)."""
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def run_jobs(jobs: list[dict[str, Any]], workers: int, retries: int = 3) -> list[dict[str, Any]]:
+    """Train every job, ``workers`` processes at a time (spawned: no forked OpenMP state).
+
+    The worker processes are kept for the next call (a search calls this once per batch). A worker
+    that dies (killed from outside, out of memory) breaks the pool; the jobs not finished yet run again
+    in a fresh pool, up to ``retries`` times (training is deterministic per seed: same results).
+    """
     if workers <= 1:
         _init_worker()
         return [train_job(j) for j in jobs]
-    with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
-        return pool.map(train_job, jobs, chunksize=1)
+    done: dict[int, dict[str, Any]] = {}
+    for _ in range(retries + 1):
+        pending = [i for i in range(len(jobs)) if i not in done]
+        if not pending:
+            break
+        if workers not in _POOLS:
+            _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+        try:
+            futures = {_POOLS[workers].submit(train_job, jobs[i]): i for i in pending}
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+        except BrokenProcessPool as exc:
+            _POOLS.pop(workers).shutdown(wait=False, cancel_futures=True)
+            print(f"  a worker process died ({exc}); {len(jobs) - len(done)} jobs run again", flush=True)
+    if len(done) < len(jobs):
+        raise RuntimeError(f"{len(jobs) - len(done)} training jobs lost after {retries} retries")
+    return [done[i] for i in range(len(jobs))]
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
     values = list(values)
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+# --- summaries over seeds, shared with benchmarks/sparsity_search.py and safs_search.py -----------
+
+STATS_HEADER = f"{'val acc':>15} {'test acc':>15} {'seeds':>5}"
+
+
+def summarize(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and std over seeds of the best-epoch validation accuracy and the test accuracy at that
+    epoch, the number of seeds and how many diverged."""
+    runs = list(runs)
+    val, test = mean_std(r["accuracy"] for r in runs), mean_std(r["test_accuracy"] for r in runs)
+    return {"val_mean": val[0], "val_std": val[1], "test_mean": test[0], "test_std": test[1],
+            "seeds": len(runs), "diverged": sum(r.get("error") is not None for r in runs)}
+
+
+def format_stats(row: dict[str, Any]) -> str:
+    """``val mean ± std  test mean ± std  seeds``, the columns of `STATS_HEADER`."""
+    return (f"{row['val_mean']:.4f} ± {row['val_std']:.4f} {row['test_mean']:.4f} ± {row['test_std']:.4f} "
+            f"{row['seeds']:>5}")
+
+
+def verdict(found: dict[str, Any], base: dict[str, Any]) -> tuple[float, float, str]:
+    """(mean validation gap found - base, two standard errors of the gap, "beats"/"ties with"/"loses to")."""
+    gap = found["val_mean"] - base["val_mean"]
+    n = max(1, min(found["seeds"], base["seeds"]))
+    noise = 2 * ((found["val_std"] ** 2 + base["val_std"] ** 2) / n) ** 0.5
+    return gap, noise, "beats" if gap > noise else "ties with" if gap > -noise else "loses to"
 
 
 # --- the search ----------------------------------------------------------------------------------
@@ -166,29 +219,22 @@ def confirm(candidates: dict[str, str], args: argparse.Namespace) -> list[dict[s
 def print_table(rows: list[dict[str, Any]], candidates: dict[str, str]) -> list[dict[str, Any]]:
     summary = []
     for data in TASKS:
-        print(f"\n{data}: best-epoch validation accuracy and test accuracy, mean ± std over seeds")
-        print(f"{'':3} {'function':44} {'val acc':>15} {'test acc':>15} {'diverged':>8}")
+        print(f"\n{data}: best-epoch validation accuracy and test accuracy, mean ± std over seeds "
+              "(B: baseline, *: found)")
+        print(f"{'':3} {'function':44} {STATS_HEADER} {'diverged':>8}")
         table = []
         for name, text in candidates.items():
-            runs = [r for r in rows if r["data"] == data and r["name"] == name]
-            val, test = mean_std(r["accuracy"] for r in runs), mean_std(r["test_accuracy"] for r in runs)
-            diverged = sum(r["error"] is not None for r in runs)
-            table.append({"data": data, "name": name, "activation": text, "val_mean": val[0], "val_std": val[1],
-                          "test_mean": test[0], "test_std": test[1], "seeds": len(runs), "diverged": diverged,
-                          "baseline": name in BASELINES})
+            stats = summarize(r for r in rows if r["data"] == data and r["name"] == name)
+            table.append({"data": data, "name": name, "activation": text, **stats, "baseline": name in BASELINES})
         table.sort(key=lambda r: -r["val_mean"])
         for r in table:
             tag = "B" if r["baseline"] else "*"
-            print(f"{tag:3} {label(r['activation'])[:44]:44} {r['val_mean']:.4f} ± {r['val_std']:.4f} "
-                  f"{r['test_mean']:.4f} ± {r['test_std']:.4f} {r['diverged']:>8}")
+            print(f"{tag:3} {label(r['activation'])[:44]:44} {format_stats(r)} {r['diverged']:>8}")
         best_base = max((r for r in table if r["baseline"]), key=lambda r: r["val_mean"])
         best_found = max((r for r in table if not r["baseline"]), key=lambda r: r["val_mean"])
-        gap = best_found["val_mean"] - best_base["val_mean"]
-        n = max(1, best_found["seeds"])
-        noise = ((best_found["val_std"] ** 2 + best_base["val_std"] ** 2) / n) ** 0.5  # std error of the gap
-        verdict = ("beats" if gap > 2 * noise else "ties with" if gap > -2 * noise else "loses to")
-        print(f"best found {label(best_found['activation'])} {verdict} the best baseline "
-              f"{best_base['name']} ({gap * 100:+.2f} points; 2 standard errors = {2 * noise * 100:.2f})")
+        gap, noise, word = verdict(best_found, best_base)
+        print(f"best found {label(best_found['activation'])} {word} the best baseline "
+              f"{best_base['name']} ({gap * 100:+.2f} points; 2 standard errors = {noise * 100:.2f})")
         summary += table
     return summary
 
@@ -202,7 +248,13 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--config", default="configs/activation_search.yaml")
+    parser.add_argument("--show", action="store_true", help="print the tables of the last run's JSON, train nothing")
     args = parser.parse_args()
+    if args.show:
+        with open(os.path.join(RESULTS, "activation_search.json")) as f:
+            last = json.load(f)
+        print_table(last["runs"], last["candidates"])
+        return
     start = time.perf_counter()
     torch.set_num_threads(1)
     space = load_config(args.config).space.make(hidden_size=args.hidden)

@@ -12,7 +12,7 @@ Networks" (Narang et al.) makes. ``magnitude`` matrices are pruned gradually whi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,9 +81,16 @@ class SparsitySpace(SearchSpace):
 
     def uniform_params(self, density: float, pattern: str = "magnitude", hidden_size: int | None = None) -> dict[str, Any]:
         """Params giving every matrix the same density and pattern (the uniform-pruning baseline)."""
+        return self.matrix_params(lambda src, dst: density, pattern, hidden_size)
+
+    def matrix_params(self, density_of: Callable[[str, str], float], pattern: str = "magnitude",
+                      hidden_size: int | None = None) -> dict[str, Any]:
+        """Params giving each matrix ``src->dst`` the density ``density_of(src, dst)``, and ``pattern``
+        where that is below 1 (non-uniform allocations, e.g. denser recurrent matrices)."""
         params: dict[str, Any] = {"hidden_size": hidden_size or self.hidden_size} if self.hidden_sizes else {}
         for e in self._edges:
             key = self.edge_key(e.src, e.dst)
+            density = float(density_of(e.src, e.dst))
             params[f"density[{key}]"] = density
             if density < 1.0:
                 params[f"pattern[{key}]"] = pattern
