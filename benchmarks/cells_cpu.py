@@ -21,6 +21,12 @@ against two eager baselines, both differentiated by autograd:
 * ``grouped loop``: `CellModule.forward_reference`, the input projections of all steps in one matmul
   and one matmul per source per step (fewer matmuls, but a dict-and-split walk per step).
 
+Our path for random cells is `kernels.recurrent.fused`: generated straight-line code run by
+TorchScript's interpreter; ``NAS_FUSED_SCRIPT=0`` runs the same code as Python (the A/B of that
+choice). Most of the remaining time is matmul work both loops share (forward, recurrent input
+gradients and weight gradients of every edge, about half of our path's time at the defaults) and one
+small eager op per node and step; the naive loop's extra cost is per-op dispatch and autograd.
+
 Run: ``python benchmarks/cells_cpu.py [--batch 32 --seq 32 --hidden 64 --threads 1]``.
 """
 
@@ -125,7 +131,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="time by this process's CPU time (robust on a shared machine) or wall time")
-    parser.add_argument("--out", default=os.path.join("runs", "benchmarks", "cells_cpu.json"))
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "cells_cpu.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
