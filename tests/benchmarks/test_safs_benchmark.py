@@ -14,7 +14,7 @@ from nas.config import load_config
 from search_spaces.activations import probe_signature
 from search_spaces.sparsity_space import overall_density
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import safs_search as bench  # noqa: E402

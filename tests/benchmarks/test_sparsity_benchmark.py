@@ -12,7 +12,7 @@ import pytest
 
 from search_spaces import Task, get_space
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import sparsity_search as bench  # noqa: E402
