@@ -482,7 +482,7 @@ def _unoptimised(fn):
     return call
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)  # a TorchScript unit holds ~1.4 MB: at most ~45 MB
 def compiled(program: CellProgram) -> dict:
     """Generate the forward/backward functions of a program and compile them with TorchScript
     (memoised). Keys: ``forward``, ``backward``, ``python`` (the same two as plain Python),
