@@ -6,8 +6,10 @@ for all steps at once before the loop, and their projections are one matmul over
 projections, time-parallel terms and biases are folded into the recurrent matmul where the combine
 allows (``addmm``). The forward runs without autograd recording and keeps only what the backward
 reads; the backward is a generated reverse loop over the recurrent chain only: gradients of biases,
-x projections, time-parallel ops and weights are collected and formed after the loop with a few
-large ops (weight gradients as one matmul per source, not a small one per step).
+x projections and time-parallel ops are collected and formed after the loop with a few large ops;
+weight gradients accumulate in place, one ``addmm_`` per source and step into one buffer per source
+while the step's tensors are still in cache (1.04x over stacking every step for one matmul after the
+loop, the two copies of the stacks cost more than the small matmuls lose).
 
 The generated functions are TorchScript-compatible and run in TorchScript's interpreter (less
 dispatch per op than Python; see `_script`), falling back to the same code as Python if TorchScript
@@ -297,8 +299,7 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str], list[str]]:
         else:
             body.append(f"dP{g} = {expr}")
             cats[expr] = f"dP{g}"
-        body.append(f"dPs{g}.append(dP{g})")
-        body.append(f"vs{g}.append(v{src})")
+        body.append(f"dWa{g}.addmm_(dP{g}.t(), v{src})")
         acc(f"dv{src}", f"torch.mm(dP{g}, W{g})")
 
     def route(t, d: str) -> None:
@@ -337,7 +338,7 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str], list[str]]:
          "dhs: Tensor, dfinal: Tensor):", "    steps, pre = saved[0], saved[1]", "    B, T = xp.shape[0], xp.shape[1]"]
     for g, (_, first, k) in enumerate(plan.groups):
         L += [f"    W{g} = W[{first}:{first + k}].reshape({k * H}, {H}).contiguous()",
-              f"    dPs{g}: List[Tensor] = []", f"    vs{g}: List[Tensor] = []"]
+              f"    dWa{g} = W.new_zeros({k * H}, {H})"]
     L += ["    dhs_s = dhs.unbind(1)"] + [f"    {n}: List[Tensor] = []" for n in sorted(lists)]
     L += [f"    ds{s} = dfinal[{s}]" for s in range(S)] + _const_lines(consts)
     single = sorted({n.split("_", 1)[1] for n in q_names})
@@ -379,8 +380,7 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str], list[str]]:
             if any(e in DPE for e in range(first, first + k)):
                 chunks = [DPE.get(e, f"torch.zeros_like(VA{idx})") for e in range(first, first + k)]
                 post.append(f"    dPA{g} = {chunks[0] if k == 1 else f'torch.cat([{chr(44).join(chunks)}], -1)'}")
-                post.append(f"    dPs{g}.append(dPA{g}.reshape(-1, {k * H}))")
-                post.append(f"    vs{g}.append(VA{idx}.reshape(-1, {H}))")
+                post.append(f"    dWa{g}.addmm_(dPA{g}.reshape(-1, {k * H}).t(), VA{idx}.reshape(-1, {H}))")
                 parts.append(f"torch.matmul(dPA{g}, W{g})")
                 pre_read.add(f"VA{idx}")
         if not parts:
@@ -416,8 +416,7 @@ def _backward_source(plan: _Plan) -> tuple[list[str], list[str], list[str]]:
     L.append(f"    db = torch.stack([{', '.join(db_parts)}])" if db_parts else f"    db = b.new_zeros(0, {H})")
     dws = []
     for g, (_, first, k) in enumerate(plan.groups):
-        L.append(f"    dW{g} = (torch.cat(dPs{g}).t() @ torch.cat(vs{g})).view({k}, {H}, {H}) if len(dPs{g}) > 0 "
-                 f"else W.new_zeros({k}, {H}, {H})")
+        L.append(f"    dW{g} = dWa{g}.view({k}, {H}, {H})")
         dws.append(f"dW{g}")
     L.append(f"    dW = torch.cat([{', '.join(dws)}])" if dws else "    dW = torch.zeros_like(W)")
     L.append(f"    return dxp, dW, db, torch.stack([{', '.join(f'ds{s}' for s in range(S))}])")
