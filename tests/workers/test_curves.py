@@ -101,6 +101,39 @@ def test_population_predicts_from_finished_curves() -> None:
         CurvePopulation(30, min_curves=2)
 
 
+def test_population_chains_through_partial_curves() -> None:
+    """Few finished curves, many stopped ones: the chain reads the early steps off all of them."""
+    rng = np.random.default_rng(1)
+    epochs = np.arange(1, 41, dtype=float)
+    taus = rng.uniform(3.0, 12.0, 60)
+    pop = CurvePopulation(40, min_curves=5)
+    for tau in taus[:6]:
+        pop.add(epochs, _saturating(epochs, 0.9, tau) + rng.normal(0, 0.002, 40))
+    for tau, cut in zip(taus[6:], rng.integers(6, 39, 54)):
+        pop.add(epochs[:cut], _saturating(epochs[:cut], 0.9, tau) + rng.normal(0, 0.002, cut), finished=False)
+    assert len(pop) == 6  # partial curves do not count as finished
+    steps = pop._steps(5.0)
+    assert steps[0] == (5.0, 10.0) and steps[-1][1] == 40.0 and len(steps) >= 2
+    chained = pop.predict(epochs[:5], _saturating(epochs[:5], 0.9, 8.0))
+    assert len(chained.weights) == pop.samples  # a mixture over the simulated draws
+    direct = CurvePopulation(40, min_curves=5, chain=False)
+    direct._curves = pop._curves
+    one = direct.predict(epochs[:5], _saturating(epochs[:5], 0.9, 8.0))
+    truth = float(_saturating(np.array(40.0), 0.9, 8.0))
+    assert abs(chained.quantile(0.5) - truth) < 0.02
+    assert 0.02 < chained.prob_above(truth) < 0.98 and 0.02 < one.prob_above(truth) < 0.98
+    assert pop.predict(epochs, _saturating(epochs, 0.9, 8.0)).mean == pytest.approx(
+        _saturating(np.array(40.0), 0.9, 8.0), abs=1e-3)  # a finished curve predicts itself
+    old = {k: v for k, v in pop.__dict__.items() if k not in ("chain", "samples", "pool", "_partial")}
+    restored = CurvePopulation.__new__(CurvePopulation)
+    restored.__setstate__(old)  # a stopper state pickled before partial curves existed
+    assert restored.predict(epochs[:5], _saturating(epochs[:5], 0.9, 8.0)) is not None
+    with pytest.raises(ValueError, match="pool"):
+        CurvePopulation(40, pool=-1.0)
+    with pytest.raises(ValueError, match="samples"):
+        CurvePopulation(40, samples=0)
+
+
 @pytest.fixture(scope="module")
 def ppuda_train() -> np.ndarray:
     if not PPUDA.exists():
@@ -134,3 +167,35 @@ def test_families_on_ppuda_track_the_curve(ppuda_train: np.ndarray) -> None:
     finals = curves[:, -1]
     assert np.corrcoef(preds, finals)[0, 1] > 0.7
     assert np.mean(np.abs(preds - finals)) < 0.15  # measured about 0.1 (it under-predicts)
+
+
+@pytest.fixture(scope="module")
+def ppuda_val() -> np.ndarray:
+    if not PPUDA.exists():
+        pytest.skip(f"{PPUDA} not present")
+    data = json.loads(PPUDA.read_text())
+    return np.maximum.accumulate(np.array([r["val_acc"] for s in data.values() for r in s.values()]) / 100.0, 1)
+
+
+def test_population_on_ppuda_val_chains_stopped_curves(ppuda_val: np.ndarray) -> None:
+    """Sparse validation curves (epochs 1, 5, ..., 50) as in a search: 10 finished, 60 stopped
+    at epoch 10-40; from epoch 5 the chained model is accurate and its tails are honest."""
+    epochs = np.array([1, 5, 10, 20, 30, 40, 50], dtype=float)
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(ppuda_val))
+    pop = CurvePopulation(50)
+    for c in ppuda_val[idx[:10]]:
+        pop.add(epochs, c)
+    for c, cut in zip(ppuda_val[idx[10:70]], rng.integers(3, 7, 60)):
+        pop.add(epochs[:cut], c[:cut], finished=False)
+    assert len(pop._steps(5.0)) > 1
+    errs, below, above = [], [], []
+    t0 = time.perf_counter()
+    for c in ppuda_val[idx[70:270]]:
+        pred = pop.predict(epochs[:2], c[:2])
+        errs.append(abs(pred.quantile(0.5) - c[-1]))
+        below.append(pred.prob_above(c[-1]) > 0.95)  # truth in the lower 5% tail
+        above.append(pred.prob_above(c[-1]) < 0.05)  # truth in the upper 5% tail
+    assert (time.perf_counter() - t0) / 200 < 0.01  # the scheduler runs it in the Ray driver
+    assert np.mean(errs) < 0.03  # measured about 0.017
+    assert np.mean(above) < 0.1 and np.mean(below) < 0.1  # measured 0-0.02 each: cautious at epoch 5

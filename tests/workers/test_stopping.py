@@ -260,3 +260,26 @@ def test_restored_trial_rereports_epochs() -> None:
     s.on_trial_add(None, t)  # re-added on restore: keeps the curve
     s.on_trial_result(None, t, _result(3, 0.35))
     assert [(e, v) for e, v, _ in s._curves["t"]] == [(1, 0.1), (2, 0.2), (3, 0.35)]
+
+
+def test_stopped_trials_feed_the_population_as_partial_curves() -> None:
+    s = _stopper(objective="single")
+    for i, top in enumerate([0.8, 0.85, 0.9]):
+        _finish(s, _trial(f"f{i}"), top)
+    stop_at = _run_until_stop(s, _trial("bad"), 0.3)
+    assert stop_at is not None
+    pop = s._populations[EPOCHS]
+    assert len(pop) == 3 and len(pop._partial) == 1 and pop._partial[0][0][-1] == stop_at
+    assert "bad" not in s._finished
+
+
+def test_benchmark_default_row_is_the_search_default() -> None:
+    """`stopping: {policy: curve}` passes no options; the benchmark's default row passes none too."""
+    bench = _load_benchmark()
+    for kind in ("train", "val"):
+        assert bench.policies(kind)["curve (default: pareto)"] == ("curve", {})
+    from nas.config import StoppingSection
+
+    assert StoppingSection(policy="curve").options == {}
+    s = make_scheduler("curve", max_epochs=50)
+    assert (s._threshold, s._grace_period, s._objective) == (0.09, 3, "auto")

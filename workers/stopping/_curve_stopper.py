@@ -3,13 +3,15 @@
 Two objectives (accuracy up, MACs down): a candidate's MACs are known before it trains, so it
 can only join the front if its final accuracy beats the best finished trial that costs no more
 (``_bar``). One objective: it must beat the ``top_k``-th best finished trial. The scheduler
-stops a trial when ``P(final > bar) < threshold``, using the finished curves of this search
-(:class:`workers.curves.CurvePopulation`) once there are enough, and the parametric ensemble
-(:func:`workers.curves.fit_curve`) before that.
+stops a trial when ``P(final > bar) < threshold``, using the curves of this search
+(:class:`workers.curves.CurvePopulation`: finished ones, and the partial curves of stopped ones
+for the early steps of a chained prediction) once enough have finished, and the parametric
+ensemble (:func:`workers.curves.fit_curve`) before that. The default ``threshold`` (0.09) was
+chosen on ppuda replays that the reported benchmark does not use (``benchmarks/early_stopping.py``).
 
 Only trials that reached their last epoch count as finished: a trial this scheduler stopped is
-reported to ``on_trial_complete`` by Ray too, and must not enter the front or the reference
-curves with its partial value (the mistake of Ray Tune issue 6056, on the searcher side).
+reported to ``on_trial_complete`` by Ray too, and must not enter the front or count as a finished
+reference curve with its partial value (the mistake of Ray Tune issue 6056, on the searcher side).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class CurveStopper(FIFOScheduler):
         mode: str | None = None,
         max_epochs: int,
         grace_period: int = 3,
-        threshold: float = 0.05,
+        threshold: float = 0.09,
         margin: float = 0.0,
         noise_margin: float = 0.5,
         min_finished: int = 5,
@@ -182,7 +184,10 @@ class CurveStopper(FIFOScheduler):
             _append(curve, epoch, value, self._track)
         final = self._final_epoch(trial)
         if trial.trial_id in self._stopped or not curve or curve[-1][0] < final:
-            return  # pruned or cut short: its partial value is not a result
+            if curve:  # pruned or cut short: its partial value is not a result, but its shape is data
+                epochs, values, _ = np.array(curve).T
+                self._population(final).add(epochs, values, finished=False)
+            return
         self._finished[trial.trial_id] = (curve[-1][1], self._cost(trial))
         epochs, values, raw = np.array(curve).T
         self._population(final).add(epochs, values)
