@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=40, help="trivial trials per run")
     parser.add_argument("--slow-trials", type=int, default=20, help="1-second trials per run")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)
     quiet = Console(file=open(os.devnull, "w"))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -159,9 +159,9 @@ def main() -> None:
                     else:
                         stats = bare_ray_tune(trials, seconds, workers, root)
                     rows.append({"trial": f"{seconds:g} s", "stack": stack, "workers": workers, "trials": trials, **stats})
-    table = Table(title=f"per-trial overhead (mean gap between a worker's trials): nas = Ray Tune + study searcher, "
-                        f"ray tune = stock Tuner with actor reuse, optuna = plain loop; one-off costs apart "
-                        f"(Ray start-up {ray_start:.1f} s, not included)")
+    table = Table(title=f"per-trial overhead = mean gap between a worker's consecutive trials; nas = Ray Tune + study "
+                        f"searcher, ray tune = stock Tuner with actor reuse, optuna = plain loop (Ray start-up "
+                        f"{ray_start:.1f} s, load average {os.getloadavg()[0]:.1f})")
     for column in ("trial", "stack", "workers", "trials", "overhead ms/trial", "median ms", "overhead %",
                    "start-up s", "tear-down s", "wall s", "trials/s"):
         table.add_column(column, justify="right")
