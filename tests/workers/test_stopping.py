@@ -282,4 +282,5 @@ def test_benchmark_default_row_is_the_search_default() -> None:
 
     assert StoppingSection(policy="curve").options == {}
     s = make_scheduler("curve", max_epochs=50)
-    assert (s._threshold, s._grace_period, s._objective) == (0.09, 3, "auto")
+    assert (s._threshold, s._grace_period, s._objective) == (None, 3, "auto")
+    assert s._threshold_for(_trial("t")) == 0.07 and s._threshold_for(_Trial("t")) == 0.09
