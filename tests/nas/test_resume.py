@@ -52,7 +52,8 @@ def _wait_for(predicate, timeout: float = 120.0) -> None:
 
 def test_kill_9_of_the_driver_then_resume_loses_nothing(ray_cluster, tmp_path, capsys):
     runs = tmp_path / "runs"
-    path = _write(tmp_path, "killed", CONFIG)
+    # trials of about a second, so that the kill lands while some run (6 epochs end too quickly)
+    path = _write(tmp_path, "killed", {**CONFIG, "train": {**CONFIG["train"], "epochs": 100}})
     proc = subprocess.Popen(
         [sys.executable, "-m", "nas.cli", "search", str(path), "--runs-dir", str(runs)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True,
