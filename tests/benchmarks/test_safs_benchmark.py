@@ -76,3 +76,6 @@ def test_tiny_run_prints_the_three_way_table(tmp_path) -> None:
     assert variants[0] == "baseline" and variants.count("learned") == variants.count("tanh") <= 1
     assert all(r["seeds"] == 2 for r in result["table"]) and "val acc" in proc.stdout
     assert all(line in proc.stdout for line in result["verdicts"])
+    shown = subprocess.run([sys.executable, str(BENCH / "safs_search.py"), "--show", "--out", str(out)],
+                           capture_output=True, text=True, timeout=300, cwd=BENCH.parent)
+    assert shown.returncode == 0 and all(line in shown.stdout for line in result["verdicts"])
