@@ -53,3 +53,14 @@ def test_npz_user_data(tmp_path):
         load_dataset("npz", path=str(tmp_path / "missing.npz"))
     with pytest.raises(DataError, match="unknown dataset"):
         load_dataset("mnist")
+
+
+def test_digits_read_from_the_shipped_file_equal_scikit_learns_loader():
+    from sklearn.datasets import load_digits
+
+    from workers.data import _digits_table
+
+    digits = load_digits()
+    table = _digits_table()
+    assert table.shape == (1797, 65)
+    assert np.array_equal(table[:, :64], digits.data) and np.array_equal(table[:, 64].astype(int), digits.target)
