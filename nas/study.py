@@ -20,9 +20,13 @@ from pathlib import Path
 import optuna
 import sqlalchemy
 from optuna.storages._heartbeat import BaseHeartbeat
-from optuna.storages._rdb import models as _rdb_models
-from optuna.storages._rdb.storage import _create_scoped_session as _rdb_session
 from optuna.trial import FrozenTrial, TrialState
+
+try:  # Optuna's RDB internals, for writing several attributes in one transaction (`set_user_attrs`)
+    from optuna.storages._rdb import models as _rdb_models
+    from optuna.storages._rdb.storage import _create_scoped_session as _rdb_session
+except ImportError:  # another Optuna layout: one write per attribute
+    _rdb_models = _rdb_session = None
 
 from nas.config import ConfigError
 
@@ -219,7 +223,8 @@ def set_user_attrs(study: optuna.Study, trial_id: int, attrs: dict[str, Any]) ->
     each is most of its storage time on SQLite. Other storages fall back to one write per attribute.
     """
     backend = getattr(study._storage, "_backend", study._storage)  # behind Optuna's cache
-    if not isinstance(backend, optuna.storages.RDBStorage):
+    batched = _rdb_session is not None and hasattr(backend, "_set_trial_attr_without_commit")
+    if not batched or not isinstance(backend, optuna.storages.RDBStorage):
         for key, value in attrs.items():
             study._storage.set_trial_user_attr(trial_id, key, value)
         return

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from nas import study as study_mod
-from nas.study import make_storage, record_heartbeats, stale_trials
+from nas.study import make_storage, record_heartbeats, set_user_attrs, stale_trials
 
 
 @pytest.fixture
@@ -42,3 +42,14 @@ def test_a_silent_remote_driver_is_stale_a_beating_one_is_not(study):
     record_heartbeats(study, [beating._trial_id])
     assert [t.number for t in stale_trials(study)] == [silent.number]
     assert never.number not in [t.number for t in stale_trials(study)]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "in-memory"])
+def test_set_user_attrs_writes_them_all_in_either_storage(tmp_path, kind):
+    storage = make_storage(f"sqlite:///{tmp_path}/study.db") if kind == "sqlite" else None
+    study = optuna.create_study(storage=storage, directions=["maximize", "minimize"])
+    trial = study.ask()
+    attrs = {"spec": '{"a": 1}', "macs": 1234, "driver": {"host": "h", "pid": 7}, "curve": [0.1, 0.2]}
+    set_user_attrs(study, trial._trial_id, attrs)
+    set_user_attrs(study, trial._trial_id, {"macs": 99})  # overwrites, like set_user_attr
+    assert study._storage.get_trial_user_attrs(trial._trial_id) == {**attrs, "macs": 99}
