@@ -57,7 +57,8 @@ def _nsga2(
 ) -> optuna.samplers.BaseSampler:
     opts = {"population_size": 16, **options}
     sampler = optuna.samplers.NSGAIISampler(seed=seed, **opts)
-    sampler._child_generation_strategy = _SharedParamsChildren(sampler._child_generation_strategy)
+    if hasattr(sampler, "_child_generation_strategy"):  # Optuna 4-5 keep it here
+        sampler._child_generation_strategy = _SharedParamsChildren(sampler._child_generation_strategy)
     return sampler
 
 
