@@ -32,7 +32,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nas.config import load_config  # noqa: E402
+from nas.config import load_config, parse_config  # noqa: E402
 from nas.search import _init_ray, run_search  # noqa: E402
 from nas.study import hypervolume_2d, pareto_front  # noqa: E402
 
@@ -51,8 +51,6 @@ POLICIES = {
 
 def one_search(base: dict[str, Any], policy: str, seed: int, trials: int, root: Path) -> dict[str, Any]:
     """Run the config with one stopping policy and seed; what it cost and what it found."""
-    from nas.config import parse_config
-
     raw = {**base, "name": f"stop-{policy}-{seed}", "seed": seed,
            "search": {**base["search"], "trials": trials},
            "stopping": POLICIES[policy]}
