@@ -133,6 +133,8 @@ class StudySearcher(Searcher):
                 trial = self.study.ask()
             if self._over_budget(trial):
                 return None
+            # beat at once: should this driver die while proposing, other drivers see the trial go stale
+            record_heartbeats(self.study, [trial._trial_id])
             attrs: dict[str, Any] = {"driver": self.driver}  # written at once when the proposal is settled
             try:
                 spec = self.space.suggest(trial)
@@ -171,7 +173,6 @@ class StudySearcher(Searcher):
                     continue
                 config["hyper"] = self.hyper.trial_config()
             self._write(trial, attrs)
-            record_heartbeats(self.study, [trial._trial_id])
             return trial, config
         self.gave_up = (
             f"{MAX_INVALID_PROPOSALS} proposals in a row were invalid or made the proposer fail, so the "
