@@ -252,7 +252,9 @@ def latest_checkpoint(trial_dir: Path) -> Path | None:
 def recover_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[int]:
     """Fail trials a stopped driver left RUNNING (marked ``interrupted``, so they do not count
     toward the budget) and enqueue each once more with the same params, to continue from its last
-    epoch checkpoint (``resume_checkpoint``) when Ray wrote one."""
+    epoch checkpoint (``resume_checkpoint``) when Ray wrote one. A trial the driver had asked for
+    but not finished proposing (no ``spec`` yet) is only failed: its partial params are no
+    candidate, and the budget it leaves is refilled by fresh proposals. Returns the trials continued."""
     recovered = []
     for trial in trials:
         handle = optuna.trial.Trial(study, trial._trial_id)
@@ -260,6 +262,8 @@ def recover_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[i
             handle.set_user_attr("interrupted", "the driver stopped while this trial ran")
             study.tell(trial.number, state=TrialState.FAIL)
         except (ValueError, RuntimeError):  # finished meanwhile, or another driver recovered it
+            continue
+        if "spec" not in trial.user_attrs:
             continue
         attrs: dict[str, object] = {"resumed_from": trial.number}
         artifacts = trial.user_attrs.get("artifacts")

@@ -62,7 +62,7 @@ def test_kill_9_of_the_driver_then_resume_loses_nothing(ray_cluster, tmp_path, c
         def two_done_and_running() -> bool:
             trials = _study(runs, "killed").get_trials()
             done = sum(t.state == TrialState.COMPLETE for t in trials)
-            running = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("curve") is None]
+            running = [t for t in trials if t.state == TrialState.RUNNING and "spec" in t.user_attrs]
             return done >= 2 and bool(running)
 
         _wait_for(two_done_and_running)
@@ -82,8 +82,13 @@ def test_kill_9_of_the_driver_then_resume_loses_nothing(ray_cluster, tmp_path, c
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in trials)
     for number, values in complete_before.items():  # nothing lost
         assert trials[number].state == TrialState.COMPLETE and trials[number].values == values
-    for number in running_before:  # each interrupted trial continued exactly once
+    proposed = [n for n in running_before if "spec" in before[n].user_attrs]
+    assert proposed, "the kill landed before any running trial was proposed"
+    for number in running_before:  # each interrupted trial failed, not counted
         assert trials[number].state == TrialState.FAIL and interrupted(trials[number])
+    for number in set(running_before) - set(proposed):  # asked, never proposed: nothing to continue
+        assert not [t for t in trials if t.user_attrs.get("resumed_from") == number]
+    for number in proposed:  # each interrupted candidate continued exactly once
         continued = [t for t in trials if t.user_attrs.get("resumed_from") == number]
         assert len(continued) == 1 and continued[0].params == trials[number].params
         assert continued[0].state == TrialState.COMPLETE

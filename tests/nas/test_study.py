@@ -53,3 +53,21 @@ def test_set_user_attrs_writes_them_all_in_either_storage(tmp_path, kind):
     set_user_attrs(study, trial._trial_id, attrs)
     set_user_attrs(study, trial._trial_id, {"macs": 99})  # overwrites, like set_user_attr
     assert study._storage.get_trial_user_attrs(trial._trial_id) == {**attrs, "macs": 99}
+
+
+def test_recover_continues_proposed_trials_and_only_fails_unproposed_ones(tmp_path):
+    from nas.study import interrupted, recover_trials
+
+    study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path}/study.db"),
+                                directions=["maximize", "minimize"])
+    proposed = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    proposed.set_user_attr("spec", "{}")
+    unproposed = study.ask()  # the driver died between ask and the proposal
+    frozen = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    assert recover_trials(study, frozen) == [proposed.number]
+    trials = study.get_trials(deepcopy=False)
+    assert all(interrupted(trials[n]) for n in (proposed.number, unproposed.number))
+    waiting = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert len(waiting) == 1 and waiting[0].user_attrs["resumed_from"] == proposed.number
+    continued = study.ask()  # the enqueued trial comes back with the interrupted one's params
+    assert continued.suggest_float("x", 0, 1) == proposed.params["x"]
