@@ -9,11 +9,14 @@ LSTM table (time relative to torch.nn.LSTM, target <= 1.5x):
 * ``torch.nn.LSTM``: the baseline (oneDNN on CPU).
 * ``lstm Spec, our path``: an LSTM expressed as a Spec through `CellModule.forward` (recognised as an
   exact LSTM, so it runs on torch's fused LSTM op).
-* ``lstm Spec, generated``: the same Spec through the generated fused path (no library shortcut),
-  what any LSTM variant with a searched activation or a changed gate gets.
+* ``lstm Spec, generated``: the same Spec through the general path for searched cells (no library
+  shortcut; the C++ engine where it builds), what any LSTM variant with a searched activation or a
+  changed gate gets.
 
-Random-cell table: cells sampled from the recurrent-cell space, `CellModule.forward` (our path)
-against two eager baselines, both differentiated by autograd:
+Random-cell table: cells sampled from the recurrent-cell space, `CellModule.forward` (our path: the
+C++ engine `kernels.recurrent.native`, or the TorchScript path where no compiler builds it), the
+TorchScript path itself (``torchscript``: `kernels.recurrent.fused`, the previous CPU path, for the
+A/B), and two eager baselines, both differentiated by autograd:
 
 * ``naive per-edge``: `naive_per_edge_loop`, the cell as a user writes it: one ``F.linear`` per edge
   per step (x edges on ``x_t``), masks applied once before the loop. The issue's target (>= 3x) is
@@ -21,11 +24,10 @@ against two eager baselines, both differentiated by autograd:
 * ``grouped loop``: `CellModule.forward_reference`, the input projections of all steps in one matmul
   and one matmul per source per step (fewer matmuls, but a dict-and-split walk per step).
 
-Our path for random cells is `kernels.recurrent.fused`: generated straight-line code run by
-TorchScript's interpreter; ``NAS_FUSED_SCRIPT=0`` runs the same code as Python (the A/B of that
-choice). Most of the remaining time is matmul work both loops share (forward, recurrent input
-gradients and weight gradients of every edge, about half of our path's time at the defaults) and one
-small eager op per node and step; the naive loop's extra cost is per-op dispatch and autograd.
+In the C++ engine most of the time is BLAS matmul work every path shares (forward, recurrent input
+gradients and weight gradients of every edge; ``perf`` puts MKL's sgemm at about half of a training
+step at the defaults); the naive loop's extra cost is per-op dispatch and autograd, the TorchScript
+path's one small eager op per node and step.
 
 Run: ``python benchmarks/cells_cpu.py [--batch 32 --seq 32 --hidden 64 --threads 1]``.
 """
@@ -47,7 +49,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kernels.recurrent import cell_sequence  # noqa: E402
+from kernels.recurrent import cell_sequence, fused, native  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 from search_spaces.build import CellModule  # noqa: E402
 from search_spaces.cells import lstm  # noqa: E402
@@ -151,14 +153,21 @@ def main() -> None:
     steps["lstm Spec, generated"] = train_step(generated, list(cell.parameters()), x)
     space = get_space("recurrent_cell", num_nodes=args.nodes, hidden_sizes=(H,))
     rng = np.random.default_rng(args.seed)
-    cells = []  # (our path, naive per-edge loop, grouped loop, spec)
+    cells = []  # (our path, naive per-edge loop, grouped loop, torchscript path, spec)
+
+    def torchscript(rc: CellModule, x: torch.Tensor) -> torch.Tensor:
+        wx, w, b = rc.kernel_params()
+        return fused.recurrent(rc.program, x @ wx.t(), w, b)[0]
+
     for k in range(args.cells):
         rc = CellModule(space.sample(rng), I, seed=k)
-        names = (f"random cell {k}, our path", f"random cell {k}, naive per-edge", f"random cell {k}, grouped loop")
+        names = (f"random cell {k}, our path", f"random cell {k}, naive per-edge", f"random cell {k}, grouped loop",
+                 f"random cell {k}, torchscript")
         params = list(rc.parameters())
         steps[names[0]] = train_step(lambda x, rc=rc: rc(x)[0], params, x)
         steps[names[1]] = train_step(lambda x, rc=rc: naive_per_edge_loop(rc, x)[0], params, x)
         steps[names[2]] = train_step(lambda x, rc=rc: rc.forward_reference(x)[0], params, x)
+        steps[names[3]] = train_step(lambda x, rc=rc: torchscript(rc, x), params, x)
         cells.append((*names, repr(rc.spec)))
 
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
@@ -183,23 +192,33 @@ def main() -> None:
     print("random searched cells: seq/s; speed-up of our path over each baseline (target >= 3x over naive per-edge)")
     print("  naive per-edge = one F.linear per edge per step (x edges on x_t), autograd backward;")
     print("  grouped loop   = CellModule.forward_reference (all x projections in one matmul, one matmul per source per step)")
-    print(f"  {'cell':14s} {'our path':>9s} {'naive per-edge':>15s} {'grouped loop':>13s} {'vs per-edge':>12s} {'vs grouped':>11s}")
-    speedups: dict[str, list[float]] = {"naive_per_edge": [], "grouped_loop": []}
-    for k, (fast, per_edge, grouped, _) in enumerate(cells):
+    engine = "C++ engine" if native.available() else f"TorchScript (C++ engine unavailable: {native.build_error()})"
+    print(f"  our path = CellModule.forward on the {engine}; torchscript = kernels.recurrent.fused")
+    print(f"  {'cell':14s} {'our path':>9s} {'naive per-edge':>15s} {'grouped loop':>13s} {'torchscript':>12s} "
+          f"{'vs per-edge':>12s} {'vs grouped':>11s} {'vs torchscript':>15s}")
+    speedups: dict[str, list[float]] = {"naive_per_edge": [], "grouped_loop": [], "torchscript": []}
+    for k, (fast, per_edge, grouped, script, _) in enumerate(cells):
         speedups["naive_per_edge"].append(med[fast] / med[per_edge])
         speedups["grouped_loop"].append(med[fast] / med[grouped])
+        speedups["torchscript"].append(med[fast] / med[script])
         print(f"  {'random cell ' + str(k):14s} {med[fast]:9.1f} {med[per_edge]:15.1f} {med[grouped]:13.1f} "
-              f"{speedups['naive_per_edge'][-1]:11.2f}x {speedups['grouped_loop'][-1]:10.2f}x")
+              f"{med[script]:12.1f} {speedups['naive_per_edge'][-1]:11.2f}x {speedups['grouped_loop'][-1]:10.2f}x "
+              f"{speedups['torchscript'][-1]:14.2f}x")
     geo = {k: float(np.exp(np.mean(np.log(v)))) if v else float("nan") for k, v in speedups.items()}
-    print(f"  {'geometric mean':14s} {'':9s} {'':15s} {'':13s} {geo['naive_per_edge']:11.2f}x {geo['grouped_loop']:10.2f}x")
+    print(f"  {'geometric mean':14s} {'':9s} {'':15s} {'':13s} {'':12s} {geo['naive_per_edge']:11.2f}x "
+          f"{geo['grouped_loop']:10.2f}x {geo['torchscript']:14.2f}x")
     print(f"random cells: our path {geo['naive_per_edge']:.2f}x the naive per-edge loop (target >= 3x), "
-          f"{geo['grouped_loop']:.2f}x the grouped loop; lstm Spec our path / generated: "
+          f"{geo['grouped_loop']:.2f}x the grouped loop, {geo['torchscript']:.2f}x the TorchScript path; "
+          "lstm Spec our path / generated: "
           f"{lstm_ratio['our path']:.2f}x / {lstm_ratio['generated']:.2f}x the time of torch.nn.LSTM (target <= 1.5x)")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"config": vars(args), "torch": torch.__version__, "best_seq_per_s": med, "median_seq_per_s": medians, "clock": args.clock, "samples": samples,
-                   "random_cells": [{"spec": c[3], "speedup_over_naive_per_edge": a, "speedup_over_grouped_loop": g}
-                                    for c, a, g in zip(cells, speedups["naive_per_edge"], speedups["grouped_loop"])],
+                   "engine": engine,
+                   "random_cells": [{"spec": c[4], "speedup_over_naive_per_edge": a, "speedup_over_grouped_loop": g,
+                                     "speedup_over_torchscript": ts}
+                                    for c, a, g, ts in zip(cells, speedups["naive_per_edge"], speedups["grouped_loop"],
+                                                           speedups["torchscript"])],
                    "random_geomean_speedup": geo,
                    "lstm_time_ratio": {"our_path": lstm_ratio["our path"], "generated": lstm_ratio["generated"]}},
                   f, indent=1)

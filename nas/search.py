@@ -129,6 +129,20 @@ def _check_resources(config: Config) -> None:
         )
 
 
+def _prepare_cpu_engine(console: Console) -> None:
+    """Build the C++ engine of recurrent cells here, once, before the trials start (each worker on
+    this machine would otherwise wait for the build inside its first trial)."""
+    from kernels.recurrent import native
+
+    if native.mode() == "fused":
+        return
+    if not native.is_built():
+        console.print("building the C++ CPU engine for recurrent cells (once per machine, about 20 s) …")
+    if not native.available():
+        console.print(f"[yellow]C++ CPU engine unavailable, candidates train on the TorchScript path:[/] "
+                      f"{native.build_error()}")
+
+
 def _existing_trials(storage: optuna.storages.BaseStorage, name: str) -> int:
     try:
         return len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
@@ -177,6 +191,8 @@ def run_search(
 
     _init_ray(address)
     _check_resources(config)
+    if config.search.gpus_per_trial == 0 and space.name != "nb201":
+        _prepare_cpu_engine(console)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / CONFIG_FILE).exists():

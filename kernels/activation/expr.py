@@ -347,15 +347,19 @@ def load_generated(path: str, name: str) -> object:
     return module
 
 
-def write_generated(source: str, stem: str) -> str:
-    """Write ``source`` to ``<cache>/<stem>.py`` once (atomic rename) and return the path.
+def cache_root() -> str:
+    """Where generated kernels and built libraries go: ``$NAS_KERNEL_CACHE`` or ``~/.cache/nas_kernels``."""
+    import os
 
-    The cache directory is ``$NAS_KERNEL_CACHE`` or ``~/.cache/nas_kernels``.
-    """
+    return os.environ.get("NAS_KERNEL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "nas_kernels")
+
+
+def write_generated(source: str, stem: str) -> str:
+    """Write ``source`` to ``<cache_root()>/<stem>.py`` once (atomic rename) and return the path."""
     import os
     import tempfile
 
-    root = os.environ.get("NAS_KERNEL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "nas_kernels")
+    root = cache_root()
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, f"{stem}.py")
     if not os.path.exists(path):

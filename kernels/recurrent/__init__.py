@@ -1,9 +1,11 @@
 """A recurrent cell over a whole sequence: ``cell_sequence(program, x, wx, weights, biases)``.
 
 Dispatch (`kernels.dispatch.use_triton`): the Triton kernel on CUDA (or forced under the
-interpreter); on CPU the library fast path for an exact LSTM/GRU, else the generated fused path.
+interpreter); on CPU the library fast path for an exact LSTM/GRU, else the C++ engine (`native`,
+built once per machine), else the generated fused path (no compiler, or ``NAS_RECURRENT_CPU=fused``).
 Implementations of the shared ``recurrent(program, xproj, weights, biases, initial)`` contract:
-`reference` (per-step loop, the oracle), `fused` (generated torch), `triton` (generated kernels).
+`reference` (per-step loop, the oracle), `native` (C++), `fused` (generated torch), `triton`
+(generated kernels).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from kernels.dispatch import use_triton
-from kernels.recurrent import fused, reference
+from kernels.recurrent import fused, native, reference
 from kernels.recurrent.library import LIBRARY
 from kernels.recurrent.program import CellProgram, Op, Term
 from kernels.sparse import BlockLayout, block_sparse_matmul
@@ -50,7 +52,9 @@ def cell_sequence(
     if library and program.library in LIBRARY:
         return LIBRARY[program.library](x, wx, weights, biases, initial)
     xproj = x @ wx.t()  # every step's input projections in one matmul
+    if native.supports(program, xproj, weights, biases, initial):
+        return native.recurrent(program, xproj, weights, biases, initial)
     return fused.recurrent(program, xproj, weights, biases, initial)
 
 
-__all__ = ["CellProgram", "Op", "Term", "cell_sequence", "fused", "reference"]
+__all__ = ["CellProgram", "Op", "Term", "cell_sequence", "fused", "native", "reference"]

@@ -1,0 +1,220 @@
+"""The C++ CPU engine of a recurrent cell (``native.cpp``), built once per machine, and its autograd glue.
+
+The fastest CPU path for a searched cell: the step loop, forward and backward, runs in C++ with
+the cell's pointwise graph as vectorised loops and one BLAS call per source and step, where the
+generated TorchScript path (`fused`) pays an operator dispatch per small op (2-3x the time; see
+``benchmarks/cells_cpu.py``). One build serves every cell: a program is passed as a flat list of
+integers (`encode`) and decoded once into an ``Engine`` (memoised per program).
+
+The build needs a C++ compiler (``torch.utils.cpp_extension``, about 20 s on 2 cores) and lands in
+``$NAS_KERNEL_CACHE`` (default ``~/.cache/nas_kernels``), keyed by the source, the flags, torch,
+Python and the CPU (it is built with ``-march=native``). ``$NAS_RECURRENT_CPU`` picks the CPU path:
+``auto`` (default: this engine if it builds, else `fused`), ``native`` (fail if it cannot build),
+``fused``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from kernels.activation.expr import cache_root
+from kernels.recurrent.program import CellProgram
+from kernels.recurrent.reference import check_shapes
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("native.cpp")
+CFLAGS = ("-O3", "-march=native", "-fno-math-errno")
+MODES = ("auto", "native", "fused")
+COMBINE = {"add": 0, "mul": 1, "sub": 2}
+TERM = {"x": 0, "edge": 1, "value": 2}
+# activation units as numbered in native.cpp's `Unit`
+UNITS = {
+    "neg": 1, "abs": 2, "square": 3, "cube": 4, "exp": 5, "sin": 6, "cos": 7, "sinh": 8, "cosh": 9, "tanh": 10,
+    "asinh": 11, "atan": 12, "sigmoid": 13, "relu": 14, "minzero": 15, "softplus": 16, "erf": 17, "gauss": 18,
+    "gelu": 19, "zero": 20, "one": 21,
+    "add": 100, "sub": 101, "mul": 102, "div": 103, "max": 104, "min": 105, "sigmul": 106,
+}
+
+
+def mode() -> str:
+    """``$NAS_RECURRENT_CPU``: ``auto`` (default), ``native`` or ``fused``."""
+    value = os.environ.get("NAS_RECURRENT_CPU", "auto").strip().lower() or "auto"
+    if value not in MODES:
+        raise ValueError(f"NAS_RECURRENT_CPU must be one of {', '.join(MODES)}, got {value!r}")
+    return value
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("model name", "flags"))), platform.processor())
+    except OSError:
+        return platform.processor()
+
+
+def build_key() -> str:
+    """What the built library depends on: source, flags, torch, Python, CPU."""
+    parts = [SOURCE.read_text(), " ".join(CFLAGS), torch.__version__, sys.version, platform.machine(), _cpu_model()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def build_dir() -> str:
+    return os.path.join(cache_root(), "recurrent_native", build_key())
+
+
+def is_built() -> bool:
+    """Whether this machine has the engine built already (loading it is then instant)."""
+    directory = build_dir()
+    return os.path.isdir(directory) and any(name.endswith(".so") for name in os.listdir(directory))
+
+
+def _ninja_on_path() -> None:
+    """torch's builder runs ``ninja`` from PATH; a venv used without activation has the pip-installed
+    one (a dependency) only in its own bin directory."""
+    if shutil.which("ninja") is None:
+        try:
+            import ninja
+        except ImportError:
+            return
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+
+
+@functools.lru_cache(maxsize=1)
+def _load() -> tuple[object | None, str | None]:
+    """(the built module, None) or (None, why it could not be built); built at most once per process
+    (processes building at once wait for each other: torch's build lock)."""
+    from torch.utils import cpp_extension
+
+    _ninja_on_path()
+    key = build_key()
+    directory = build_dir()
+    os.makedirs(directory, exist_ok=True)
+    if not is_built():
+        log.info("building the C++ CPU engine for recurrent cells in %s (once per machine, about 20 s)", directory)
+    try:
+        module = cpp_extension.load(
+            name=f"nas_recurrent_native_{key}", sources=[str(SOURCE)], extra_cflags=list(CFLAGS),
+            build_directory=directory, verbose=False,
+        )
+    except Exception as exc:  # noqa: BLE001 - no compiler, a failed build: the fused path serves
+        return None, f"{type(exc).__name__}: {str(exc).strip()[-2000:]}"
+    return module, None
+
+
+def build_error() -> str | None:
+    """Why the engine is unavailable (None when it is built or ``NAS_RECURRENT_CPU=fused``)."""
+    return None if mode() == "fused" else _load()[1]
+
+
+def available() -> bool:
+    """Whether the CPU path is this engine: the mode allows it and it builds (building it if needed)."""
+    if mode() == "fused":
+        return False
+    module, error = _load()
+    if module is None:
+        if mode() == "native":
+            raise RuntimeError(f"NAS_RECURRENT_CPU=native but the C++ engine did not build: {error}")
+        _warn_once(error)
+    return module is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_once(error: str) -> None:
+    log.warning("C++ CPU engine for recurrent cells unavailable, using the TorchScript path: %s", error)
+
+
+def _activation_code(tree: tuple, out: list[int]) -> int:
+    """Append the instructions of ``tree`` (``unit, a, b`` each) to ``out``; return its register."""
+    if tree[0] == "x":
+        return 0
+    if tree[0] not in UNITS:
+        raise ValueError(f"the C++ engine has no activation unit {tree[0]!r}")
+    args = [_activation_code(a, out) for a in tree[1:]]
+    out += [UNITS[tree[0]], args[0], args[1] if len(args) > 1 else -1]
+    return len(out) // 3
+
+
+def encode(program: CellProgram) -> list[int]:
+    """The program as the flat integer list ``Engine`` decodes (layout in native.cpp's constructor)."""
+    code = [program.hidden, program.num_states, program.num_x, len(program.edge_src), len(program.ops)]
+    code += list(program.edge_src)
+    for op in program.ops:
+        code += [COMBINE[op.combine], op.bias, len(op.terms)]
+        for t in op.terms:
+            code += [TERM[t.kind], t.index]
+        act: list[int] = []
+        _activation_code(op.activation, act)
+        code += [len(act) // 3, *act]
+    for outs in program.outputs:
+        code += [len(outs), *outs]
+    return code
+
+
+@functools.lru_cache(maxsize=256)
+def engine(program: CellProgram) -> object:
+    """The decoded ``Engine`` of a program (memoised)."""
+    module, error = _load()
+    if module is None:
+        raise RuntimeError(f"the C++ engine is unavailable: {error}")
+    return module.Engine(encode(program))
+
+
+def supports(program: CellProgram, *tensors: torch.Tensor) -> bool:
+    """Whether this engine can run the program on these tensors (CPU, float32/float64, known units)."""
+    if any(t.is_cuda or t.dtype not in (torch.float32, torch.float64) for t in tensors):
+        return False
+    try:
+        encode(program)
+    except ValueError:
+        return False
+    return available()
+
+
+class NativeRecurrentFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, program, xproj, weights, biases, initial):
+        eng = engine(program)
+        hs, final, values, pre, proj = eng.forward(xproj, weights, biases, initial)
+        ctx.engine, ctx.program = eng, program
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(values, pre, proj, xproj, weights, biases)
+        return hs, final
+
+    @staticmethod
+    def backward(ctx, dhs, dfinal):
+        values, pre, proj, xproj, weights, biases = ctx.saved_tensors
+        B, T, H, S = xproj.shape[0], xproj.shape[1], ctx.program.hidden, ctx.program.num_states
+        dhs = dhs.contiguous() if dhs is not None else xproj.new_zeros(B, T, H)
+        dfinal = dfinal.contiguous() if dfinal is not None else xproj.new_zeros(S, B, H)
+        dxp, dW, db, dh0 = ctx.engine.backward(values, pre, proj, xproj, weights, biases, dhs, dfinal)
+        return None, dxp, dW, db, dh0
+
+
+def recurrent(
+    program: CellProgram,
+    xproj: torch.Tensor,
+    weights: torch.Tensor,
+    biases: torch.Tensor,
+    initial: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same contract as `kernels.recurrent.reference.recurrent`, in the C++ engine."""
+    check_shapes(program, xproj, weights, biases, initial)
+    if initial is None:
+        initial = xproj.new_zeros(program.num_states, xproj.shape[0], program.hidden)
+    dtype = xproj.dtype
+    if any(t.dtype != dtype for t in (weights, biases, initial)):
+        raise ValueError(f"xproj, weights, biases and initial must share a dtype, got "
+                         f"{[str(t.dtype) for t in (xproj, weights, biases, initial)]}")
+    return NativeRecurrentFunction.apply(
+        program, xproj.contiguous(), weights.contiguous(), biases.contiguous(), initial.contiguous()
+    )

@@ -1,0 +1,143 @@
+"""The C++ CPU engine of recurrent cells against the per-step reference.
+
+Same trust chain as the fused path (tests/kernels/test_recurrent.py): float64 at tight tolerance,
+float32 against float64 by relative RMS error, gradcheck; plus every activation unit the engine
+implements (value and derivative, at kinks, on NaN), random Specs from every space, and the dispatch.
+Skipped only where no C++ compiler builds the engine (the fused path then serves).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kernels.activation.expr import BINARY_UNITS, UNARY_RULES
+from kernels.recurrent import cell_sequence, native, reference
+from kernels.recurrent.program import CellProgram, Op, Term
+from search_spaces.build import CellModule
+from search_spaces.cells import lstm
+from search_spaces.lowering import lower_cell
+from tests.kernels._testing import RATIO, random_specs
+from tests.kernels.test_recurrent import NAMED, compare, make_inputs, run
+
+pytestmark = pytest.mark.skipif(
+    native.mode() == "fused" or native.build_error() is not None,
+    reason=f"C++ engine not built: {native.build_error()}",
+)
+
+RANDOM = random_specs(4, hidden=8, seed=7, input_size=8)
+SPECS = [pytest.param(s, id=f"{s.graph.graph['space']}{i}") for i, s in enumerate(NAMED + RANDOM)]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_native_matches_reference(spec) -> None:
+    program = lower_cell(spec, 8)
+    inputs = make_inputs(program, B=3, T=5)
+    compare(run(reference.recurrent, program, inputs), run(native.recurrent, program, inputs), RATIO[torch.float64])
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_native_float32_against_float64(spec) -> None:
+    program = lower_cell(spec, 8)
+    ref = run(reference.recurrent, program, make_inputs(program, B=4, T=6))
+    out = run(native.recurrent, program, make_inputs(program, B=4, T=6, dtype=torch.float32))
+    compare(ref, out, RATIO[torch.float32])
+
+
+@pytest.mark.parametrize("spec", SPECS[:6])
+def test_native_gradcheck(spec) -> None:
+    program = lower_cell(spec, 3)
+    inputs = make_inputs(program, B=2, T=3)
+    assert torch.autograd.gradcheck(lambda *a: native.recurrent(program, *a), inputs)
+
+
+def unit_program(tree: tuple) -> CellProgram:
+    """h_t = act(x_t + h W): one op, so the activation's value and derivative reach every output."""
+    return CellProgram(hidden=4, num_states=1, num_x=1, edge_src=(0,),
+                       ops=(Op("add", (Term("x", 0), Term("edge", 0)), 0, tree),), outputs=((1,),))
+
+
+def unit_tree(unit: str) -> tuple:
+    x = ("x",)
+    if unit in ("zero", "one"):  # constants: their derivative is zero, so add them to x
+        return ("add", x, (unit, x))
+    return (unit, x) if unit in UNARY_RULES else (unit, x, ("sigmoid", x)) if unit != "div" else (unit, x, ("tanh", x))
+
+
+@pytest.mark.parametrize("unit", sorted(UNARY_RULES) + list(BINARY_UNITS))
+def test_every_activation_unit(unit: str) -> None:
+    """Each unit's value and derivative against torch's (float64), with inputs on the kinks (0) and
+    across the exp range."""
+    program = unit_program(unit_tree(unit))
+    xp, w, b, h0 = make_inputs(program, B=5, T=4)
+    with torch.no_grad():
+        xp[0, :, :2] = 0.0  # kinks of relu/abs/max...: x + h W + b lands on 0 only by luck, so zero the
+        w[:, :2] = 0.0  # whole pre-activation of two units of the first sequence
+        b[:, :2] = 0.0
+        h0[:, 0, :2] = 0.0
+        xp[1] *= 30.0  # large pre-activations: the exp's saturation, softplus above 20
+    inputs = (xp, w, b, h0)
+    compare(run(reference.recurrent, program, inputs), run(native.recurrent, program, inputs), RATIO[torch.float64])
+
+
+@pytest.mark.parametrize("unit", ["tanh", "sigmoid", "relu", "exp", "max"])
+def test_nan_propagates(unit: str) -> None:
+    program = unit_program(unit_tree(unit))
+    xp, w, b, h0 = (t.detach() for t in make_inputs(program, B=2, T=3))
+    xp[0, 1, 0] = math.nan
+    hs, _ = native.recurrent(program, xp, w, b, h0)
+    ref, _ = reference.recurrent(program, xp, w, b, h0)
+    assert torch.equal(torch.isnan(hs), torch.isnan(ref))
+    assert torch.isnan(hs[0, 1, 0])
+
+
+def test_deterministic_and_shapes() -> None:
+    program = lower_cell(RANDOM[0], 8)
+    inputs = make_inputs(program, B=3, T=5)
+    a, b = run(native.recurrent, program, inputs), run(native.recurrent, program, inputs)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    xp, w, bias, h0 = inputs
+    with pytest.raises(ValueError, match=r"xproj must be"):
+        native.recurrent(program, xp[:, :, :3], w, bias, h0)
+    with pytest.raises(ValueError, match="share a dtype"):
+        native.recurrent(program, xp, w.float(), bias, h0)
+
+
+def test_empty_sequence_returns_initial_state() -> None:
+    program = lower_cell(lstm(4), 4)
+    xp, w, b, h0 = (t.detach() for t in make_inputs(program, B=2, T=0))
+    hs, final = native.recurrent(program, xp, w, b, h0)
+    assert hs.shape == (2, 0, 4) and torch.equal(final, h0)
+
+
+def test_cell_module_runs_on_the_engine(monkeypatch) -> None:
+    """The model builder's CPU path is the engine (unless NAS_RECURRENT_CPU=fused), same numbers."""
+    cell = CellModule(RANDOM[1], 8, seed=0).double()
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    calls = []
+    real = native.recurrent
+    monkeypatch.setattr(native, "recurrent", lambda *a: calls.append(1) or real(*a))
+    hs, _ = cell(x)
+    assert calls
+    monkeypatch.setenv("NAS_RECURRENT_CPU", "fused")
+    hs_fused, _ = cell(x)
+    assert len(calls) == 1
+    torch.testing.assert_close(hs, hs_fused, rtol=1e-10, atol=1e-12)
+
+
+def test_mode_is_validated(monkeypatch) -> None:
+    monkeypatch.setenv("NAS_RECURRENT_CPU", "gpu")
+    with pytest.raises(ValueError, match="NAS_RECURRENT_CPU must be one of auto, native, fused"):
+        native.mode()
+
+
+def test_library_path_unchanged() -> None:
+    """An exact LSTM still takes torch's fused op; the engine runs it when asked (library=False)."""
+    cell = CellModule(lstm(8), 8, seed=0).double()
+    x = torch.randn(2, 4, 8, dtype=torch.float64)
+    wx, w, b = cell.kernel_params()
+    a = cell_sequence(cell.program, x, wx, w, b)
+    c = cell_sequence(cell.program, x, wx, w, b, library=False)
+    torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
