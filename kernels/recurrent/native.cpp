@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 #include <vector>
 
@@ -239,6 +240,40 @@ void unit_deriv(int unit, const T* a, const T* da, const T* b, const T* db, cons
   }
 }
 
+// Reused workspaces: a training step's saved tensors (V, Z, P) and the backward's scratch are a few
+// MB; fresh allocations of that size come from mmap and fault in every page on every call (about 300
+// page faults per training step at the benchmark's defaults). A buffer is reused once nothing but
+// the pool refers to its storage (autograd has freed the saved views).
+class Workspaces {
+ public:
+  at::Tensor take(int64_t numel, const at::TensorOptions& opts) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    int free_slot = -1;
+    for (size_t i = 0; i < items_.size(); ++i) {
+      if (items_[i].storage().use_count() != 1) continue;  // still saved for a backward somewhere
+      if (items_[i].dtype() == opts.dtype() && items_[i].numel() >= numel) return items_[i].narrow(0, 0, numel);
+      free_slot = static_cast<int>(i);
+    }
+    at::Tensor fresh = at::empty({numel}, opts);
+    if (items_.size() < kSlots) {
+      items_.push_back(fresh);
+    } else if (free_slot >= 0) {
+      items_[free_slot] = fresh;  // replace an idle one that was too small or of another dtype
+    }
+    return fresh.narrow(0, 0, numel);
+  }
+
+ private:
+  static constexpr size_t kSlots = 8;
+  std::mutex mutex_;
+  std::vector<at::Tensor> items_;
+};
+
+Workspaces& workspaces() {
+  static Workspaces pool;
+  return pool;
+}
+
 class Engine {
  public:
   explicit Engine(const std::vector<int64_t>& code) {
@@ -420,8 +455,11 @@ class Engine {
     const Dims d{B, T_, BH};
     auto opts = xp_.options();
     at::Tensor hs = at::empty({B, T_, H_}, opts), fin = at::empty({S_, B, H_}, opts);
-    at::Tensor V = at::empty({NV_, T_, B, H_}, opts), Z = at::empty({T_, n, B, H_}, opts);
-    at::Tensor P = at::empty({E, T_, B, H_}, opts);
+    const int64_t nV = NV_ * T_ * BH, nZ = static_cast<int64_t>(T_) * n * BH, nP = static_cast<int64_t>(E) * T_ * BH;
+    at::Tensor ws = workspaces().take(nV + nZ + nP, opts);
+    at::Tensor V = ws.narrow(0, 0, nV).view({NV_, T_, B, H_});
+    at::Tensor Z = ws.narrow(0, nV, nZ).view({T_, n, B, H_});
+    at::Tensor P = ws.narrow(0, nV + nZ, nP).view({E, T_, B, H_});
     const T *xp = xp_.data_ptr<T>(), *W = W_.data_ptr<T>(), *bias = b_.data_ptr<T>(), *h0 = h0_.data_ptr<T>();
     T *hsp = hs.data_ptr<T>(), *Vp = V.data_ptr<T>(), *Zp = Z.data_ptr<T>(), *Pp = P.data_ptr<T>();
     std::vector<T> regs(static_cast<size_t>(std::max(max_regs_ - 1, 1)) * BH);
@@ -495,20 +533,25 @@ class Engine {
     T *dxpp = dxp.data_ptr<T>(), *dWp = dW.data_ptr<T>(), *dbp = db.data_ptr<T>(), *dsp = ds.data_ptr<T>();
     // dV: this step's value gradients [NV, B, H]; dP: every step's edge-projection gradients (the
     // weight gradients are one GEMM per group after the loop, over all T B rows)
-    std::vector<T> dV(static_cast<size_t>(NV_) * BH), dz(BH), prod(BH);
-    std::vector<T> dP(static_cast<size_t>(E) * T_ * BH, T(0));
-    std::vector<T> regs(static_cast<size_t>(2 * std::max(max_regs_ - 1, 1)) * BH);
+    const int64_t nregs = 2 * std::max(max_regs_ - 1, 1) * BH, ndP = static_cast<int64_t>(E) * T_ * BH;
+    at::Tensor scratch = workspaces().take(NV_ * BH + 2 * BH + nregs + ndP, xp_.options());
+    T* const dVp = scratch.data_ptr<T>();
+    T* const dzp = dVp + NV_ * BH;
+    T* const prodp = dzp + BH;
+    T* const regsp = prodp + BH;
+    T* const dPp = regsp + nregs;
+    std::fill(dPp, dPp + ndP, T(0));
     const int KxH = nx_ * H_;
     for (int t = T_ - 1; t >= 0; --t) {
       const T* Zt = Z + static_cast<int64_t>(t) * n * BH;
-      std::fill(dV.begin(), dV.end(), T(0));
+      std::fill(dVp, dVp + NV_ * BH, T(0));
       // the gradient of each new state (from hs at this step and from the next step), to its outputs
       for (int s = 0; s < S_; ++s) {
         const auto& outs = outputs_[s];
         const T w = T(1) / T(outs.size());
         const T* g = dsp + s * BH;
         for (int o : outs) {
-          T* dvo = dV.data() + o * BH;
+          T* dvo = dVp + o * BH;
           for (int64_t e = 0; e < BH; ++e) dvo[e] += w * g[e];
           if (s == 0)
             for (int r = 0; r < B; ++r) {
@@ -520,35 +563,35 @@ class Engine {
       }
       auto close = [&](int g) {  // dV_src [B, H] += dP_g [B, kH] @ W_g [kH, H]
         const Group& gr = groups_[g];
-        gemm<T>(false, false, B, H_, gr.k * H_, T(1), group_step(dP.data(), g, t, d), gr.k * H_,
-                W + static_cast<int64_t>(gr.first) * H_ * H_, H_, T(1), dV.data() + gr.src * BH, H_);
+        gemm<T>(false, false, B, H_, gr.k * H_, T(1), group_step(dPp, g, t, d), gr.k * H_,
+                W + static_cast<int64_t>(gr.first) * H_ * H_, H_, T(1), dVp + gr.src * BH, H_);
       };
       for (int i = n - 1; i >= 0; --i) {
         const Op& op = ops_[i];
         const int idx = S_ + i;
         if (group_of_value_[idx] >= 0) close(group_of_value_[idx]);
-        activation_backward<T>(op, Zt + i * BH, at_step(V, idx, t, d), dV.data() + idx * BH, dz.data(), regs.data(),
+        activation_backward<T>(op, Zt + i * BH, at_step(V, idx, t, d), dVp + idx * BH, dzp, regsp,
                                static_cast<int>(BH));
         if (op.bias >= 0) {
           T* dbi = dbp + static_cast<int64_t>(op.bias) * H_;
           for (int r = 0; r < B; ++r)
-            for (int h = 0; h < H_; ++h) dbi[h] += dz[static_cast<int64_t>(r) * H_ + h];
+            for (int h = 0; h < H_; ++h) dbi[h] += dzp[static_cast<int64_t>(r) * H_ + h];
         }
         const int nt = static_cast<int>(op.terms.size());
         for (int j = 0; j < nt; ++j) {
           const Term& term = op.terms[j];
           // the term's gradient: dz, -dz (second term of sub), dz times the other factors (mul)
-          const T* g = dz.data();
+          const T* g = dzp;
           if (op.combine == 1 && nt > 1) {
-            std::copy(dz.begin(), dz.end(), prod.begin());
+            std::copy(dzp, dzp + BH, prodp);
             for (int jj = 0; jj < nt; ++jj) {
               if (jj == j) continue;
               Ptr o = term_ptr<T>(op.terms[jj], t, d, xp, V, P);
               const T* a = static_cast<const T*>(o.p);
               for (int r = 0; r < B; ++r)
-                for (int h = 0; h < H_; ++h) prod[static_cast<int64_t>(r) * H_ + h] *= a[r * o.stride + h];
+                for (int h = 0; h < H_; ++h) prodp[static_cast<int64_t>(r) * H_ + h] *= a[r * o.stride + h];
             }
-            g = prod.data();
+            g = prodp;
           }
           const T sgn = (op.combine == 2 && j == 1) ? T(-1) : T(1);
           T* dst;
@@ -558,10 +601,10 @@ class Engine {
             stride = static_cast<int64_t>(T_) * KxH;
           } else if (term.kind == 1) {
             const int grp = edge_group_[term.index];
-            dst = group_step(dP.data(), grp, t, d) + (term.index - groups_[grp].first) * H_;
+            dst = group_step(dPp, grp, t, d) + (term.index - groups_[grp].first) * H_;
             stride = static_cast<int64_t>(groups_[grp].k) * H_;
           } else {
-            dst = dV.data() + term.index * BH;
+            dst = dVp + term.index * BH;
             stride = H_;
           }
           for (int r = 0; r < B; ++r) {
@@ -573,12 +616,12 @@ class Engine {
       }
       for (int s = 0; s < S_; ++s)
         if (group_of_value_[s] >= 0) close(group_of_value_[s]);
-      std::memcpy(dsp, dV.data(), sizeof(T) * S_ * BH);
+      std::memcpy(dsp, dVp, sizeof(T) * S_ * BH);
     }
     // dW_g [kH, H] = sum over steps of dP_g^T V_src: one GEMM over all T B rows per group
     for (size_t g = 0; g < groups_.size() && T_ > 0; ++g) {
       const Group& gr = groups_[g];
-      gemm<T>(true, false, gr.k * H_, H_, T_ * B, T(1), group_step(dP.data(), static_cast<int>(g), 0, d), gr.k * H_,
+      gemm<T>(true, false, gr.k * H_, H_, T_ * B, T(1), group_step(dPp, static_cast<int>(g), 0, d), gr.k * H_,
               at_step(V, gr.src, 0, d), H_, T(0), dWp + static_cast<int64_t>(gr.first) * H_ * H_, H_);
     }
     return {dxp, dW, db, ds};
