@@ -141,3 +141,18 @@ def test_library_path_unchanged() -> None:
     a = cell_sequence(cell.program, x, wx, w, b)
     c = cell_sequence(cell.program, x, wx, w, b, library=False)
     torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+
+
+def test_workspaces_are_not_shared_between_live_graphs() -> None:
+    """Forward twice, then backward both (the second first): the engine reuses a workspace only
+    once autograd has freed the saved tensors, so the first graph's are intact."""
+    program = lower_cell(RANDOM[0], 8)
+    a, b = make_inputs(program, B=3, T=5, seed=0), make_inputs(program, B=3, T=5, seed=1)
+    expected = [run(reference.recurrent, program, inputs) for inputs in (a, b)]
+    outs = [native.recurrent(program, *inputs) for inputs in (a, b)]  # both graphs alive
+    for (hs, final), inputs, ref in reversed(list(zip(outs, (a, b), expected))):
+        gen = torch.Generator().manual_seed(1)
+        dhs = torch.randn(hs.shape, generator=gen, dtype=torch.float64)
+        dfinal = torch.randn(final.shape, generator=gen, dtype=torch.float64)
+        grads = torch.autograd.grad((hs, final), inputs, (dhs, dfinal))
+        compare(ref, [hs, final, *grads], RATIO[torch.float64])
