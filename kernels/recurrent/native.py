@@ -171,13 +171,13 @@ def engine(program: CellProgram) -> object:
 
 def supports(program: CellProgram, *tensors: torch.Tensor) -> bool:
     """Whether this engine can run the program on these tensors (CPU, float32/float64, known units)."""
-    if any(t.is_cuda or t.dtype not in (torch.float32, torch.float64) for t in tensors):
+    if any(t.is_cuda or t.dtype not in (torch.float32, torch.float64) for t in tensors) or not available():
         return False
     try:
-        encode(program)
-    except ValueError:
+        engine(program)  # memoised: the program is encoded once
+    except ValueError:  # an activation unit the engine does not have
         return False
-    return available()
+    return True
 
 
 class NativeRecurrentFunction(torch.autograd.Function):
