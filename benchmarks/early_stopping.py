@@ -16,11 +16,21 @@ uses the per-epoch training accuracy (50 reports; this is what "accuracy" means 
 ``params`` is the compute objective. ``--study URL`` (repeatable) adds curves our own searches
 recorded in an Optuna study (user attr ``curve``, compute from user attr or value ``macs``).
 
+``--oracle`` adds two rows that are not policies: the curve rule (grace period, ``min_finished``,
+bar, threshold, Pareto or one objective) fed each trial's true objective instead of a prediction.
+They are the ceiling of the rule, so the gap between a curve row and its oracle row is what a
+better curve model could still win, and the oracle row's own speed-up is what only a different
+rule could beat.
+
 Usage:
     python benchmarks/early_stopping.py                    # table + benchmarks/results/*.json
     python benchmarks/early_stopping.py --replays 5 --trials 60
     python benchmarks/early_stopping.py --calibrate        # accuracy of the curve models
     python benchmarks/early_stopping.py --first-seed 1000 --replays 100   # tuning seeds
+    python benchmarks/early_stopping.py --curve val --oracle --processes 1
+    # curves of our own quickstart searches (stopping: none), as one pool, quickstart-sized replays:
+    python benchmarks/early_stopping.py --curve none --pool-studies --study sqlite:///runs/a/study.db \
+        --study sqlite:///runs/b/study.db --trials 30 --workers 2 --replays 200 --oracle
 
 The curve stopper's defaults (``threshold``, the population model's ``pool`` and chaining) were
 chosen on other replay seeds than the reported ones: val curves 1000-1099, 2000-2099 and
@@ -50,8 +60,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from workers.curves import CurvePopulation, fit_curve  # noqa: E402
-from workers.stopping import make_scheduler  # noqa: E402
+from workers.curves import CurvePopulation, Prediction, fit_curve  # noqa: E402
+from workers.stopping import CurveStopper, make_scheduler  # noqa: E402
 
 PPUDA = REPO.parent / "shared" / "data" / "ppuda_cifar10_curves.json"
 VAL_EPOCHS = np.array([1, 5, 10, 20, 30, 40, 50], dtype=float)
@@ -164,6 +174,26 @@ def replay(curves: list[Curve], scheduler: Any, workers: int) -> ReplayResult:
     return out
 
 
+class OracleStopper(CurveStopper):
+    """The CurveStopper's rule (grace period, ``min_finished``, bar, threshold) with a perfect
+    predictor: every prediction is a point mass at the trial's true objective. Not a policy (it
+    reads the future); its row is the ceiling any curve model can reach under this stopping rule.
+    """
+
+    def __init__(self, truth: dict[str, float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._truth = truth
+        self._current: str | None = None
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        self._current = trial.trial_id
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def _predict(self, curve: list, final: int) -> Prediction:
+        lower, upper = self._bounds()
+        return Prediction(np.array([self._truth[self._current]]), np.array([1e-9]), np.ones(1), lower, upper)
+
+
 def pareto_front(finals: np.ndarray, costs: np.ndarray) -> set[int]:
     """Indices not dominated in (accuracy up, cost down)."""
     front = set()
@@ -176,16 +206,17 @@ def pareto_front(finals: np.ndarray, costs: np.ndarray) -> set[int]:
     return front
 
 
-def policies(kind: str) -> dict[str, tuple[str, dict]]:
+def policies(kind: str, oracle: bool = False) -> dict[str, tuple[str, dict]]:
     """Policy label -> (make_scheduler policy, options).
 
     The curve rows run ``make_scheduler("curve")`` with its defaults, as ``stopping: {policy:
     curve}`` does in a search; "default" is exactly that (``objective: auto``, which is Pareto
     here, as in our searches, since every trial's config has its MACs). Only the "cautious" rows
-    set options. The same rows serve train and val curves.
+    set options. The same rows serve train and val curves. ``oracle`` adds the two
+    :class:`OracleStopper` rows (policy ``"oracle"``: the curve rows' rule with a perfect predictor).
     """
     cautious = {"min_finished": 10, "threshold": 0.02, "noise_margin": 1.0}
-    return {
+    rows = {
         "none": ("none", {}),
         "curve (single)": ("curve", {"objective": "single"}),
         "curve (single, cautious)": ("curve", {"objective": "single", **cautious}),
@@ -197,10 +228,14 @@ def policies(kind: str) -> dict[str, tuple[str, dict]]:
         "median g=1": ("median", {"grace_period": 1}),
         "median g=10": ("median", {"grace_period": 10}),
     }
+    if oracle:
+        rows["oracle rule (single)"] = ("oracle", {"objective": "single"})
+        rows["oracle rule (pareto)"] = ("oracle", {})
+    return rows
 
 
-def _one_replay(args: tuple[list[Curve], int, int, str, int]) -> dict[str, dict]:
-    curves, n_trials, workers, kind, seed = args
+def _one_replay(args: tuple[list[Curve], int, int, str, int, bool]) -> dict[str, dict]:
+    curves, n_trials, workers, kind, seed, oracle = args
     rng = np.random.default_rng(seed)
     sample = [curves[i] for i in rng.choice(len(curves), n_trials, replace=False)]
     finals = np.array([c.final for c in sample])
@@ -208,9 +243,13 @@ def _one_replay(args: tuple[list[Curve], int, int, str, int]) -> dict[str, dict]
     best, front = int(np.argmax(finals)), pareto_front(finals, costs)
     max_epochs = int(max(c.epochs[-1] for c in sample))
     rows = {}
-    for label, (policy, options) in policies(kind).items():
+    for label, (policy, options) in policies(kind, oracle).items():
         np.random.seed(seed)  # ASHA draws brackets from numpy's global RNG
-        sched = make_scheduler(policy, metric="accuracy", mode="max", max_epochs=max_epochs, options=options)
+        if policy == "oracle":
+            truth = {str(i): float(f) for i, f in enumerate(finals)}
+            sched = OracleStopper(truth, metric="accuracy", mode="max", max_epochs=max_epochs, **options)
+        else:
+            sched = make_scheduler(policy, metric="accuracy", mode="max", max_epochs=max_epochs, options=options)
         t0 = time.perf_counter()
         res = replay(sample, sched, workers)
         done = set(res.finished)
@@ -226,12 +265,16 @@ def _one_replay(args: tuple[list[Curve], int, int, str, int]) -> dict[str, dict]
 
 
 def run(
-    curves: list[Curve], kind: str, replays: int, n_trials: int, workers: int, first_seed: int = 0
+    curves: list[Curve], kind: str, replays: int, n_trials: int, workers: int, first_seed: int = 0,
+    oracle: bool = False, processes: int = 2,
 ) -> dict[str, dict]:
     """All policies over ``replays`` seeded replays (seeds ``first_seed, first_seed + 1, ...``)."""
-    jobs = [(curves, n_trials, workers, kind, seed) for seed in range(first_seed, first_seed + replays)]
-    with Pool(2) as pool:
-        per_replay = pool.map(_one_replay, jobs)
+    jobs = [(curves, n_trials, workers, kind, seed, oracle) for seed in range(first_seed, first_seed + replays)]
+    if processes > 1:
+        with Pool(processes) as pool:
+            per_replay = pool.map(_one_replay, jobs)
+    else:
+        per_replay = [_one_replay(job) for job in jobs]
     base = np.array([r["none"]["epochs"] for r in per_replay])
     summary = {}
     for label in per_replay[0]:
@@ -295,24 +338,32 @@ def calibrate(curves: list[Curve], final: int, seed: int = 0) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--curve", choices=("train", "val", "both"), default="both")
+    ap.add_argument("--curve", choices=("train", "val", "both", "none"), default="both",
+                    help="which ppuda curves (none: only --study curves)")
     ap.add_argument("--replays", type=int, default=40)
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--first-seed", type=int, default=0,
                     help="replay seeds start here; the defaults were tuned on seeds from 1000 up, reported on 0")
     ap.add_argument("--study", action="append", default=[], help="Optuna storage URL with recorded curves")
+    ap.add_argument("--pool-studies", action="store_true", help="replay the --study curves as one pool")
     ap.add_argument("--calibrate", action="store_true", help="only report curve-model accuracy")
+    ap.add_argument("--oracle", action="store_true",
+                    help="add the curve rule with a perfect predictor (a ceiling, not a policy)")
+    ap.add_argument("--processes", type=int, default=2, help="replay processes (1: no pool)")
     args = ap.parse_args(argv)
 
     if not PPUDA.exists() and not args.study:
         sys.exit(f"no curves: {PPUDA} is missing and no --study given")
-    kinds = ("train", "val") if args.curve == "both" else (args.curve,)
+    kinds = {"both": ("train", "val"), "none": ()}.get(args.curve, (args.curve,))
     results: dict[str, Any] = {"args": vars(args), "tables": {}}
     sources: list[tuple[str, Callable[[], list[Curve]]]] = []
     if PPUDA.exists():
         sources += [(f"ppuda {k}_acc", lambda k=k: load_ppuda(PPUDA, k)) for k in kinds]
-    sources += [(f"study {u}", lambda u=u: load_study(u)) for u in args.study]
+    if args.pool_studies and args.study:
+        sources.append((f"{len(args.study)} studies", lambda: [c for u in args.study for c in load_study(u)]))
+    else:
+        sources += [(f"study {u}", lambda u=u: load_study(u)) for u in args.study]
     for name, load in sources:
         curves = load()
         kind = "val" if name.endswith("val_acc") else "train"
@@ -321,7 +372,8 @@ def main(argv: list[str] | None = None) -> None:
             calibrate(curves, int(curves[0].epochs[-1]))
             continue
         n_trials = min(args.trials, len(curves))
-        summary = run(curves, kind, args.replays, n_trials, args.workers, args.first_seed)
+        summary = run(curves, kind, args.replays, n_trials, args.workers, args.first_seed, args.oracle,
+                      args.processes)
         title = (f"== {name}: {len(curves)} curves, {args.replays} replays x {n_trials} trials, "
                  f"{args.workers} workers, seeds {args.first_seed}..{args.first_seed + args.replays - 1}")
         print_table(title, summary)

@@ -219,6 +219,30 @@ def test_replay_on_synthetic_curves_saves_epochs_and_keeps_best() -> None:
     assert median.epochs < none.epochs  # the Ray baselines run through the same replay
 
 
+def test_oracle_rule_keeps_best_and_front_on_synthetic_curves() -> None:
+    """The benchmark's ceiling row: the curve rule fed the true finals never drops the best (one
+    objective) or a front member (Pareto), and still saves epochs."""
+    bench = _load_benchmark()
+    rng = np.random.default_rng(1)
+    epochs = np.arange(1.0, 21.0)
+    tops = rng.uniform(0.3, 0.9, 40)
+    costs = rng.uniform(1e3, 1e5, 40)
+    curves = [bench.Curve(epochs, t * (1 - np.exp(-epochs / 5)) + rng.normal(0, 0.003, 20), float(c))
+              for t, c in zip(tops, costs)]
+    finals = np.array([c.final for c in curves])
+    truth = {str(i): float(f) for i, f in enumerate(finals)}
+    single = bench.replay(curves, bench.OracleStopper(truth, metric="accuracy", mode="max", max_epochs=20,
+                                                      objective="single"), workers=4)
+    assert int(np.argmax(finals)) in single.finished
+    assert single.epochs < 0.6 * 40 * 20
+    pareto = bench.replay(curves, bench.OracleStopper(truth, metric="accuracy", mode="max", max_epochs=20),
+                          workers=4)
+    assert bench.pareto_front(finals, costs) <= set(pareto.finished)
+    assert single.epochs < pareto.epochs < 40 * 20
+    assert set(bench.policies("val", oracle=True)) - set(bench.policies("val")) == {
+        "oracle rule (single)", "oracle rule (pareto)"}
+
+
 def test_noise_margin_keeps_near_ties() -> None:
     """A candidate just under the best, within the reports' noise, is a tie, not a loser."""
     rng = np.random.default_rng(0)
