@@ -243,6 +243,26 @@ def test_oracle_rule_keeps_best_and_front_on_synthetic_curves() -> None:
         "oracle rule (single)", "oracle rule (pareto)"}
 
 
+def test_reliability_records_every_decision(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--reliability``: one record per prediction the stopper made; the stops are exactly the
+    records under the threshold, and good curves (known ends) beat the bar more often."""
+    bench = _load_benchmark()
+    rng = np.random.default_rng(2)
+    epochs = np.arange(1.0, 21.0)
+    curves = [bench.Curve(epochs, t * (1 - np.exp(-epochs / 5)) + rng.normal(0, 0.003, 20), 1.0)
+              for t in rng.uniform(0.3, 0.9, 60)]
+    rec = bench.reliability(curves, 40, 4, range(3), {"objective": "single"})
+    assert len(rec) > 100 and np.all((rec[:, 1] >= 0) & (rec[:, 1] <= 1))
+    stops = 0
+    for seed in range(3):
+        sample = [curves[i] for i in np.random.default_rng(seed).choice(60, 40, replace=False)]
+        res = bench.replay(sample, make_scheduler("curve", max_epochs=20, options={"objective": "single"}), 4)
+        stops += 40 - len(res.finished)
+    assert stops == int((rec[:, 1] < 0.09).sum()) > 0
+    assert rec[rec[:, 1] >= 0.4, 2].mean() > 0.3 > rec[rec[:, 1] < 0.03, 2].mean()
+    assert "P in [0.09, 0.2)" in capsys.readouterr().out
+
+
 def test_noise_margin_keeps_near_ties() -> None:
     """A candidate just under the best, within the reports' noise, is a tie, not a loser."""
     rng = np.random.default_rng(0)
