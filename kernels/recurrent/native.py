@@ -8,7 +8,7 @@ integers (`encode`) and decoded once into an ``Engine`` (memoised per program).
 
 The build needs a C++ compiler (``torch.utils.cpp_extension``, about 20 s on 2 cores) and lands in
 ``$NAS_KERNEL_CACHE`` (default ``~/.cache/nas_kernels``), keyed by the source, the flags, torch,
-Python and the CPU (it is built with ``-march=native``). ``$NAS_RECURRENT_CPU`` picks the CPU path:
+Python and the CPU (it is built with ``-march=native``, or portable flags where the compiler refuses that). ``$NAS_RECURRENT_CPU`` picks the CPU path:
 ``auto`` (default: this engine if it builds, else `fused`), ``native`` (fail if it cannot build),
 ``fused``.
 """
@@ -33,7 +33,8 @@ from kernels.recurrent.reference import check_shapes
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("native.cpp")
-CFLAGS = ("-O3", "-march=native", "-fno-math-errno")
+# tuned for this CPU first; a compiler that refuses -march=native (some clang targets) gets the portable set
+FLAG_SETS = (("-O3", "-march=native", "-fno-math-errno"), ("-O3", "-fno-math-errno"))
 MODES = ("auto", "native", "fused")
 COMBINE = {"add": 0, "mul": 1, "sub": 2}
 TERM = {"x": 0, "edge": 1, "value": 2}
@@ -62,20 +63,22 @@ def _cpu_model() -> str:
         return platform.processor()
 
 
-def build_key() -> str:
-    """What the built library depends on: source, flags, torch, Python, CPU."""
-    parts = [SOURCE.read_text(), " ".join(CFLAGS), torch.__version__, sys.version, platform.machine(), _cpu_model()]
+def build_key(flags: tuple[str, ...] = FLAG_SETS[0]) -> str:
+    """What a built library depends on: source, flags, torch, Python, CPU."""
+    parts = [SOURCE.read_text(), " ".join(flags), torch.__version__, sys.version, platform.machine(), _cpu_model()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def build_dir() -> str:
-    return os.path.join(cache_root(), "recurrent_native", build_key())
+def build_dir(flags: tuple[str, ...] = FLAG_SETS[0]) -> str:
+    return os.path.join(cache_root(), "recurrent_native", build_key(flags))
 
 
 def is_built() -> bool:
     """Whether this machine has the engine built already (loading it is then instant)."""
-    directory = build_dir()
-    return os.path.isdir(directory) and any(name.endswith(".so") for name in os.listdir(directory))
+    return any(
+        os.path.isdir(d) and any(name.endswith(".so") for name in os.listdir(d))
+        for d in map(build_dir, FLAG_SETS)
+    )
 
 
 def _ninja_on_path() -> None:
@@ -96,19 +99,22 @@ def _load() -> tuple[object | None, str | None]:
     from torch.utils import cpp_extension
 
     _ninja_on_path()
-    key = build_key()
-    directory = build_dir()
-    os.makedirs(directory, exist_ok=True)
     if not is_built():
-        log.info("building the C++ CPU engine for recurrent cells in %s (once per machine, about 20 s)", directory)
-    try:
-        module = cpp_extension.load(
-            name=f"nas_recurrent_native_{key}", sources=[str(SOURCE)], extra_cflags=list(CFLAGS),
-            build_directory=directory, verbose=False,
-        )
-    except Exception as exc:  # noqa: BLE001 - no compiler, a failed build: the fused path serves
-        return None, f"{type(exc).__name__}: {str(exc).strip()[-2000:]}"
-    return module, None
+        log.info("building the C++ CPU engine for recurrent cells in %s (once per machine, about 20 s)", build_dir())
+    errors = []
+    for flags in FLAG_SETS:
+        directory = build_dir(flags)
+        os.makedirs(directory, exist_ok=True)
+        try:
+            module = cpp_extension.load(
+                name=f"nas_recurrent_native_{build_key(flags)}", sources=[str(SOURCE)], extra_cflags=list(flags),
+                build_directory=directory, verbose=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - no compiler, a failed build: the fused path serves
+            errors.append(f"with {' '.join(flags)}: {type(exc).__name__}: {str(exc).strip()[-1500:]}")
+            continue
+        return module, None
+    return None, "; ".join(errors)
 
 
 def build_error() -> str | None:

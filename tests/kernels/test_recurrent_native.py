@@ -156,3 +156,19 @@ def test_workspaces_are_not_shared_between_live_graphs() -> None:
         dfinal = torch.randn(final.shape, generator=gen, dtype=torch.float64)
         grads = torch.autograd.grad((hs, final), inputs, (dhs, dfinal))
         compare(ref, [hs, final, *grads], RATIO[torch.float64])
+
+
+def test_failed_builds_name_every_flag_set_and_native_mode_fails_loudly(monkeypatch, tmp_path) -> None:
+    """A compiler that refuses the flags: each flag set is tried, the error names each; the CPU path
+    then falls back to TorchScript (auto) or raises (NAS_RECURRENT_CPU=native)."""
+    monkeypatch.setenv("NAS_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "FLAG_SETS", (("-O3", "--no-such-flag-a"), ("-O3", "--no-such-flag-b")))
+    module, error = native._load.__wrapped__()
+    assert module is None and "--no-such-flag-a" in error and "--no-such-flag-b" in error
+    monkeypatch.setattr(native, "_load", lambda: (None, error))
+    program = lower_cell(RANDOM[0], 8)
+    xp, w, b, h0 = make_inputs(program, B=2, T=3)
+    assert not native.supports(program, xp, w, b, h0)  # auto: the TorchScript path serves
+    monkeypatch.setenv("NAS_RECURRENT_CPU", "native")
+    with pytest.raises(RuntimeError, match="NAS_RECURRENT_CPU=native but the C\\+\\+ engine did not build"):
+        native.available()
