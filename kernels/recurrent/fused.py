@@ -29,7 +29,7 @@ import torch
 from kernels.activation.expr import TORCH_PRELUDE, generated_module
 from kernels.recurrent.codegen import activation_grad, activation_value, names_in, term_grads
 from kernels.recurrent.program import CellProgram
-from kernels.recurrent.reference import check_shapes
+from kernels.recurrent.reference import initial_state, output_grads
 
 
 # single aten backward ops for the common units (one call instead of three: 3 us vs 11.5 us per
@@ -513,9 +513,7 @@ class FusedRecurrentFunction(torch.autograd.Function):
     def backward(ctx, dhs, dfinal):
         xproj, weights, biases = ctx.saved_tensors
         fns = compiled(ctx.program)
-        dhs = dhs if dhs is not None else xproj.new_zeros(xproj.shape[0], xproj.shape[1], ctx.program.hidden)
-        if dfinal is None:
-            dfinal = xproj.new_zeros(ctx.program.num_states, xproj.shape[0], ctx.program.hidden)
+        dhs, dfinal = output_grads(ctx.program, xproj, dhs, dfinal)
         with torch.no_grad():
             dxp, dW, db, dh0 = fns["backward"](ctx.saved_steps, weights, biases, xproj, dhs, dfinal)
         return None, dxp, dW, db, dh0
@@ -529,7 +527,5 @@ def recurrent(
     initial: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same contract as `kernels.recurrent.reference.recurrent`, generated and fused."""
-    check_shapes(program, xproj, weights, biases, initial)
-    if initial is None:
-        initial = xproj.new_zeros(program.num_states, xproj.shape[0], program.hidden)
+    initial = initial_state(program, xproj, weights, biases, initial)
     return FusedRecurrentFunction.apply(program, xproj.contiguous(), weights, biases, initial)

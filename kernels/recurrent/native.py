@@ -28,7 +28,7 @@ import torch
 
 from kernels.activation.expr import cache_root
 from kernels.recurrent.program import CellProgram
-from kernels.recurrent.reference import check_shapes
+from kernels.recurrent.reference import initial_state, output_grads
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +199,7 @@ class NativeRecurrentFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dhs, dfinal):
         values, pre, proj, xproj, weights, biases = ctx.saved_tensors
-        B, T, H, S = xproj.shape[0], xproj.shape[1], ctx.program.hidden, ctx.program.num_states
-        dhs = dhs.contiguous() if dhs is not None else xproj.new_zeros(B, T, H)
-        dfinal = dfinal.contiguous() if dfinal is not None else xproj.new_zeros(S, B, H)
+        dhs, dfinal = output_grads(ctx.program, xproj, dhs, dfinal)
         dxp, dW, db, dh0 = ctx.engine.backward(values, pre, proj, xproj, weights, biases, dhs, dfinal)
         return None, dxp, dW, db, dh0
 
@@ -214,9 +212,7 @@ def recurrent(
     initial: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same contract as `kernels.recurrent.reference.recurrent`, in the C++ engine."""
-    check_shapes(program, xproj, weights, biases, initial)
-    if initial is None:
-        initial = xproj.new_zeros(program.num_states, xproj.shape[0], program.hidden)
+    initial = initial_state(program, xproj, weights, biases, initial)
     dtype = xproj.dtype
     if any(t.dtype != dtype for t in (weights, biases, initial)):
         raise ValueError(f"xproj, weights, biases and initial must share a dtype, got "

@@ -35,6 +35,26 @@ def check_shapes(
         raise ValueError(f"initial must be [{S}, {xproj.shape[0]}, {H}], got {list(initial.shape)}")
 
 
+def initial_state(
+    program: CellProgram, xproj: torch.Tensor, weights: torch.Tensor, biases: torch.Tensor, initial: torch.Tensor | None
+) -> torch.Tensor:
+    """Check the shapes (`check_shapes`) and return ``initial``, zeros where it is None: the common
+    prologue of every implementation."""
+    check_shapes(program, xproj, weights, biases, initial)
+    return initial if initial is not None else xproj.new_zeros(program.num_states, xproj.shape[0], program.hidden)
+
+
+def output_grads(
+    program: CellProgram, xproj: torch.Tensor, dhs: torch.Tensor | None, dfinal: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients of ``hs`` and ``final`` a backward receives, zeros for an output autograd left
+    out (it passes None for an unused one), contiguous."""
+    B, T = xproj.shape[0], xproj.shape[1]
+    dhs = dhs.contiguous() if dhs is not None else xproj.new_zeros(B, T, program.hidden)
+    dfinal = dfinal.contiguous() if dfinal is not None else xproj.new_zeros(program.num_states, B, program.hidden)
+    return dhs, dfinal
+
+
 def recurrent(
     program: CellProgram,
     xproj: torch.Tensor,
@@ -43,10 +63,8 @@ def recurrent(
     initial: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the cell over the sequence, one small op at a time (see the module docstring for shapes)."""
-    check_shapes(program, xproj, weights, biases, initial)
-    B, T, _ = xproj.shape
-    H, S = program.hidden, program.num_states
-    state = list(initial.unbind(0)) if initial is not None else [xproj.new_zeros(B, H) for _ in range(S)]
+    state = list(initial_state(program, xproj, weights, biases, initial).unbind(0))
+    T, H = xproj.shape[1], program.hidden
     acts = [torch_function(op.activation) for op in program.ops]
     hs = []
     for t in range(T):

@@ -35,7 +35,7 @@ from kernels.dispatch import dot_precision
 from kernels.activation.expr import TRITON_PRELUDE, generated_module
 from kernels.recurrent.codegen import activation_grad, activation_value, names_in, term_grads
 from kernels.recurrent.program import CellProgram
-from kernels.recurrent.reference import check_shapes
+from kernels.recurrent.reference import initial_state, output_grads
 
 BLOCK_B = 16
 MAX_HIDDEN = 64  # up to this (padded) hidden size the state is one tile and the weights stay on chip (untuned)
@@ -372,10 +372,7 @@ class RecurrentFunction(torch.autograd.Function):
     def backward(ctx, dhs, dfinal):
         xproj, weights, biases, save = ctx.saved_tensors
         p = ctx.program
-        if dhs is None:
-            dhs = xproj.new_zeros(xproj.shape[0], xproj.shape[1], p.hidden)
-        if dfinal is None:
-            dfinal = xproj.new_zeros(p.num_states, xproj.shape[0], p.hidden)
+        dhs, dfinal = output_grads(p, xproj, dhs, dfinal)
         return (None, *recurrent_bwd(p, xproj, weights, biases, save, dhs, dfinal, ctx.hb), None)
 
 
@@ -392,12 +389,10 @@ def recurrent(
 
     ``head``: hidden columns per head (a power of two >= 16); default `head_block`.
     """
-    check_shapes(program, xproj, weights, biases, initial)
+    initial = initial_state(program, xproj, weights, biases, initial)
     hb = head_block(program) if head is None else head
     if hb < 16 or hb & (hb - 1):
         raise ValueError(f"head must be a power of two >= 16, got {hb}")
-    if initial is None:
-        initial = xproj.new_zeros(program.num_states, xproj.shape[0], program.hidden)
     return RecurrentFunction.apply(
         program, xproj.contiguous(), weights.contiguous(), biases.contiguous(), initial.contiguous(), hb
     )
