@@ -11,8 +11,9 @@
 // projections `P` [E, T, B, H]; the backward is the reverse loop: per step, the cell's pointwise
 // backward and per source `dV_src += dP_g W_g`; after the loop, per source, one GEMM over all steps
 // `dW_g = dP_g^T V_src` (K = T B rows; measured as fast as one small GEMM per step, and simpler).
-// Deterministic, no atomics. Activation derivatives come from forward-mode (value, derivative) evaluation of the
-// activation's bytecode on the saved pre-activation, or from the saved value for tanh, sigmoid, relu.
+// Deterministic, no atomics. Activation derivatives: a one-unit activation's from the saved value
+// (and pre-activation), longer ones by forward-mode (value, derivative) evaluation of the
+// activation's bytecode on the saved pre-activation.
 
 #include <torch/extension.h>
 
@@ -137,7 +138,6 @@ struct Op {
   int bias;
   std::vector<Term> terms;
   std::vector<Instr> act;  // empty: identity
-  int fast;                // the single unit of a one-unit activation on x (TANH, SIGMOID, RELU), else -1
 };
 
 struct Group {
@@ -298,8 +298,6 @@ class Engine {
         int u = next(), a = next();
         op.act.push_back({u, a, next()});
       }
-      op.fast = (ni == 1 && op.act[0].a == 0 && (op.act[0].unit == TANH || op.act[0].unit == SIGMOID ||
-                                                  op.act[0].unit == RELU)) ? op.act[0].unit : -1;
       ops_.push_back(op);
     }
     for (int s = 0; s < S_; ++s) {
@@ -398,10 +396,6 @@ class Engine {
       std::memcpy(y, z, sizeof(T) * n);
       return;
     }
-    if (op.fast >= 0) {
-      unit_value<T>(op.fast, z, nullptr, y, n);
-      return;
-    }
     auto reg = [&](int r) -> const T* { return r == 0 ? z : regs + static_cast<int64_t>(r - 1) * n; };
     for (size_t k = 0; k < op.act.size(); ++k) {
       const Instr& in = op.act[k];
@@ -410,29 +404,24 @@ class Engine {
     }
   }
 
-  // dz = dv * act'(z), using the saved value y where the unit allows
+  // dz = dv * act'(z). A one-unit activation (its arguments can only be z) is the unit's derivative
+  // rule with dv as the argument's derivative, from the saved value y; longer ones run forward mode
+  // over the bytecode from z, `ones` being dz/dz.
   template <typename T>
-  void activation_backward(const Op& op, const T* z, const T* y, const T* dv, T* dz, T* regs, int n) const {
+  void activation_backward(const Op& op, const T* z, const T* y, const T* dv, T* dz, T* regs, const T* ones,
+                           int n) const {
     if (op.act.empty()) {
       std::memcpy(dz, dv, sizeof(T) * n);
       return;
     }
-    if (op.fast == TANH) {
-      for (int i = 0; i < n; ++i) dz[i] = dv[i] * (T(1) - y[i] * y[i]);
+    if (op.act.size() == 1) {
+      const bool binary = op.act[0].b >= 0;
+      unit_deriv<T>(op.act[0].unit, z, dv, binary ? z : nullptr, binary ? dv : nullptr, y, dz, n);
       return;
     }
-    if (op.fast == SIGMOID) {
-      for (int i = 0; i < n; ++i) dz[i] = dv[i] * y[i] * (T(1) - y[i]);
-      return;
-    }
-    if (op.fast == RELU) {
-      for (int i = 0; i < n; ++i) dz[i] = y[i] > T(0) ? dv[i] : T(0);
-      return;
-    }
-    // forward mode over the bytecode: register r's value at regs[2(r-1)], derivative at regs[2(r-1)+1]
-    std::vector<T> ones(n, T(1));
+    // register r's value at regs[2(r-1)], its derivative at regs[2(r-1)+1]
     auto val = [&](int r) -> const T* { return r == 0 ? z : regs + static_cast<int64_t>(2 * (r - 1)) * n; };
-    auto der = [&](int r) -> const T* { return r == 0 ? ones.data() : regs + static_cast<int64_t>(2 * (r - 1) + 1) * n; };
+    auto der = [&](int r) -> const T* { return r == 0 ? ones : regs + static_cast<int64_t>(2 * (r - 1) + 1) * n; };
     for (size_t k = 0; k < op.act.size(); ++k) {
       const Instr& in = op.act[k];
       T* v = regs + static_cast<int64_t>(2 * k) * n;
@@ -534,12 +523,14 @@ class Engine {
     // dV: this step's value gradients [NV, B, H]; dP: every step's edge-projection gradients (the
     // weight gradients are one GEMM per group after the loop, over all T B rows)
     const int64_t nregs = 2 * std::max(max_regs_ - 1, 1) * BH, ndP = static_cast<int64_t>(E) * T_ * BH;
-    at::Tensor scratch = workspaces().take(NV_ * BH + 2 * BH + nregs + ndP, xp_.options());
+    at::Tensor scratch = workspaces().take(NV_ * BH + 3 * BH + nregs + ndP, xp_.options());
     T* const dVp = scratch.data_ptr<T>();
     T* const dzp = dVp + NV_ * BH;
     T* const prodp = dzp + BH;
-    T* const regsp = prodp + BH;
+    T* const onesp = prodp + BH;
+    T* const regsp = onesp + BH;
     T* const dPp = regsp + nregs;
+    std::fill(onesp, onesp + BH, T(1));
     std::fill(dPp, dPp + ndP, T(0));
     const int KxH = nx_ * H_;
     for (int t = T_ - 1; t >= 0; --t) {
@@ -570,7 +561,7 @@ class Engine {
         const Op& op = ops_[i];
         const int idx = S_ + i;
         if (group_of_value_[idx] >= 0) close(group_of_value_[idx]);
-        activation_backward<T>(op, Zt + i * BH, at_step(V, idx, t, d), dVp + idx * BH, dzp, regsp,
+        activation_backward<T>(op, Zt + i * BH, at_step(V, idx, t, d), dVp + idx * BH, dzp, regsp, onesp,
                                static_cast<int>(BH));
         if (op.bias >= 0) {
           T* dbi = dbp + static_cast<int64_t>(op.bias) * H_;
@@ -636,5 +627,4 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def(pybind11::init<const std::vector<int64_t>&>())
       .def("forward", &Engine::forward, pybind11::call_guard<pybind11::gil_scoped_release>())
       .def("backward", &Engine::backward, pybind11::call_guard<pybind11::gil_scoped_release>());
-  m.def("has_blas", [] { return sgemm_ != nullptr && dgemm_ != nullptr; });
 }

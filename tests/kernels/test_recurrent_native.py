@@ -172,3 +172,12 @@ def test_failed_builds_name_every_flag_set_and_native_mode_fails_loudly(monkeypa
     monkeypatch.setenv("NAS_RECURRENT_CPU", "native")
     with pytest.raises(RuntimeError, match="NAS_RECURRENT_CPU=native but the C\\+\\+ engine did not build"):
         native.available()
+
+
+@pytest.mark.parametrize("unit", list(BINARY_UNITS))
+def test_binary_unit_of_the_input_alone(unit: str) -> None:
+    """A one-instruction activation whose both arguments are the pre-activation (``mul(x, x)``):
+    the engine's one-unit backward passes the incoming gradient as both arguments' derivative."""
+    program = unit_program((unit, ("x",), ("x",)))
+    inputs = make_inputs(program, B=5, T=4)
+    compare(run(reference.recurrent, program, inputs), run(native.recurrent, program, inputs), RATIO[torch.float64])
