@@ -15,8 +15,9 @@ from typing import Any
 from search_spaces.activation_space import ActivationSpace
 from search_spaces.base import Decision, SearchSpace
 from search_spaces.build import SequenceModel, build
-from search_spaces.cells import gru, lstm, elman, make_spec, named_cell
+from search_spaces.cells import NAMED, elman, gated_cell, gru, lstm, make_spec, named_cell
 from search_spaces.cost import cost
+from search_spaces.gated import KNOWN_CELLS, GatedCellSpace
 from search_spaces.nb201 import NB201Space
 from search_spaces.recurrent_cell import RecurrentCellSpace
 from search_spaces.safs_space import JointSpace
@@ -26,6 +27,7 @@ from search_spaces.task import Task
 
 SPACES: dict[str, type[SearchSpace]] = {
     "recurrent_cell": RecurrentCellSpace,
+    "gated": GatedCellSpace,
     "activation": ActivationSpace,
     "sparsity": SparsitySpace,
     "nb201": NB201Space,
@@ -45,6 +47,9 @@ __all__ = [
     "SPACES",
     "ActivationSpace",
     "Decision",
+    "GatedCellSpace",
+    "KNOWN_CELLS",
+    "NAMED",
     "RecurrentCellSpace",
     "SearchSpace",
     "SequenceModel",
@@ -56,6 +61,7 @@ __all__ = [
     "canonical_hash",
     "cost",
     "elman",
+    "gated_cell",
     "get_space",
     "gru",
     "lstm",

@@ -21,7 +21,7 @@ from typing import Any
 
 from search_spaces.activations import BINARY, UNARY, ExpressionError, canonical, check_safe, probe_signature
 from search_spaces.base import Decision, SearchSpace, check_choices
-from search_spaces.cells import NAMED_CELLS, named_cell
+from search_spaces.cells import NAMED, named_cell
 from search_spaces.spec import Spec, SpecError, validate_spec
 from search_spaces.spec import canonical_hash as graph_hash
 
@@ -40,8 +40,8 @@ class ActivationSpace(SearchSpace):
 
     def __post_init__(self) -> None:
         self.name = "activation"
-        if self.cell not in NAMED_CELLS:
-            raise ValueError(f"cell: unknown cell {self.cell!r}; choose one of {sorted(NAMED_CELLS)}")
+        if self.cell not in NAMED:
+            raise ValueError(f"cell: unknown cell {self.cell!r}; choose one of {sorted(NAMED)}")
         if self.units not in (1, 2):
             raise ValueError(f"units: must be 1 or 2, got {self.units!r}")
         check_choices("unary", self.unary, ("x", *UNARY))

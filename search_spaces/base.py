@@ -76,6 +76,25 @@ class SearchSpace(abc.ABC):
     def sample(self, rng: np.random.Generator) -> Spec:
         return self.decode(self.sample_params(rng))
 
+    def mutate(self, params: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        """A neighbour of ``params``: one active decision (of more than one choice) set to another
+        choice; decisions that become active are drawn at random, inactive ones dropped. Evolution
+        (REA) walks the space with it, from the known cells a study starts with."""
+        child = self.repair(params, rng)
+        movable = [d for d in self.active_decisions(child) if len(d.choices) > 1]
+        if not movable:
+            return child
+        d = movable[int(rng.integers(len(movable)))]
+        others = [c for c in d.choices if c != child[d.name]]
+        child[d.name] = others[int(rng.integers(len(others)))]
+        return self.repair(child, rng)
+
+    def repair(self, params: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        """``params`` restricted to the active decisions, newly active ones drawn uniformly at random."""
+        return self.assign(
+            lambda d, _: params[d.name] if params.get(d.name) in d.choices else d.choices[int(rng.integers(len(d.choices)))]
+        )
+
     def validate(self, spec: Spec) -> None:
         """Raise `search_spaces.SpecError` naming the field if ``spec`` is not a usable cell."""
         validate_spec(spec)

@@ -18,7 +18,7 @@ from typing import Any
 
 from search_spaces import sparsity
 from search_spaces.base import Decision, SearchSpace, check_choices
-from search_spaces.cells import NAMED_CELLS, named_cell
+from search_spaces.cells import NAMED, named_cell
 from search_spaces.spec import Spec
 
 DEFAULT_DENSITIES = (1.0, 0.5, 0.25, 0.125)
@@ -36,8 +36,8 @@ class SparsitySpace(SearchSpace):
 
     def __post_init__(self) -> None:
         self.name = "sparsity"
-        if self.cell not in NAMED_CELLS:
-            raise ValueError(f"cell: unknown cell {self.cell!r}; choose one of {sorted(NAMED_CELLS)}")
+        if self.cell not in NAMED:
+            raise ValueError(f"cell: unknown cell {self.cell!r}; choose one of {sorted(NAMED)}")
         if not self.densities or any(not 0 < d <= 1 for d in self.densities):
             raise ValueError(f"densities: must be numbers in (0, 1], got {list(self.densities)}")
         check_choices("patterns", self.patterns, tuple(p for p in sparsity.PATTERNS if p != "dense"))

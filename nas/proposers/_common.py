@@ -1,5 +1,5 @@
-"""Helpers shared by our own proposers: a base sampler over a search space, repairing conditional
-params, objective orientation and duplicate detection."""
+"""Helpers shared by our own proposers: a base sampler over a search space, objective orientation
+and duplicate detection."""
 
 from __future__ import annotations
 
@@ -51,13 +51,6 @@ class SpaceSampler(BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         return self._random.sample_independent(study, trial, param_name, param_distribution)
-
-
-def repair(space: SearchSpace, params: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """``params`` restricted to the active decisions, newly active ones drawn uniformly at random."""
-    return space.assign(
-        lambda d, _: params[d.name] if params.get(d.name) in d.choices else d.choices[int(rng.integers(len(d.choices)))]
-    )
 
 
 def oriented(values: Sequence[float], directions: Sequence[StudyDirection]) -> list[float]:

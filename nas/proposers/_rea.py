@@ -2,9 +2,11 @@
 Search", 2019) as an Optuna sampler: the strongest classic baseline on NAS-Bench-201.
 
 The population is the ``population_size`` youngest completed trials (age = trial number, so the
-oldest die first); before that many have completed, cells are drawn uniformly at random. A child is
-the winner of a tournament of ``tournament_size`` random members with one active decision changed
-(conditional decisions are repaired: newly active ones drawn at random, inactive ones dropped).
+oldest die first); before that many have completed, cells are drawn uniformly at random, unless the
+study holds known cells (trials tagged ``baseline``): then evolution starts from them at once, over
+the completed trials there are. A child is the winner of a tournament of ``tournament_size`` random
+members mutated by the space (`SearchSpace.mutate`: one active decision changed, conditional
+decisions repaired).
 
 Multi-objective studies: each tournament draws random weights and picks the member with the best
 weighted Chebyshev score of its per-objective ranks in the population, so successive tournaments
@@ -21,7 +23,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from nas.proposers._common import SeenCells, SpaceSampler, oriented, repair
+from nas.proposers._common import SeenCells, SpaceSampler, oriented
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -77,10 +79,11 @@ class REASampler(SpaceSampler):
         if not search_space:
             return {}
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if len(done) < self._population_size:
+        seeded = any("baseline" in t.user_attrs for t in done)
+        if len(done) < (min(2, self._tournament_size) if seeded else self._population_size):
             return self._space.sample_params(self._rng)
         population = sorted(done, key=lambda t: t.number)[-self._population_size :]
-        idx = self._rng.choice(len(population), size=self._tournament_size, replace=False)
+        idx = self._rng.choice(len(population), size=min(self._tournament_size, len(population)), replace=False)
         parent = population[self._winner(population, idx, study.directions)]
         seen = self._seen.keys(study) if self._dedup else set()
         child = self._mutate(parent.params)
@@ -89,7 +92,6 @@ class REASampler(SpaceSampler):
                 break
             child = self._mutate(parent.params)
         return child
-
 
     def _winner(self, population: list[FrozenTrial], idx: np.ndarray, directions: Sequence[Any]) -> int:
         """Index in ``population`` of the tournament's winner among ``idx``."""
@@ -102,12 +104,4 @@ class REASampler(SpaceSampler):
         return int(idx[np.argmin(chebyshev)])
 
     def _mutate(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``params`` with one active, non-trivial decision set to a different choice, then repaired."""
-        child = repair(self._space, params, self._rng)
-        movable = [d for d in self._space.active_decisions(child) if len(d.choices) > 1]
-        if not movable:
-            return child
-        d = movable[int(self._rng.integers(len(movable)))]
-        others = [c for c in d.choices if c != child[d.name]]
-        child[d.name] = others[int(self._rng.integers(len(others)))]
-        return repair(self._space, child, self._rng)
+        return self._space.mutate(params, self._rng)

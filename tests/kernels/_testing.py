@@ -34,11 +34,12 @@ def assert_close(name: str, ref: torch.Tensor | None, out: torch.Tensor | None, 
 
 
 def random_specs(count: int, hidden: int, seed: int = 0, input_size: int | None = None) -> list[Spec]:
-    """Random Specs from the recurrent-cell, activation and sparsity spaces (``count`` of each)."""
+    """Random Specs from the recurrent-cell, gated, activation and sparsity spaces (``count`` of each)."""
     rng = np.random.default_rng(seed)
     spaces = [
         get_space("recurrent_cell", num_nodes=4, hidden_sizes=(hidden,),
                   activations=("tanh", "relu", "sigmoid", "identity", "mul(x, sigmoid(x))")),
+        get_space("gated", hidden_sizes=(hidden,)),
         get_space("activation", cell="gru", hidden_size=hidden),
         get_space("activation", cell="lstm", hidden_size=hidden, units=2),
         get_space("sparsity", cell="lstm", hidden_size=hidden, input_size=input_size),

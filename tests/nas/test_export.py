@@ -22,7 +22,7 @@ from nas.cli import main
 from nas.codegen import BINARY_CODE, HELPERS, UNARY_CODE, activation_code, module_source
 from nas.export import export_cell, export_study, load_cell, parse_formats, read_cell_dict, train_cell
 from nas.config import ConfigError
-from search_spaces import Spec, SpecError, Task, build, elman, get_space, gru, lstm
+from search_spaces import Spec, SpecError, Task, build, elman, get_space, gru, lstm, named_cell
 from search_spaces.activations import BINARY, UNARY
 
 TOKENS_LM = Task(input_size=11, seq_len=5, output_size=11, input_kind="tokens", objective="lm")
@@ -40,6 +40,8 @@ CASES: dict[str, tuple[Spec, Task]] = {
     "gru-tokens-lm": (gru(8), TOKENS_LM),
     "elman-swish": (elman(8, "swish"), FEATURES),
     **{f"recurrent_cell-{i}": (s, FEATURES) for i, s in enumerate(_random_specs("recurrent_cell", 4, 1))},
+    **{f"gated-{i}": (s, FEATURES) for i, s in enumerate(_random_specs("gated", 6, 5))},
+    **{name: (named_cell(name, 8), FEATURES) for name in ("mgu", "lstm-ph", "lstm-cifg", "lstm-nfg", "lstm-nog")},
     **{f"activation-{i}": (s, FEATURES) for i, s in enumerate(_random_specs("activation", 4, 2))},
     **{f"sparsity-{i}": (s, FEATURES) for i, s in enumerate(_random_specs("sparsity", 4, 3))},
 }
@@ -133,7 +135,7 @@ def test_standalone_module_trains(tmp_path):
 # ---- ONNX -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "case",
-    ["lstm", "gru-tokens-lm", "activation-0", "sparsity-0", "elman-units"],
+    ["lstm", "gru-tokens-lm", "activation-0", "sparsity-0", "elman-units", "gated-0", "lstm-ph", "lstm-cifg"],
 )
 def test_onnx_runs_in_onnxruntime_with_the_same_outputs(case, tmp_path):
     pytest.importorskip("onnx")

@@ -1,0 +1,112 @@
+"""The gated recurrent-cell space: the hand-designed cells people write, as points of one space.
+
+Elman, GRU, MGU (minimal gated unit) and the LSTM with the variants of "LSTM: A Search Space Odyssey"
+(no input / forget / output gate, coupled input-forget gate, no input or output activation,
+peepholes) are each one assignment of the decisions below, so a search starts from them (they are
+the baselines every study holds) and walks their neighbourhood: a mutation changes one gate, one
+gate's inputs, one activation, the memory or the hidden size.
+
+Decisions (``hidden`` only when several sizes are offered):
+
+- ``memory``: ``none`` (one state h) or ``cell`` (an LSTM memory cell c beside h).
+- without memory, ``gates``: ``none`` (Elman: h' = act(Wx + Uh + b)), ``update`` (h' = n + z(h - n)),
+  ``reset`` (n = act(Wx + r(Uh + b_u) + b), h' = n), ``update+reset`` (the GRU, as torch.nn.GRU),
+  ``shared`` (the MGU: one gate z resets and updates, h' = h + z(n - h)).
+- with memory: ``forget`` (``on`` | ``coupled``, i = 1 - f, | ``off``), ``input_gate`` (``on`` |
+  ``off``; not with a coupled forget gate), ``output_gate`` (``on`` | ``off``), ``output_act``,
+  ``peephole`` (``no`` | ``yes``: gates also read c through a weight matrix, o reads the new c).
+- ``z_in``, ``r_in``, ``f_in``, ``i_in``, ``o_in``: what each present gate reads: ``xh`` (W x + U h),
+  ``x`` (W x alone: no recurrent matrix, the cheap gates of QRNN/SRU-style cells) or ``h``.
+- ``cand_act``: the candidate's activation (the LSTM's g).
+
+Every structure is built from the Spec's own ops (add, mul, sub, activations, pass-through
+edges), so every engine, the reference, ``cell.py`` and ONNX run it unchanged; a gated mix
+(1-g)a + gb is written a + g(b - a).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from search_spaces.activations import parse
+from search_spaces.base import Decision, SearchSpace, check_choices
+from search_spaces.cells import GATE_INPUTS, GATES, MEMORIES, NAMED, gated_cell
+from search_spaces.spec import Spec
+
+DEFAULT_ACTIVATIONS = ("tanh", "relu", "identity")
+KNOWN_CELLS = ("elman", "mgu", "gru", "lstm")  # the hand-written cells every study holds by default
+
+
+@dataclass
+class GatedCellSpace(SearchSpace):
+    """Gated recurrent cells around the known ones (see the module docstring for the decisions)."""
+
+    hidden_sizes: Sequence[int] = (32,)
+    memory: Sequence[str] = MEMORIES
+    gates: Sequence[str] = GATES
+    gate_inputs: Sequence[str] = GATE_INPUTS
+    activations: Sequence[str] = DEFAULT_ACTIVATIONS
+    peepholes: bool = True
+
+    def __post_init__(self) -> None:
+        self.name = "gated"
+        if not self.hidden_sizes or any(not isinstance(h, int) or isinstance(h, bool) or h < 1
+                                        for h in self.hidden_sizes):
+            raise ValueError(f"hidden_sizes: must be positive integers, got {list(self.hidden_sizes)}")
+        check_choices("memory", self.memory, MEMORIES)
+        check_choices("gates", self.gates, GATES)
+        check_choices("gate_inputs", self.gate_inputs, GATE_INPUTS)
+        if not self.activations:
+            raise ValueError("activations: needs at least one value")
+        for act in self.activations:
+            parse(act)  # raises ExpressionError naming the unit
+        if not isinstance(self.peepholes, bool):
+            raise ValueError(f"peepholes: must be true or false, got {self.peepholes!r}")
+        self.hidden_sizes = tuple(self.hidden_sizes)
+        self.memory, self.gates = tuple(self.memory), tuple(self.gates)
+        self.gate_inputs, self.activations = tuple(self.gate_inputs), tuple(self.activations)
+
+    def decisions(self) -> list[Decision]:
+        out: list[Decision] = []
+        if len(self.hidden_sizes) > 1:
+            out.append(Decision("hidden", self.hidden_sizes))
+        out.append(Decision("memory", self.memory))
+        single, cell = ("memory", ("none",)), ("memory", ("cell",))
+        ins = self.gate_inputs
+        out += [
+            Decision("gates", self.gates, single),
+            Decision("z_in", ins, ("gates", ("update", "update+reset", "shared"))),
+            Decision("r_in", ins, ("gates", ("reset", "update+reset"))),
+            Decision("forget", ("on", "coupled", "off"), cell),
+            Decision("input_gate", ("on", "off"), ("forget", ("on", "off"))),
+            Decision("output_gate", ("on", "off"), cell),
+            Decision("f_in", ins, ("forget", ("on", "coupled"))),
+            Decision("i_in", ins, ("input_gate", ("on",))),
+            Decision("o_in", ins, ("output_gate", ("on",))),
+            Decision("cand_act", self.activations),
+            Decision("output_act", self.activations, cell),
+            Decision("peephole", ("no", "yes") if self.peepholes else ("no",), cell),
+        ]
+        return out
+
+    def decode(self, params: dict[str, Any]) -> Spec:
+        hidden = params.get("hidden", self.hidden_sizes[0])
+        return gated_cell(int(hidden), params, space=self.name)
+
+    def named_params(self, name: str, hidden_size: int) -> dict[str, Any] | None:
+        """The params of the named cell at ``hidden_size``, or None when this space cannot express it."""
+        if name not in NAMED:
+            raise ValueError(f"unknown cell {name!r}; named cells: {sorted(NAMED)}")
+        wanted = {**NAMED[name], "hidden": hidden_size}
+        params = self.assign(lambda d, _: wanted.get(d.name))
+        active = self.decisions()
+        for d in active:
+            if d.name in params and params[d.name] not in d.choices:
+                return None
+        if len(self.hidden_sizes) == 1 and hidden_size != self.hidden_sizes[0]:
+            return None
+        if {k: v for k, v in wanted.items() if k != "hidden"} != {k: v for k, v in params.items() if k != "hidden"}:
+            return None
+        return params
