@@ -116,8 +116,8 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 def _status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from nas.progress import describe_cell, fit_columns, front_table
-    from nas.study import open_study, pareto_front, summarize
+    from nas.study import open_study, summarize
+    from nas.tables import describe_cell, fit_columns, show_front
 
     _, storage = _study_location(args)
     try:
@@ -142,9 +142,7 @@ def _status(args: argparse.Namespace) -> int:
         f"complete {s.complete}, pruned {s.pruned}, failed {s.failed}, running {s.running}; best {best}; "
         f"front size {s.front_size}"
     )
-    front = pareto_front(study)
-    if front:
-        console.print(front_table(front))
+    show_front(study, console)
     return 0
 
 
@@ -292,14 +290,13 @@ def _add_pareto(sub: argparse._SubParsersAction) -> None:
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from nas.progress import front_table
     from nas.report import hypervolume_curve, plot_pareto, write_front
     from nas.study import pareto_front
+    from nas.tables import show_front
 
     _, study = _load_study(args)
-    front = pareto_front(study)
-    if front:
-        console.print(front_table(front))
+    if pareto_front(study):
+        show_front(study, console)
     else:
         console.print(f"study {args.name} has no complete trials yet")
     if args.csv:

@@ -101,6 +101,18 @@ class SearchSection(_Section):
     max_failures: int = Field(2, ge=0)
     storage: str | None = None
     artifacts: str | None = None  # Ray's storage_path for trial folders; default: the run directory
+    # known cells enqueued first (None: every known cell the space can express; []: none)
+    baselines: list[str] | None = None
+    confirm: int = Field(0, ge=0, le=100)  # retrain the top front cells and the baselines with K more seeds
+    confirm_top: int = Field(3, ge=1)  # how many found cells of the front are confirmed
+
+    @field_validator("baselines")
+    @classmethod
+    def _known_baselines(cls, value: list[str] | None) -> list[str] | None:
+        unknown = [name for name in value or () if name not in search_spaces.NAMED]
+        if unknown:
+            raise ValueError(f"unknown cell(s) {unknown}; named cells: {sorted(search_spaces.NAMED)}")
+        return value
 
     @field_validator("sampler")
     @classmethod
@@ -142,6 +154,19 @@ class Config(_Section):
     stopping: StoppingSection = Field(default_factory=StoppingSection)
     hyper: HyperSection = Field(default_factory=HyperSection)
 
+    @model_validator(mode="after")
+    def _baselines_in_space(self) -> Config:
+        names = self.search.baselines
+        if names:
+            cells = self.space.make().known_cells(names)
+            missing = [n for n in names if not any(tag.startswith(f"{n}-h") for tag in cells)]
+            if missing:
+                raise ValueError(
+                    f"search.baselines: space {self.space.name!r} cannot express {missing} at any of its hidden "
+                    "sizes; use space 'gated' (it holds every named cell) or drop them"
+                )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -150,7 +175,7 @@ class Config(_Section):
         data = self.to_dict()
         data.pop("name")
         for key in ("trials", "max_concurrent", "storage", "artifacts", "cpus_per_trial", "gpus_per_trial",
-                    "max_failures"):
+                    "max_failures", "confirm", "confirm_top"):
             data["search"].pop(key)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from hyper import HyperConfig, HyperNetwork, HyperTrainer, proxy_score
 from nas.config import Config, ConfigError
-from nas.progress import describe_cell
+from nas.tables import describe_cell
 from search_spaces import Spec, canonical_hash, cost
 from workers.data import Dataset, load_dataset
 from workers.training import TrainConfig, Trainer

@@ -25,16 +25,18 @@ import yaml
 from ray.tune import Callback
 from rich.console import Console
 
+from nas import confirm
+from nas.baselines import enqueue_baselines
 from nas.cluster import check_address
 from nas.config import Config, ConfigError, load_config
-from nas.progress import LiveProgress, front_table
+from nas.progress import LiveProgress
+from nas.tables import show_front
 from nas.proposers import make_sampler
 from nas.ray_bridge import Heartbeat, StudySearcher
 from nas.study import (
     default_storage,
     make_storage,
     open_study,
-    pareto_front,
     recover_trials,
     running_trials,
     stale_trials,
@@ -181,13 +183,17 @@ def run_search(
         storage = make_storage(storage_url)
         existing = _existing_trials(storage, config.name)
         if existing:
-            summary = summarize(open_study(config.name, storage, create=False))
+            study = open_study(config.name, storage, create=False)
+            summary = summarize(study)
             if summary.finished >= config.search.trials and not summary.running:
                 console.print(
                     f"study {config.name!r} is finished: {summary.finished}/{config.search.trials} trials; "
                     "nothing to run (raise --trials to run more)"
                 )
-                return SearchOutcome(open_study(config.name, storage, create=False), run_dir, False, 0)
+                if _confirmation_jobs(config, study):
+                    _init_ray(address)
+                interrupted = not conclude(config, study, console)
+                return SearchOutcome(study, run_dir, interrupted, 0)
 
     _init_ray(address)
     _check_resources(config)
@@ -215,11 +221,15 @@ def run_search(
     recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study))
     if recovered:
         console.print(f"[yellow]trials {recovered} were left running by a stopped driver; continuing them")
+    added = enqueue_baselines(study, space.known_cells(config.search.baselines))
+    if added:
+        console.print(f"baselines first, trained with the same recipe: {', '.join(added)}")
     done = summarize(study).finished
     remaining = config.search.trials - done
     if remaining <= 0:
         console.print(f"study {config.name!r} already has {done} finished trials (of {config.search.trials}); nothing to run")
-        return SearchOutcome(study, run_dir, interrupted=False, ran=0)
+        interrupted = not conclude(config, study, console)
+        return SearchOutcome(study, run_dir, interrupted=interrupted, ran=0)
 
     import ray
 
@@ -310,10 +320,41 @@ def run_search(
         console.print(f"[red]failed[/] {line}")
     if searcher.gave_up:
         console.print(f"[red]error:[/] {searcher.gave_up}")
-    front = pareto_front(study)
-    if front:
-        console.print(front_table(front))
+    if not interrupted:
+        interrupted = not conclude(config, study, console)
+    else:
+        show_front(study, console)
     return SearchOutcome(study, run_dir, interrupted=interrupted, ran=searcher.counts.started, error=searcher.gave_up)
+
+
+def _confirmation_jobs(config: Config, study: optuna.Study) -> list:
+    if config.search.confirm == 0:
+        return []
+    seeds = [config.seed + k for k in range(1, config.search.confirm + 1)]
+    return confirm.pending(study, confirm.targets(study, config.search.confirm_top), seeds)
+
+
+def conclude(config: Config, study: optuna.Study, console: Console) -> bool:
+    """After the search: confirm the top front cells and the baselines over ``search.confirm`` more
+    seeds (resuming a confirmation already begun), then show the front and how the best found cell
+    compares with the best baseline. False when Ctrl-C stopped the confirmation."""
+    jobs = _confirmation_jobs(config, study)
+    if jobs:
+        from rich.progress import Progress
+
+        cells = len({t.number for t, _ in jobs})
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"confirming {cells} cells over {config.search.confirm} more seeds", total=len(jobs))
+            try:
+                confirm.run(study, jobs, data={"name": config.data.name, **config.data.options()},
+                            train=config.train.model_dump(), cpus_per_job=config.search.cpus_per_trial,
+                            on_done=lambda: bar.advance(task))
+            except KeyboardInterrupt:
+                console.print("[yellow]confirmation interrupted; `nas resume` finishes it")
+                show_front(study, console)
+                return False
+    show_front(study, console)
+    return True
 
 
 def _restore_stopper(scheduler: object, path: Path) -> None:

@@ -266,6 +266,8 @@ def recover_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[i
         if "spec" not in trial.user_attrs:
             continue
         attrs: dict[str, object] = {"resumed_from": trial.number}
+        if "baseline" in trial.user_attrs:  # a known cell stays tagged (and is not enqueued again)
+            attrs["baseline"] = trial.user_attrs["baseline"]
         artifacts = trial.user_attrs.get("artifacts")
         checkpoint = latest_checkpoint(Path(artifacts)) if artifacts else None
         if checkpoint is not None:

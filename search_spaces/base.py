@@ -95,6 +95,12 @@ class SearchSpace(abc.ABC):
             lambda d, _: params[d.name] if params.get(d.name) in d.choices else d.choices[int(rng.integers(len(d.choices)))]
         )
 
+    def known_cells(self, names: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The hand-written cells this space can express, as params by tag (``"gru-h32"``): the
+        baselines a study holds. ``names`` picks cells of `search_spaces.cells.NAMED` (default: the
+        known ones); spaces that cannot express them return none."""
+        return {}
+
     def validate(self, spec: Spec) -> None:
         """Raise `search_spaces.SpecError` naming the field if ``spec`` is not a usable cell."""
         validate_spec(spec)

@@ -95,6 +95,15 @@ class GatedCellSpace(SearchSpace):
         hidden = params.get("hidden", self.hidden_sizes[0])
         return gated_cell(int(hidden), params, space=self.name)
 
+    def known_cells(self, names: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        cells = {}
+        for name in names if names is not None else KNOWN_CELLS:
+            for hidden in self.hidden_sizes:
+                params = self.named_params(name, hidden)
+                if params is not None:
+                    cells[f"{name}-h{hidden}"] = params
+        return cells
+
     def named_params(self, name: str, hidden_size: int) -> dict[str, Any] | None:
         """The params of the named cell at ``hidden_size``, or None when this space cannot express it."""
         if name not in NAMED:

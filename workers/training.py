@@ -157,6 +157,13 @@ class Trainer:
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return result
 
+    def fit(self) -> EpochResult:
+        """Train the remaining epochs; the best epoch's result (raises `CandidateDiverged`)."""
+        while self.epoch < self.config.epochs:
+            self.train_epoch()
+        assert self.best is not None, "train.epochs is at least 1"
+        return self.best
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),

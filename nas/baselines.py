@@ -1,0 +1,117 @@
+"""Known cells in every study: enqueued as the first trials, tagged, and the yardstick for what the
+search finds.
+
+A baseline is an ordinary trial of the study whose params are a named cell of the space (see
+`search_spaces.SearchSpace.known_cells`) and whose user attr ``baseline`` holds its tag
+(``"gru-h32"``): it is proposed, trained with the same recipe, stopped and recorded exactly like
+any candidate. `compare` puts each found cell beside the best baseline that costs no more.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+BASELINE_ATTR = "baseline"
+
+
+def is_baseline(trial: FrozenTrial) -> bool:
+    return BASELINE_ATTR in trial.user_attrs
+
+
+def enqueue_baselines(study: optuna.Study, cells: dict[str, dict[str, Any]]) -> list[str]:
+    """Enqueue each known cell once per study: a tag that any trial already carries (finished,
+    running, waiting, or interrupted and continued) is skipped, so a resumed study or a second
+    driver does not add them again. Returns the tags enqueued now."""
+    held = {t.user_attrs.get(BASELINE_ATTR) for t in study.get_trials(deepcopy=False)}
+    added = []
+    for tag, params in cells.items():
+        if tag not in held:
+            study.enqueue_trial(params, user_attrs={BASELINE_ATTR: tag})
+            added.append(tag)
+    return added
+
+
+@dataclass(frozen=True)
+class Score:
+    """A cell's result: the search's single run, or the mean and s.d. over confirmation seeds."""
+
+    number: int
+    macs: int
+    val: float
+    test: float
+    val_sd: float = math.nan
+    test_sd: float = math.nan
+    seeds: int = 1
+    baseline: str | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A found cell beside the most accurate baseline with no more MACs (None: every baseline
+    costs more); ``delta`` is the validation difference, positive when the found cell is better."""
+
+    cell: Score
+    baseline: Score | None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.baseline is None else self.cell.val - self.baseline.val
+
+    @property
+    def test_delta(self) -> float | None:
+        return None if self.baseline is None else self.cell.test - self.baseline.test
+
+
+def best_baseline_within(baselines: Sequence[Score], macs: int) -> Score | None:
+    affordable = [b for b in baselines if b.macs <= macs]
+    return max(affordable, key=lambda b: (b.val, -b.macs), default=None)
+
+
+def compare(found: Sequence[Score], baselines: Sequence[Score]) -> list[Comparison]:
+    return [Comparison(cell, best_baseline_within(baselines, cell.macs)) for cell in found]
+
+
+def single_run_scores(study: optuna.Study) -> list[Score]:
+    """Every completed trial's search result (no confirmation)."""
+    return [
+        Score(t.number, int(t.values[1]), t.values[0], float(t.user_attrs.get("test_accuracy", math.nan)),
+              baseline=t.user_attrs.get(BASELINE_ATTR))
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    ]
+
+
+def front_of(scores: Sequence[Score]) -> list[Score]:
+    """Scores no other score dominates (validation up, MACs down), most accurate first."""
+    front = [
+        s for s in scores
+        if not any(o.val >= s.val and o.macs <= s.macs and (o.val > s.val or o.macs < s.macs) for o in scores)
+    ]
+    return sorted(front, key=lambda s: (-s.val, s.macs))
+
+
+def summary_line(scores: Sequence[Score]) -> str | None:
+    """One sentence: the best found cell against the best baseline, and against the best baseline
+    it does not out-cost. None when the study holds no found cell or no baseline."""
+    found = [s for s in scores if s.baseline is None]
+    baselines = [s for s in scores if s.baseline is not None]
+    if not found or not baselines:
+        return None
+    best = max(found, key=lambda s: (s.val, -s.macs))
+    top = max(baselines, key=lambda s: (s.val, -s.macs))
+    what = "confirmed over " + f"{best.seeds} seeds, " if best.seeds > 1 else ""
+    line = (
+        f"best found cell: trial {best.number}, val {best.val:.4f} at {best.macs:,} MACs ({what}test {best.test:.4f}); "
+        f"best baseline: {top.baseline}, val {top.val:.4f} at {top.macs:,} MACs: "
+        f"{'beats' if best.val > top.val else 'trails' if best.val < top.val else 'ties'} it by "
+        f"{abs(best.val - top.val):.4f} at {best.macs / top.macs:.2f}x its MACs"
+    )
+    within = best_baseline_within(baselines, best.macs)
+    if within is not None and within is not top:
+        line += f"; the best baseline at no more MACs is {within.baseline} (val {within.val:.4f}, {best.val - within.val:+.4f})"
+    return line

@@ -1,0 +1,93 @@
+"""The tables printed after a search and by `nas status` / `nas pareto` (rich; no torch or Ray)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import optuna
+from optuna.trial import FrozenTrial
+from rich.console import Console
+from rich.table import Table
+
+from nas import confirm
+from nas.baselines import Score, best_baseline_within, front_of, summary_line
+
+
+def front_table(scores: Sequence[Score], study: optuna.Study, title: str) -> Table:
+    """The Pareto front of ``scores``; each found cell beside the most accurate baseline that costs
+    no more MACs (``vs baseline``: the validation difference and that baseline's tag)."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    baselines = [s for s in scores if s.baseline is not None]
+    table = Table(title=title)
+    for column in ("trial", "val acc", "test acc", "MACs", "params", "vs baseline", "cell"):
+        table.add_column(column, justify="left" if column in ("cell", "vs baseline") else "right",
+                         no_wrap=True, overflow="ellipsis")
+    rows = []
+    for s in front_of(scores):
+        trial = trials[s.number]
+        rival = best_baseline_within(baselines, s.macs)
+        if s.baseline is not None:
+            versus = f"is {s.baseline}"
+        else:
+            versus = "-" if rival is None else f"{s.val - rival.val:+.4f} {rival.baseline}"
+        rows.append((
+            str(s.number),
+            f"{s.val:.4f}" + (f" ±{s.val_sd:.4f}" if s.seeds > 1 else ""),
+            f"{s.test:.4f}",
+            f"{s.macs:,}",
+            f"{trial.user_attrs.get('params', 0):,}",
+            versus,
+            describe_cell(trial),
+        ))
+    return fit_columns(table, rows, flexible={"cell"})
+
+
+def show_front(study: optuna.Study, console: Console) -> None:
+    """The front (from the confirmed means where the study has them) and one line on how the best
+    found cell compares with the baselines."""
+    scores, confirmed = confirm.study_scores(study)
+    if not scores:
+        return
+    seeds = max(s.seeds for s in scores)
+    title = (f"confirmed Pareto front (mean over {seeds} more seeds; accuracy up, MACs down)" if confirmed
+             else "Pareto front (accuracy up, MACs down)")
+    console.print(front_table(scores, study, title))
+    line = summary_line(scores)
+    if line:
+        console.print(line)
+
+
+def fit_columns(table: Table, rows: Sequence[Sequence[str]], flexible: set[str], width: int | None = None) -> Table:
+    """Add ``rows``; every column keeps its full width except the ``flexible`` ones, which share
+    what is left of the terminal and are cut with an ellipsis."""
+    width = width or Console().width
+    fixed = 0
+    for i, column in enumerate(table.columns):
+        if str(column.header) not in flexible:
+            column.min_width = max([len(str(column.header))] + [len(r[i]) for r in rows])
+            fixed += column.min_width
+    left = max(10, (width - fixed - 3 * len(table.columns) - 1) // max(1, len(flexible)))
+    for column in table.columns:
+        if str(column.header) in flexible:
+            column.max_width = left
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def describe_cell(trial: FrozenTrial, width: int = 200) -> str:
+    """A short formula per op node of the trial's cell, e.g. ``h32 n0=tanh(x+h) n1=relu(n0)``."""
+    from search_spaces import Spec
+
+    if "spec" not in trial.user_attrs:
+        return ""
+    spec = Spec.from_json(trial.user_attrs["spec"])
+    parts = [f"h{spec.hidden_size}"]
+    symbol = {"add": "+", "mul": "*", "sub": "-"}
+    for node in spec.op_nodes():
+        d = spec.graph.nodes[node]
+        args = symbol[d["combine"]].join(src for src, _ in spec.inputs_of(node))
+        act = d["activation"]
+        parts.append(f"{node}={args}" if act in ("x", "identity") else f"{node}={act}({args})")
+    text = " ".join(parts)
+    return text if len(text) <= width else text[: width - 1] + "…"
