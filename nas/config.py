@@ -103,6 +103,7 @@ class SearchSection(_Section):
     artifacts: str | None = None  # Ray's storage_path for trial folders; default: the run directory
     # known cells enqueued first (None: every known cell the space can express; []: none)
     baselines: list[str] | None = None
+    time_budget_s: float | None = Field(None, gt=0)  # stop proposing after this long; running trials finish
     confirm: int = Field(0, ge=0, le=100)  # retrain the top front cells and the baselines with K more seeds
     confirm_top: int = Field(3, ge=1)  # how many found cells of the front are confirmed
 
@@ -175,7 +176,7 @@ class Config(_Section):
         data = self.to_dict()
         data.pop("name")
         for key in ("trials", "max_concurrent", "storage", "artifacts", "cpus_per_trial", "gpus_per_trial",
-                    "max_failures", "confirm", "confirm_top"):
+                    "max_failures", "confirm", "confirm_top", "time_budget_s"):
             data["search"].pop(key)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -279,9 +279,11 @@ def export_study(
     task = config_task(config)
     out = Path(out_dir)
     exported = []
+    comparisons = baseline_comparisons(study)
     for t in chosen:
         directory = out / f"trial_{t.number}"
         manifest = {
+            **comparisons.get(t.number, {}),
             "study": study.study_name,
             "trial": t.number,
             "state": t.state.name,
@@ -311,6 +313,29 @@ def export_study(
             )
         )
     return exported
+
+
+def baseline_comparisons(study: optuna.Study) -> dict[int, dict[str, Any]]:
+    """Per scored trial: its baseline tag if it is a known cell, its confirmation over seeds, and
+    the most accurate baseline at no more MACs with the validation difference (manifest keys)."""
+    from nas.baselines import best_baseline_within
+    from nas.confirm import study_scores
+
+    scores, confirmed = study_scores(study)
+    baselines = [s for s in scores if s.baseline is not None]
+    out: dict[int, dict[str, Any]] = {}
+    for s in scores:
+        entry: dict[str, Any] = {"baseline": s.baseline}
+        if confirmed:
+            entry["confirmed"] = {"seeds": s.seeds, "val_mean": s.val, "val_sd": s.val_sd,
+                                  "test_mean": s.test, "test_sd": s.test_sd}
+        rival = best_baseline_within([b for b in baselines if b.number != s.number], s.macs)
+        if rival is not None:
+            entry["vs_baseline"] = {"baseline": rival.baseline, "trial": rival.number, "macs": rival.macs,
+                                    "val": rival.val, "val_delta": s.val - rival.val,
+                                    "test_delta": s.test - rival.test, "confirmed": confirmed}
+        out[s.number] = entry
+    return out
 
 
 def _yaml(config: Config) -> str:

@@ -72,6 +72,8 @@ class StudySearcher(Searcher):
         hyper: a `workers.hyper_bridge.HyperBridge`: scores each proposal with generated weights
             (user attr ``proxy``), skips hopeless ones (PRUNED, ``skipped``) and hands trials the
             checkpoint to warm-start from.
+        deadline: a ``time.monotonic()`` instant after which no trial is proposed (running ones
+            finish): a search with a fixed wall-time budget.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class StudySearcher(Searcher):
         artifacts: str | None = None,
         run_dir: Path | None = None,
         hyper: Any = None,
+        deadline: float | None = None,
     ) -> None:
         super().__init__(metric="accuracy", mode="max")
         self.study = study
@@ -97,6 +100,7 @@ class StudySearcher(Searcher):
         self.artifacts = artifacts
         self.run_dir = run_dir
         self.hyper = hyper
+        self.deadline = deadline
         self.driver = {**driver_id(), "node": _ray_node_id()}
         self.counts = SearchCounts()
         self.gave_up: str | None = None
@@ -106,7 +110,10 @@ class StudySearcher(Searcher):
         self._where: dict[str, tuple[str, int]] = {}
 
     def _budget_filled(self) -> bool:
-        """Checked before asking, so that a full study gets no extra (over-budget) trial."""
+        """Checked before asking, so that a full study gets no extra (over-budget) trial; past the
+        wall-time ``deadline`` (``time.monotonic``) nothing new is proposed either."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return True
         return self.budget is not None and len(counted_trials(self.study)) >= self.budget
 
     def _over_budget(self, trial: optuna.Trial) -> bool:

@@ -47,6 +47,7 @@ class TrialPoints:
     front: list[tuple[int, float, float]] = field(default_factory=list)
     dominated: list[tuple[int, float, float]] = field(default_factory=list)
     pruned: list[tuple[int, float, float]] = field(default_factory=list)
+    baselines: list[tuple[str, float, float]] = field(default_factory=list)  # (tag, MACs, accuracy)
     failed: int = 0
     running: int = 0
 
@@ -59,6 +60,8 @@ def trial_points(study: optuna.Study) -> TrialPoints:
         if t.state == TrialState.COMPLETE and t.values:
             target = points.front if t.number in front else points.dominated
             target.append((t.number, float(t.values[1]), float(t.values[0])))
+            if "baseline" in t.user_attrs:
+                points.baselines.append((t.user_attrs["baseline"], float(t.values[1]), float(t.values[0])))
         elif t.state == TrialState.PRUNED and t.user_attrs.get("curve") and "macs" in t.user_attrs:
             points.pruned.append((t.number, float(t.user_attrs["macs"]), float(max(t.user_attrs["curve"]))))
         elif t.state == TrialState.FAIL:
@@ -122,6 +125,11 @@ def pareto_figure(study: optuna.Study, *, title: str | None = None) -> ParetoFig
                            color=FRONT_COLOR, linewidth=1.2, zorder=2)
     for number, macs, acc in points.front:
         ax.annotate(str(number), (macs, acc), textcoords="offset points", xytext=(5, -10), fontsize=8)
+    if points.baselines:  # the known cells, drawn over their front/dominated dots
+        scatter([(0, m, a) for _, m, a in points.baselines], s=70, marker="s", facecolor="none",
+                edgecolor="black", linewidth=1.2, zorder=4, label=f"baselines: known cells ({len(points.baselines)})")
+        for tag, macs, acc in points.baselines:
+            ax.annotate(tag, (macs, acc), textcoords="offset points", xytext=(4, 4), fontsize=6, color="dimgray")
     everything = points.front + points.dominated + points.pruned
     if everything and min(p[1] for p in everything) > 0:
         ax.set_xscale("log")
@@ -166,13 +174,18 @@ def plot_pareto(study: optuna.Study, path: str | Path) -> ParetoFigure:
 
 
 # ---- the front as data ----------------------------------------------------------------------------
-FRONT_COLUMNS = ("trial", "val_accuracy", "test_accuracy", "macs", "params", "epochs", "hash", "cell")
+FRONT_COLUMNS = ("trial", "val_accuracy", "test_accuracy", "macs", "params", "epochs", "baseline", "vs_baseline",
+                 "vs_baseline_val_delta", "hash", "cell")
 
 
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """One dict per front trial (accuracy down), with the columns of `FRONT_COLUMNS`."""
+    """One dict per front trial (accuracy down), with the columns of `FRONT_COLUMNS`: ``baseline``
+    is the known cell's tag for a baseline, ``vs_baseline`` the most accurate baseline at no more
+    MACs and ``vs_baseline_val_delta`` the validation difference to it (the search's single run)."""
+    from nas.export import baseline_comparisons
     from nas.tables import describe_cell
 
+    versus = baseline_comparisons(study)
     return [
         {
             "trial": t.number,
@@ -181,6 +194,9 @@ def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "macs": int(t.values[1]),
             "params": t.user_attrs.get("params"),
             "epochs": t.user_attrs.get("epochs"),
+            "baseline": t.user_attrs.get("baseline"),
+            "vs_baseline": versus.get(t.number, {}).get("vs_baseline", {}).get("baseline"),
+            "vs_baseline_val_delta": versus.get(t.number, {}).get("vs_baseline", {}).get("val_delta"),
             "hash": t.user_attrs.get("hash"),
             "cell": describe_cell(t, width=10_000),
         }
@@ -349,10 +365,19 @@ def write_report(
     rows = [
         (r["trial"], f"{r['val_accuracy']:.4f}",
          "-" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
-         f"{r['macs']:,}", "-" if r["params"] is None else f"{r['params']:,}", r["epochs"] or "-", r["cell"])
+         f"{r['macs']:,}", "-" if r["params"] is None else f"{r['params']:,}", r["epochs"] or "-",
+         f"is {r['baseline']}" if r["baseline"] else
+         "-" if r["vs_baseline"] is None else f"{r['vs_baseline_val_delta']:+.4f} vs {r['vs_baseline']}",
+         r["cell"])
         for r in front_rows(study)
     ]
-    blocks.append(("table", ["trial", "val acc", "test acc", "MACs", "params", "epochs", "cell"], rows))
+    blocks.append(("table", ["trial", "val acc", "test acc", "MACs", "params", "epochs", "vs baseline", "cell"], rows))
+    from nas.baselines import summary_line
+    from nas.confirm import study_scores
+
+    line = summary_line(study_scores(study)[0])
+    if line:
+        blocks.append(("p", line[0].upper() + line[1:] + "."))
     blocks.append(("p", "The front as CSV: front.csv. `nas export NAME --pareto --out DIR` writes these cells as "
                         "JSON, standalone PyTorch, weights and ONNX."))
     blocks.append(("h2", "Cells on the front"))

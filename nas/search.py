@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -256,6 +257,7 @@ def run_search(
         },
         epochs=config.train.epochs,
         budget=config.search.trials,
+        deadline=None if config.search.time_budget_s is None else time.monotonic() + config.search.time_budget_s,
         artifacts=artifacts_root(artifacts),
         run_dir=run_dir,
         hyper=hyper,

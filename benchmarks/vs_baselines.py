@@ -1,0 +1,183 @@
+"""Do searched cells beat the cells people write by hand? One search per task with a fixed wall-time
+budget on the gated space (the known cells enqueued first, evolution from them), then the best found
+cells and every baseline retrained over 5 seeds with the same recipe (the search's confirmation),
+and one table of test metric mean +- s.d., MACs and the comparisons.
+
+Protocol, per task: selection uses validation only. The found cells confirmed are the
+``--top`` most accurate found cells of the search's front; the test split is read for the table
+alone. Verdicts:
+
+- ``>= best @ <=0.7x``: a found cell whose mean test metric is at least that of the best baseline
+  (the baseline with the highest mean test metric), at no more than 0.7x that baseline's MACs;
+- ``> all by 2 SE``: a found cell better than every baseline by more than two standard errors of
+  the difference, at no more MACs than the largest baseline.
+
+    python benchmarks/vs_baselines.py [--tasks digits-seq adding reber] [--minutes 5] [--seeds 5]
+
+Writes ``benchmarks/results/vs_baselines.json`` and a plot of test metric against MACs per task
+(``vs_baselines.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from nas import confirm  # noqa: E402
+from nas.baselines import Score  # noqa: E402
+from nas.config import parse_config  # noqa: E402
+from nas.search import run_search  # noqa: E402
+from workers.data import LOADERS  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+RATIO = 0.7
+
+# task -> (data section, hidden sizes, training recipe); every cell of a task trains with this recipe
+TASKS: dict[str, tuple[dict[str, Any], list[int], dict[str, Any]]] = {
+    "digits-seq": ({"name": "digits-seq"}, [16, 32, 48], {"epochs": 12, "batch_size": 64, "lr": 0.01}),
+    "adding": ({"name": "adding"}, [16, 32], {"epochs": 10, "batch_size": 64, "lr": 0.01}),
+    "reber": ({"name": "reber"}, [8, 16, 32], {"epochs": 10, "batch_size": 64, "lr": 0.01}),
+}
+if "uea" in LOADERS:  # real multivariate / univariate sets shipped inside an installed package
+    TASKS["basicmotions"] = ({"name": "uea", "dataset": "BasicMotions"}, [16, 32, 48],
+                             {"epochs": 30, "batch_size": 16, "lr": 0.01})
+    TASKS["italypower"] = ({"name": "uea", "dataset": "ItalyPowerDemand"}, [8, 16, 32],
+                           {"epochs": 30, "batch_size": 16, "lr": 0.01})
+
+
+def search_task(task: str, minutes: float, seeds: int, top: int, root: Path, console: Console) -> dict[str, Any]:
+    data, hidden, train = TASKS[task]
+    config = parse_config({
+        "name": f"vs-{task}", "seed": 0, "data": data,
+        "space": {"name": "gated", "hidden_sizes": hidden},
+        "train": train,
+        "search": {"trials": 10_000, "sampler": "rea", "time_budget_s": minutes * 60,
+                   "confirm": seeds, "confirm_top": top},
+        "stopping": {"policy": "none"},
+    })
+    start = time.perf_counter()
+    outcome = run_search(config, runs_dir=root, console=console)
+    wall = time.perf_counter() - start
+    trials = outcome.study.get_trials(deepcopy=False)
+    scores = confirm.scores(outcome.study)
+    return {"task": task, "wall_s": wall, "trials": len(trials), "minutes": minutes, "seeds": seeds,
+            "cells": [_row(s, outcome.study) for s in scores], **verdicts(scores)}
+
+
+def _row(score: Score, study: Any) -> dict[str, Any]:
+    trial = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(study._study_id, score.number))
+    return {"trial": score.number, "baseline": score.baseline, "macs": score.macs, "val": score.val,
+            "test": score.test, "test_sd": score.test_sd, "seeds": score.seeds, "spec": trial.user_attrs.get("spec")}
+
+
+def _se(score: Score) -> float:
+    return score.test_sd / math.sqrt(score.seeds) if score.seeds > 1 else math.inf
+
+
+def verdicts(scores: list[Score]) -> dict[str, Any]:
+    """The two comparisons of the module docstring, over confirmed (mean) scores."""
+    baselines = [s for s in scores if s.baseline is not None and math.isfinite(s.test)]
+    found = [s for s in scores if s.baseline is None and math.isfinite(s.test)]
+    if not baselines:
+        return {"best_baseline": None, "cheaper_match": None, "beats_all": None}
+    best = max(baselines, key=lambda s: (s.test, -s.macs))
+    largest = max(b.macs for b in baselines)
+    cheaper = [f for f in found if f.test >= best.test and f.macs <= RATIO * best.macs]
+    beats = [
+        f for f in found
+        if f.macs <= largest and all(f.test - b.test > 2 * math.hypot(_se(f), _se(b)) for b in baselines)
+    ]
+    pick = lambda cells: None if not cells else max(cells, key=lambda s: s.test).number  # noqa: E731
+    return {"best_baseline": best.number, "cheaper_match": pick(cheaper), "beats_all": pick(beats)}
+
+
+def print_table(results: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="found cells against the known cells (test metric, mean ± s.d. over seeds)")
+    for column in ("task", "cell", "MACs", "test", "val", "x best MACs", "verdict"):
+        table.add_column(column, justify="left" if column in ("task", "cell", "verdict") else "right")
+    for result in results:
+        cells = sorted(result["cells"], key=lambda c: (c["baseline"] is not None, -c["test"]))
+        best = next((c for c in cells if c["trial"] == result["best_baseline"]), None)
+        for c in cells:
+            verdict = []
+            if c["trial"] == result["best_baseline"]:
+                verdict.append("best baseline")
+            if c["trial"] == result["cheaper_match"]:
+                verdict.append(f">= best @ <={RATIO}x")
+            if c["trial"] == result["beats_all"]:
+                verdict.append("> all by 2 SE")
+            table.add_row(
+                result["task"], c["baseline"] or f"found #{c['trial']}", f"{c['macs']:,}",
+                f"{c['test']:.4f} ± {c['test_sd']:.4f}", f"{c['val']:.4f}",
+                "-" if best is None else f"{c['macs'] / best['macs']:.2f}", ", ".join(verdict),
+            )
+        table.add_section()
+    console.print(table)
+    met = sum(r["cheaper_match"] is not None for r in results)
+    goal = sum(r["beats_all"] is not None for r in results)
+    console.print(f"tasks with a found cell >= the best baseline at <= {RATIO}x its MACs: {met} of {len(results)}; "
+                  f"better than every baseline by > 2 SE at no more MACs than the largest: {goal} of {len(results)}")
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False)
+    for ax, result in zip(axes[0], results):
+        for kind, marker, color in (("baseline", "s", "tab:gray"), ("found", "o", "tab:red")):
+            cells = [c for c in result["cells"] if (c["baseline"] is not None) == (kind == "baseline")]
+            ax.errorbar([c["macs"] for c in cells], [c["test"] for c in cells], yerr=[c["test_sd"] for c in cells],
+                        fmt=marker, color=color, label=kind, capsize=2)
+            if kind == "baseline":
+                for c in cells:
+                    ax.annotate(c["baseline"], (c["macs"], c["test"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_title(result["task"])
+        ax.set_xlabel("MACs per sample")
+        ax.set_ylabel("test metric (mean ± s.d.)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--minutes", type=float, default=5.0, help="search wall-time budget per task (<= 15)")
+    parser.add_argument("--seeds", type=int, default=5, help="retraining seeds per confirmed cell")
+    parser.add_argument("--top", type=int, default=4, help="found cells of the front to confirm per task")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    console = Console()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    with tempfile.TemporaryDirectory() as root:
+        for task in args.tasks:
+            console.rule(task)
+            results.append(search_task(task, args.minutes, args.seeds, args.top, Path(root), console))
+    print_table(results, console)
+    meta = {"cpus": os.cpu_count(), "load": os.getloadavg(), "results": results}
+    (args.out / "vs_baselines.json").write_text(json.dumps(meta, indent=1))
+    plot(results, args.out / "vs_baselines.png")
+    console.print(f"wrote {args.out / 'vs_baselines.json'} and {args.out / 'vs_baselines.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
