@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
@@ -72,9 +73,11 @@ def search_task(task: str, minutes: float, seeds: int, top: int, root: Path, con
     outcome = run_search(config, runs_dir=root, console=console)
     wall = time.perf_counter() - start
     trials = outcome.study.get_trials(deepcopy=False)
+    errors = [str(t.user_attrs.get("error", "")).lower() for t in trials if t.state == TrialState.FAIL]
+    diverged = sum("diverged" in e or "became nan" in e or "became inf" in e for e in errors)
     scores = confirm.scores(outcome.study)
-    return {"task": task, "wall_s": wall, "trials": len(trials), "minutes": minutes, "seeds": seeds,
-            "cells": [_row(s, outcome.study) for s in scores], **verdicts(scores)}
+    return {"task": task, "wall_s": wall, "trials": len(trials), "failed": len(errors), "diverged": diverged,
+            "minutes": minutes, "seeds": seeds, "cells": [_row(s, outcome.study) for s in scores], **verdicts(scores)}
 
 
 def _row(score: Score, study: Any) -> dict[str, Any]:
@@ -126,6 +129,9 @@ def print_table(results: list[dict[str, Any]], console: Console) -> None:
             )
         table.add_section()
     console.print(table)
+    for r in results:
+        console.print(f"{r['task']}: {r['trials']} trials in {r['minutes']:g} min of search "
+                      f"({r['wall_s']:.0f} s with confirmation), {r['failed']} failed, {r['diverged']} diverged")
     met = sum(r["cheaper_match"] is not None for r in results)
     goal = sum(r["beats_all"] is not None for r in results)
     console.print(f"tasks with a found cell >= the best baseline at <= {RATIO}x its MACs: {met} of {len(results)}; "
@@ -164,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=4, help="found cells of the front to confirm per task")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory() as root:

@@ -143,3 +143,20 @@ def test_search_trains_baselines_first_confirms_and_compares(ray_cluster, tmp_pa
     assert len(again.get_trials()) == 5 and again.user_attrs == study.user_attrs
     assert main(["pareto", "base", "--runs-dir", runs]) == 0
     assert "vs baseline" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_time_budget_stops_proposing_and_lets_running_trials_finish(ray_cluster, tmp_path, capsys):
+    config = {
+        "name": "budget", "data": {"name": "digits-seq"},
+        "space": {"name": "gated", "hidden_sizes": [8]},
+        "train": {"epochs": 1, "batch_size": 256},
+        "search": {"trials": 10_000, "sampler": "random", "baselines": [], "time_budget_s": 4, "max_concurrent": 2},
+    }
+    path = tmp_path / "budget.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["search", str(path), "--runs-dir", str(tmp_path / "runs")]) == 0
+    study = optuna.load_study(study_name="budget", storage=default_storage(tmp_path / "runs" / "budget"))
+    states = [t.state for t in study.get_trials()]
+    assert 1 <= len(states) < 1000 and TrialState.RUNNING not in states and TrialState.WAITING not in states
+    assert all(s == TrialState.COMPLETE for s in states)
