@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -202,11 +203,13 @@ def _build(flags: tuple[str, ...]) -> str | None:
         for stale in directory.glob("build-*"):
             shutil.rmtree(stale, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix="build-", dir=directory))
+        started = time.monotonic()
         try:
             shutil.copyfile(SOURCE, work / SOURCE.name)
             error = _compile(_module_name(flags), work / SOURCE.name, work, flags)
             if error is None:
                 os.replace(work / target.name, target)
+                log.info("built the C++ CPU engine in %.0f s: %s", time.monotonic() - started, target)
             return error
         finally:
             shutil.rmtree(work, ignore_errors=True)

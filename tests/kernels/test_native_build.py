@@ -3,7 +3,7 @@
 Real processes on real caches: a builder killed with SIGKILL mid-build, leftover lock files, two
 copies of the package sharing one cache, SIGINT during the build (of the engine alone, and of a
 ``nas search`` that inherited SIGINT ignored). Each waits with a bound, so a hang fails instead of
-stalling the suite; a build takes 20-80 s on 2 cores, hence ``slow``. The fast tests check the key.
+stalling the suite; a build takes 20-120 s on 2 busy cores, hence ``slow``. The fast tests check the key.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,15 @@ print(native._load()[0].__file__)
 """
 # Builds (or loads) the engine and nothing else: what a killed or interrupted process was doing.
 LOAD = "from kernels.recurrent import native; print(native.available(), native.build_error())"
+# The same, logging whether it built, and printing which code ran and which library it loaded.
+LOAD_LOGGED = """
+import logging
+logging.basicConfig(level=logging.INFO)
+from kernels.recurrent import native
+assert native.available(), native.build_error()
+print(native.__file__)
+print(native._load()[0].__file__)
+"""
 
 
 def _env(cache: Path, pythonpath: Path = REPO) -> dict[str, str]:
@@ -73,10 +83,11 @@ def _kill(process: subprocess.Popen) -> None:
         process.communicate()
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str, process: subprocess.Popen) -> None:
+    """Poll ``condition`` until it holds; fails after ``timeout`` s, or when ``process`` exits first."""
     deadline = time.monotonic() + timeout
     while not condition():
-        if process is not None and process.poll() is not None:
+        if process.poll() is not None:
             pytest.fail(f"exited (rc {process.returncode}) before {what}:\n{process.communicate()[0][-3000:]}")
         if time.monotonic() > deadline:
             pytest.fail(f"no {what} after {timeout:g} s")
@@ -112,13 +123,31 @@ def _libraries(cache: Path) -> list[Path]:
     return sorted((cache / "recurrent_native").rglob("*.so"))
 
 
+@dataclass
+class SharedCache:
+    cache: Path
+    outputs: dict[str, list[str]]  # each checkout's output lines
+
+
 @pytest.fixture(scope="module")
-def built_cache(tmp_path_factory) -> Path:
-    """A cache holding the finished engine, built from this checkout."""
-    cache = tmp_path_factory.mktemp("engine_cache")
-    output = _finish(_start(CHECK, cache), BUILD_TIMEOUT)
-    assert len(_libraries(cache)) == 1, output
-    return cache
+def shared_cache(tmp_path_factory) -> SharedCache:
+    """An empty cache that two copies of the package (two checkouts, say a venv's and a CI clone's)
+    start loading the engine from at the same moment; it ends up holding the engine."""
+    root = tmp_path_factory.mktemp("checkouts")
+    cache = root / "cache"
+    processes = {}
+    for checkout in ("a", "b"):
+        shutil.copytree(REPO / "kernels", root / checkout / "kernels", ignore=shutil.ignore_patterns("__pycache__"))
+        processes[checkout] = _start(LOAD_LOGGED, cache, pythonpath=root / checkout)
+    outputs = {}
+    try:
+        for checkout, process in processes.items():
+            outputs[checkout] = _finish(process, BUILD_TIMEOUT).strip().splitlines()
+            assert process.returncode == 0, outputs[checkout]
+    finally:
+        for process in processes.values():
+            _kill(process)
+    return SharedCache(cache, outputs)
 
 
 # ---- the key -------------------------------------------------------------------------------------
@@ -174,12 +203,13 @@ def test_a_build_killed_midway_neither_blocks_nor_lingers(tmp_path) -> None:
 
 @pytest.mark.slow
 @needs_compiler
-def test_leftover_locks_never_block_loading_a_built_engine(built_cache, monkeypatch) -> None:
+def test_leftover_locks_never_block_loading_a_built_engine(shared_cache, monkeypatch) -> None:
     """On a filled cache: loaders killed midway, torch's lock file left behind, and the build lock
     held by another process all leave the next load instant (it takes no lock)."""
-    monkeypatch.setenv("NAS_KERNEL_CACHE", str(built_cache))
+    cache = shared_cache.cache
+    monkeypatch.setenv("NAS_KERNEL_CACHE", str(cache))
     for delay in (0.5, 1.0, 1.5):
-        loader = _start(LOAD, built_cache)
+        loader = _start(LOAD, cache)
         time.sleep(delay)
         _kill(loader)
     key_dir = Path(native.build_dir())
@@ -187,29 +217,30 @@ def test_leftover_locks_never_block_loading_a_built_engine(built_cache, monkeypa
     with open(key_dir / "build.lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         started = time.monotonic()
-        output = _finish(_start(CHECK, built_cache), 90)
-    assert output.strip().splitlines()[-1] in map(str, _libraries(built_cache))
+        output = _finish(_start(CHECK, cache), 90)
+    assert output.strip().splitlines()[-1] in map(str, _libraries(cache))
     print(f"load past leftover locks: {time.monotonic() - started:.1f} s")
 
 
 @pytest.mark.slow
 @needs_compiler
-def test_two_checkouts_share_one_build(built_cache, tmp_path) -> None:
-    """Two copies of the package (two checkouts, a venv and a CI clone) load the engine that a third
-    built, without rebuilding it: the cache is keyed by content, not by where the source lives."""
-    (library,) = _libraries(built_cache)
+def test_two_checkouts_share_one_build(shared_cache) -> None:
+    """Two checkouts loading at once build the engine once (the other waits, or finds it built) and
+    load the same library; a third checkout loads it too, without rebuilding: the cache is keyed by
+    the source's content, not by where it lives."""
+    (library,) = _libraries(shared_cache.cache)
+    builds = [line for lines in shared_cache.outputs.values() for line in lines if "built the C++ CPU engine" in line]
+    assert len(builds) == 1, shared_cache.outputs
+    waited = [c for c, lines in shared_cache.outputs.items() if any("waiting for another process" in x for x in lines)]
+    print(f"{builds[0]}; waited on the build lock: {waited or 'none (found it built)'}")
+    for checkout, lines in shared_cache.outputs.items():
+        assert f"/{checkout}/kernels/" in lines[-2] and lines[-1] == str(library)  # that copy's code ran
     before = library.stat()
-    for checkout in ("a", "b"):
-        root = tmp_path / checkout
-        shutil.copytree(REPO / "kernels", root / "kernels", ignore=shutil.ignore_patterns("__pycache__"))
-        code = "from kernels.recurrent import native\nassert native.available(), native.build_error()\n" \
-               "print(native.__file__)\nprint(native._load()[0].__file__)"
-        output = _finish(_start(code, built_cache, pythonpath=root), 90).strip().splitlines()
-        assert Path(output[-2]).is_relative_to(root)  # this copy's code ran
-        assert output[-1] == str(library)
+    third = _finish(_start(LOAD_LOGGED, shared_cache.cache), 90)
+    assert "built the C++ CPU engine" not in third and third.strip().splitlines()[-1] == str(library)
     after = library.stat()
-    assert _libraries(built_cache) == [library]
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), "the engine was rebuilt"
+    assert _libraries(shared_cache.cache) == [library]
 
 
 @pytest.mark.slow
