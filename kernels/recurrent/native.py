@@ -20,7 +20,7 @@ picks the CPU path:
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -171,7 +171,8 @@ def _compile(name: str, source: Path, directory: Path, flags: tuple[str, ...]) -
     try:
         output, _ = child.communicate()
     except BaseException:
-        os.killpg(child.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # the child may have ended already
+            os.killpg(child.pid, signal.SIGTERM)
         child.wait()
         raise
     if child.returncode == 0:
@@ -189,10 +190,19 @@ def _build(flags: tuple[str, ...]) -> str | None:
     source, so torch's ``build.ninja`` never names a checkout) and its library is renamed into place
     whole; directories a killed builder left behind are removed by the next one.
     """
+    try:
+        import fcntl
+    except ImportError:
+        return "building the engine needs a POSIX system (Linux, macOS)"
+
     directory = Path(build_dir(flags))
-    directory.mkdir(parents=True, exist_ok=True)
     target = library(flags)
-    with open(directory / "build.lock", "a") as lock:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = open(directory / "build.lock", "a")
+    except OSError as exc:
+        return f"cannot build in {directory}: {exc} (set $NAS_KERNEL_CACHE to a writable directory)"
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -234,12 +244,12 @@ def _load() -> tuple[object | None, str | None]:
     if not built:
         log.info("building the C++ CPU engine for recurrent cells in %s (once per machine, about 20 s)", build_dir())
     for flags in built or FLAG_SETS:
-        error = None if flags in built else _build(flags)
-        if error is None:
-            try:
+        try:
+            error = None if flags in built else _build(flags)
+            if error is None:
                 return _import(flags), None
-            except (ImportError, OSError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
+        except (ImportError, OSError) as exc:  # a full disk, a library that does not load
+            error = f"{type(exc).__name__}: {exc}"
         errors.append(f"with {' '.join(flags)}: {error}")
     return None, "; ".join(errors)
 

@@ -178,6 +178,16 @@ def test_no_compiler_is_one_clear_error(monkeypatch, tmp_path) -> None:
     assert not _libraries(tmp_path)
 
 
+def test_an_unusable_cache_is_one_clear_error(monkeypatch, tmp_path) -> None:
+    """A cache path that cannot hold directories: the engine is unavailable with a reason naming
+    ``$NAS_KERNEL_CACHE`` (the TorchScript path then serves), not a crash."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("NAS_KERNEL_CACHE", str(blocker))
+    module, error = native._load.__wrapped__()
+    assert module is None and error.count("set $NAS_KERNEL_CACHE to a writable directory") == len(native.FLAG_SETS)
+
+
 # ---- real processes ------------------------------------------------------------------------------
 @pytest.mark.slow
 @needs_compiler
