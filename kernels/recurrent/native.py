@@ -12,10 +12,10 @@ the source's content, the flags, the compiler, torch, Python and the CPU, never 
 path: every checkout and venv of a machine shares one build. It is built with ``-march=native``, or
 portable flags where the compiler refuses that. Building and loading survive kills: one process
 builds under an ``flock`` (released by the kernel when its holder dies) in a private directory, and
-the finished library is renamed into place, then loaded without any lock. ``$NAS_RECURRENT_CPU``
-picks the CPU path:
-``auto`` (default: this engine if it builds, else `fused`), ``native`` (fail if it cannot build),
-``fused``.
+the finished library is renamed into place, then loaded without any lock.
+
+``$NAS_RECURRENT_CPU`` picks the CPU path: ``auto`` (default: this engine if it builds, else
+`fused`), ``native`` (fail if it cannot build), ``fused``.
 """
 
 from __future__ import annotations
