@@ -6,7 +6,9 @@ Exit codes: 0 success, 1 runtime failure, 2 bad input (config, names, addresses)
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -384,7 +386,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _obey_sigint() -> None:
+    """Let SIGINT raise KeyboardInterrupt even where it was inherited ignored (a script's ``nas search
+    ... &``): Ray Tune obeys it once trials run, so Ray's start and the engine build must too, or an
+    early interrupt is lost and the whole search runs."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _obey_sigint()
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -7,21 +7,32 @@ generated TorchScript path (`fused`) pays an operator dispatch per small op (2-3
 integers (`encode`) and decoded once into an ``Engine`` (memoised per program).
 
 The build needs a C++ compiler (``torch.utils.cpp_extension``, about 20 s on 2 cores) and lands in
-``$NAS_KERNEL_CACHE`` (default ``~/.cache/nas_kernels``), keyed by the source, the flags, torch,
-Python and the CPU (it is built with ``-march=native``, or portable flags where the compiler refuses that). ``$NAS_RECURRENT_CPU`` picks the CPU path:
-``auto`` (default: this engine if it builds, else `fused`), ``native`` (fail if it cannot build),
-``fused``.
+``$NAS_KERNEL_CACHE/recurrent_native/<key>/`` (default ``~/.cache/nas_kernels``), the key a hash of
+the source's content, the flags, the compiler, torch, Python and the CPU, never of the checkout's
+path: every checkout and venv of a machine shares one build. It is built with ``-march=native``, or
+portable flags where the compiler refuses that. Building and loading survive kills: one process
+builds under an ``flock`` (released by the kernel when its holder dies) in a private directory, and
+the finished library is renamed into place, then loaded without any lock.
+
+``$NAS_RECURRENT_CPU`` picks the CPU path: ``auto`` (default: this engine if it builds, else
+`fused`), ``native`` (fail if it cannot build), ``fused``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import importlib.util
 import logging
 import os
 import platform
 import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -63,9 +74,29 @@ def _cpu_model() -> str:
         return platform.processor()
 
 
+def compiler() -> str:
+    """The C++ compiler torch's builder runs: ``$CXX``, else ``c++``."""
+    return os.environ.get("CXX", "c++")
+
+
+@functools.lru_cache(maxsize=4)
+def _toolchain(cxx: str) -> str:
+    """The compiler's resolved path and version line ("none" without one): a new compiler rebuilds."""
+    path = shutil.which(cxx)
+    if path is None:
+        return "none"
+    try:
+        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        version = ""
+    return f"{os.path.realpath(path)} {version.splitlines()[0] if version else ''}"
+
+
 def build_key(flags: tuple[str, ...] = FLAG_SETS[0]) -> str:
-    """What a built library depends on: source, flags, torch, Python, CPU."""
-    parts = [SOURCE.read_text(), " ".join(flags), torch.__version__, sys.version, platform.machine(), _cpu_model()]
+    """What a built library depends on: source content, flags, compiler, torch, Python, CPU (never
+    where the checkout lives, so every checkout and venv of one machine shares one build)."""
+    parts = [SOURCE.read_text(), " ".join(flags), _toolchain(compiler()), torch.__version__, sys.version,
+             platform.machine(), _cpu_model()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -73,12 +104,18 @@ def build_dir(flags: tuple[str, ...] = FLAG_SETS[0]) -> str:
     return os.path.join(cache_root(), "recurrent_native", build_key(flags))
 
 
+def _module_name(flags: tuple[str, ...]) -> str:
+    return f"nas_recurrent_native_{build_key(flags)}"
+
+
+def library(flags: tuple[str, ...] = FLAG_SETS[0]) -> Path:
+    """Where the finished library of ``flags`` lives; it appears there whole (a rename) or not at all."""
+    return Path(build_dir(flags)) / f"{_module_name(flags)}.so"
+
+
 def is_built() -> bool:
     """Whether this machine has the engine built already (loading it is then instant)."""
-    return any(
-        os.path.isdir(d) and any(name.endswith(".so") for name in os.listdir(d))
-        for d in map(build_dir, FLAG_SETS)
-    )
+    return any(library(flags).is_file() for flags in FLAG_SETS)
 
 
 def _ninja_on_path() -> None:
@@ -92,28 +129,128 @@ def _ninja_on_path() -> None:
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
 
 
+# Run in a child process by `_compile`: torch's builder on a private directory, in a process group
+# of its own (the child and ninja; ninja runs each compiler in a group of its own and passes SIGTERM
+# on to it). SIGTERM to that group stops the build; the child sends it there itself when Linux tells
+# it that its parent died (PR_SET_PDEATHSIG), so a builder killed even with SIGKILL leaves no compiler.
+_BUILD_SCRIPT = """
+import ctypes, os, signal, sys
+parent, name, source, directory, *flags = sys.argv[1:]
+
+def stop(*_):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.killpg(0, signal.SIGTERM)
+
+signal.signal(signal.SIGTERM, stop)
+if sys.platform.startswith("linux"):
+    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+if os.getppid() != int(parent):  # the parent died before prctl
+    stop()
+from torch.utils import cpp_extension
+try:
+    cpp_extension.load(name=name, sources=[source], extra_cflags=flags, build_directory=directory, verbose=False)
+except Exception as exc:
+    sys.exit(f"{type(exc).__name__}: {exc}")
+"""
+
+
+def _compile(name: str, source: Path, directory: Path, flags: tuple[str, ...]) -> str | None:
+    """Build ``source`` into ``directory/<name>.so`` in a child process (None, or why it failed).
+
+    A child so that an interrupt stops everything at once: any exception here, Ctrl-C included, ends
+    the child's process group and with it ninja's compilers. The child also imports the library once,
+    so only one that loads is renamed into place, and this process loads it from there alone.
+    """
+    if shutil.which(compiler()) is None:
+        return f"no C++ compiler: {compiler()!r} is not on PATH (install g++, or set $CXX)"
+    _ninja_on_path()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BUILD_SCRIPT, str(os.getpid()), name, str(source), str(directory), *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=directory, start_new_session=True,
+    )
+    try:
+        output, _ = child.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):  # the child may have ended already
+            os.killpg(child.pid, signal.SIGTERM)
+        child.wait()
+        raise
+    if child.returncode == 0:
+        return None
+    if child.returncode < 0:
+        return f"the build process died of signal {-child.returncode}"
+    return output.strip()[-1500:]
+
+
+def _build(flags: tuple[str, ...]) -> str | None:
+    """Make ``library(flags)`` exist (None) or say why it could not be built.
+
+    One process builds while the others wait on ``build.lock``, an ``flock`` the kernel releases when
+    its holder dies, so a killed build never blocks. The build runs in a fresh directory (a copy of the
+    source, so torch's ``build.ninja`` never names a checkout) and its library is renamed into place
+    whole; directories a killed builder left behind are removed by the next one.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return "building the engine needs a POSIX system (Linux, macOS)"
+
+    directory = Path(build_dir(flags))
+    target = library(flags)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = open(directory / "build.lock", "a")
+    except OSError as exc:
+        return f"cannot build in {directory}: {exc} (set $NAS_KERNEL_CACHE to a writable directory)"
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process building the C++ CPU engine in %s", directory)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_file():  # built while this process waited
+            return None
+        for stale in directory.glob("build-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix="build-", dir=directory))
+        started = time.monotonic()
+        try:
+            shutil.copyfile(SOURCE, work / SOURCE.name)
+            error = _compile(_module_name(flags), work / SOURCE.name, work, flags)
+            if error is None:
+                os.replace(work / target.name, target)
+                log.info("built the C++ CPU engine in %.0f s: %s", time.monotonic() - started, target)
+            return error
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _import(flags: tuple[str, ...]) -> object:
+    """The finished library of ``flags`` as a module (no lock: it is complete once it exists)."""
+    spec = importlib.util.spec_from_file_location(_module_name(flags), library(flags))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @functools.lru_cache(maxsize=1)
 def _load() -> tuple[object | None, str | None]:
-    """(the built module, None) or (None, why it could not be built); built at most once per process
-    (processes building at once wait for each other: torch's build lock)."""
-    from torch.utils import cpp_extension
+    """(the engine module, None) or (None, why it could not be built); built at most once per machine.
 
-    _ninja_on_path()
-    if not is_built():
-        log.info("building the C++ CPU engine for recurrent cells in %s (once per machine, about 20 s)", build_dir())
+    A library built with any flag set serves; otherwise the flag sets are built in turn.
+    """
     errors = []
-    for flags in FLAG_SETS:
-        directory = build_dir(flags)
-        os.makedirs(directory, exist_ok=True)
+    built = [flags for flags in FLAG_SETS if library(flags).is_file()]
+    if not built:
+        log.info("building the C++ CPU engine for recurrent cells in %s (once per machine, about 20 s)", build_dir())
+    for flags in built or FLAG_SETS:
         try:
-            module = cpp_extension.load(
-                name=f"nas_recurrent_native_{build_key(flags)}", sources=[str(SOURCE)], extra_cflags=list(flags),
-                build_directory=directory, verbose=False,
-            )
-        except Exception as exc:  # noqa: BLE001 - no compiler, a failed build: the fused path serves
-            errors.append(f"with {' '.join(flags)}: {type(exc).__name__}: {str(exc).strip()[-1500:]}")
-            continue
-        return module, None
+            error = None if flags in built else _build(flags)
+            if error is None:
+                return _import(flags), None
+        except (ImportError, OSError) as exc:  # a full disk, a library that does not load
+            error = f"{type(exc).__name__}: {exc}"
+        errors.append(f"with {' '.join(flags)}: {error}")
     return None, "; ".join(errors)
 
 
