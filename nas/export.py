@@ -78,6 +78,23 @@ def example_input(task: Task, batch: int = 2, *, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, task.seq_len, task.input_size, generator=gen)
 
 
+def example_inputs(task: Task, batch: int = 2, *, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """The model's inputs for ``task``: ``(x,)``, or ``(x, lengths)`` for variable-length tasks
+    (lengths from 1 to ``seq_len``, the first sequence full)."""
+    x = example_input(task, batch, seed=seed)
+    if not task.variable_length or task.objective == "lm":
+        return (x,)
+    gen = torch.Generator().manual_seed(seed + 1)
+    lengths = torch.randint(1, task.seq_len + 1, (batch,), generator=gen)
+    lengths[0] = task.seq_len
+    return x, lengths
+
+
+def input_names(task: Task) -> list[str]:
+    """Names of the ONNX model's inputs, in `example_inputs` order."""
+    return ["x", "lengths"][: len(example_inputs(task))]
+
+
 _EXTRA_SYMBOLICS = {"asinh": "Asinh", "sinh": "Sinh", "cosh": "Cosh"}  # ONNX has them since opset 9
 
 
@@ -98,14 +115,15 @@ def export_onnx(model: torch.nn.Module, task: Task, path: Path, *, exporter: str
     steps, 0.9 s against 12 s for dynamo (torch 2.13, 2 CPU cores). Returns the exporter used.
     """
     model.eval()
-    common = dict(args=(example_input(task),), f=str(path), input_names=["x"], output_names=["y"])
+    names = input_names(task)
+    common = dict(args=example_inputs(task), f=str(path), input_names=names, output_names=["y"])
     if exporter in ("auto", "torchscript"):
         try:
             _register_symbolics()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(model, **common, dynamo=False, opset_version=ONNX_OPSET,
-                                  dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+                                  dynamic_axes={**{n: {0: "batch"} for n in names}, "y": {0: "batch"}})
             return "torchscript"
         except Exception:
             if exporter == "torchscript":
@@ -113,7 +131,8 @@ def export_onnx(model: torch.nn.Module, task: Task, path: Path, *, exporter: str
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, **common, dynamo=True, opset_version=DYNAMO_OPSET, verbose=False,
-                          dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), external_data=False)
+                          dynamic_shapes=tuple({0: batch} for batch in [torch.export.Dim("batch", min=1)] * len(names)),
+                          external_data=False)
     return "dynamo"
 
 
@@ -124,11 +143,11 @@ def onnx_max_difference(model: torch.nn.Module, task: Task, path: Path, batch: i
         import onnxruntime
     except ImportError:
         return None
-    x = example_input(task, batch, seed=1)
+    inputs = example_inputs(task, batch, seed=1)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (y,) = session.run(None, {"x": x.numpy()})
+    (y,) = session.run(None, {name: t.numpy() for name, t in zip(input_names(task), inputs)})
     with torch.no_grad():
-        expected = model(x).numpy()
+        expected = model(*inputs).numpy()
     return float(abs(y - expected).max())
 
 
@@ -443,6 +462,7 @@ __all__ = [
     "check_cell_dict",
     "config_task",
     "export_cell",
+    "example_inputs",
     "export_onnx",
     "export_study",
     "load_cell",
