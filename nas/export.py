@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.codegen import module_source, package_version
 from nas.config import Config, ConfigError
+from nas.splits import accuracy_or_none
 from search_spaces import Spec, SpecError, Task, build, canonical_hash, cost
 
 FORMATS = ("json", "torch", "onnx")
@@ -274,11 +275,17 @@ def trial_weights(run_dir: Path, trial: FrozenTrial) -> dict[str, torch.Tensor] 
     return state.get("best_state")  # None before the first epoch ended
 
 
-def config_task(config: Config) -> Task:
-    """The task of a search config's dataset (shapes of the model around the cell)."""
+def config_dataset(config: Config) -> Any:
+    """The dataset of a search config (a `workers.data.Dataset`; cached per process)."""
     from workers.data import load_dataset
 
-    return load_dataset(config.data.name, **config.data.options()).task
+    return load_dataset(config.data.name, **config.data.options())
+
+
+def config_task(config: Config) -> Task:
+    """The task of a search config's dataset (shapes of the model around the cell, and the input
+    statistics it standardises with)."""
+    return config_dataset(config).task
 
 
 def export_study(
@@ -295,7 +302,8 @@ def export_study(
     """Export the selected trials of ``study`` to ``out_dir/trial_<N>/`` (see the module docstring)."""
     formats = parse_formats(formats)
     chosen = select_trials(study, trial=trial, pareto=pareto, top=top)
-    task = config_task(config)
+    data = config_dataset(config)
+    task = data.task
     out = Path(out_dir)
     exported = []
     for t in chosen:
@@ -305,7 +313,8 @@ def export_study(
             "trial": t.number,
             "state": t.state.name,
             "objectives": {"val_accuracy": t.values[0], "macs": t.values[1]} if t.values else None,
-            "test_accuracy": t.user_attrs.get("test_accuracy"),
+            "test_accuracy": accuracy_or_none(t.user_attrs.get("test_accuracy")),
+            "splits": data.describe(),  # val_accuracy is on "val" (it selects), test_accuracy on "test"
             "best_epoch": t.user_attrs.get("best_epoch"),
             "epochs": t.user_attrs.get("epochs"),
             "curve": t.user_attrs.get("curve"),
@@ -438,10 +447,11 @@ def train_cell(spec: Spec, config: Config, *, epochs: int | None = None, console
     returns the `workers.training.Trainer` (``history``, ``best``, ``best_state``)."""
     from dataclasses import replace
 
-    from workers.data import load_dataset
+    from nas.splits import fmt_accuracy
+
     from workers.training import TrainConfig, Trainer
 
-    data = load_dataset(config.data.name, **config.data.options())
+    data = config_dataset(config)
     train = TrainConfig.from_dict(config.train.model_dump())
     if epochs is not None:
         train = replace(train, epochs=epochs)
@@ -451,7 +461,7 @@ def train_cell(spec: Spec, config: Config, *, epochs: int | None = None, console
         if console is not None:
             console.print(
                 f"epoch {result.epoch:>3}  train loss {result.train_loss:.4f}  val acc {result.accuracy:.4f}  "
-                f"test acc {result.test_accuracy:.4f}"
+                f"test acc {fmt_accuracy(result.test_accuracy)}"
             )
     return trainer
 
@@ -460,6 +470,7 @@ __all__ = [
     "FORMATS",
     "ExportedCell",
     "check_cell_dict",
+    "config_dataset",
     "config_task",
     "export_cell",
     "example_inputs",

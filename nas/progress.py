@@ -73,8 +73,12 @@ class LiveProgress(Callback):
         self.refresh(force=True)
 
 
-def front_table(front: Sequence[FrozenTrial], title: str = "Pareto front (accuracy up, MACs down)") -> Table:
-    table = Table(title=title)
+def front_table(front: Sequence[FrozenTrial], title: str = "Pareto front (accuracy up, MACs down)",
+                splits: dict | None = None) -> Table:
+    """The front as a table; its caption names the split behind each accuracy (`nas.splits`)."""
+    from nas.splits import accuracy_caption, fmt_accuracy
+
+    table = Table(title=title, caption=accuracy_caption(splits), caption_justify="left")
     for column, justify in (("trial", "right"), ("val acc", "right"), ("test acc", "right"), ("MACs", "right"),
                             ("params", "right"), ("cell", "left")):
         wide = column == "cell"
@@ -83,7 +87,7 @@ def front_table(front: Sequence[FrozenTrial], title: str = "Pareto front (accura
         (
             str(t.number),
             f"{t.values[0]:.4f}",
-            f"{t.user_attrs.get('test_accuracy', float('nan')):.4f}",
+            fmt_accuracy(t.user_attrs.get("test_accuracy")),
             f"{int(t.values[1]):,}",
             f"{t.user_attrs.get('params', 0):,}",
             describe_cell(t),

@@ -31,9 +31,18 @@ from matplotlib.lines import Line2D  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from nas.codegen import cell_formula  # noqa: E402
+from nas.splits import (  # noqa: E402
+    STUDY_ATTR,
+    accuracy_caption,
+    accuracy_or_none,
+    fmt_accuracy,
+    study_splits,
+    validation_label,
+)
 from nas.study import hypervolume_2d, pareto_front  # noqa: E402
 from search_spaces import Spec  # noqa: E402
 from search_spaces.activations import canonical  # noqa: E402
+from workers.data import describe_splits  # noqa: E402
 
 NODE_SIZE = 2000
 FRONT_COLOR, DOMINATED_COLOR, PRUNED_COLOR = "tab:red", "tab:blue", "tab:gray"
@@ -126,7 +135,7 @@ def pareto_figure(study: optuna.Study, *, title: str | None = None) -> ParetoFig
     if everything and min(p[1] for p in everything) > 0:
         ax.set_xscale("log")
     ax.set_xlabel("MACs per sample (log scale)" if ax.get_xscale() == "log" else "MACs per sample")
-    ax.set_ylabel("validation accuracy")
+    ax.set_ylabel(validation_label(study.user_attrs.get(STUDY_ATTR)))
     extra = []
     if points.failed:
         extra.append(f"{points.failed} failed")
@@ -177,7 +186,7 @@ def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
         {
             "trial": t.number,
             "val_accuracy": t.values[0],
-            "test_accuracy": t.user_attrs.get("test_accuracy"),
+            "test_accuracy": accuracy_or_none(t.user_attrs.get("test_accuracy")),
             "macs": int(t.values[1]),
             "params": t.user_attrs.get("params"),
             "epochs": t.user_attrs.get("epochs"),
@@ -348,11 +357,14 @@ def write_report(
     blocks.append(("h2", "Pareto front"))
     rows = [
         (r["trial"], f"{r['val_accuracy']:.4f}",
-         "-" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
+         fmt_accuracy(r["test_accuracy"]),
          f"{r['macs']:,}", "-" if r["params"] is None else f"{r['params']:,}", r["epochs"] or "-", r["cell"])
         for r in front_rows(study)
     ]
     blocks.append(("table", ["trial", "val acc", "test acc", "MACs", "params", "epochs", "cell"], rows))
+    splits = study_splits(study, config)
+    blocks.append(("p", f"Data: {describe_splits(splits)}. {accuracy_caption(splits)}." if splits
+                   else f"{accuracy_caption(None)}."))
     blocks.append(("p", "The front as CSV: front.csv. `nas export NAME --pareto --out DIR` writes these cells as "
                         "JSON, standalone PyTorch, weights and ONNX."))
     blocks.append(("h2", "Cells on the front"))

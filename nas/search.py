@@ -30,6 +30,7 @@ from nas.config import Config, ConfigError, load_config
 from nas.progress import LiveProgress, front_table
 from nas.proposers import make_sampler
 from nas.ray_bridge import Heartbeat, StudySearcher
+from nas.splits import STUDY_ATTR
 from nas.study import (
     default_storage,
     make_storage,
@@ -212,6 +213,7 @@ def run_search(
             state_dir=run_dir / "proposer",
         )
     study = open_study(config.name, storage, sampler=sampler)
+    study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported accuracy
     recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study))
     if recovered:
         console.print(f"[yellow]trials {recovered} were left running by a stopped driver; continuing them")
@@ -312,7 +314,7 @@ def run_search(
         console.print(f"[red]error:[/] {searcher.gave_up}")
     front = pareto_front(study)
     if front:
-        console.print(front_table(front))
+        console.print(front_table(front, splits=data.describe()))
     return SearchOutcome(study, run_dir, interrupted=interrupted, ran=searcher.counts.started, error=searcher.gave_up)
 
 

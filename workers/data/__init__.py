@@ -23,7 +23,7 @@ from typing import Any
 
 from workers.data.base import Dataset, DataError, Split, describe_splits
 from workers.data.builtin import REBER_SYMBOLS, _digits_table, adding, digits_seq, reber
-from workers.data.user import csv, npz, parquet, ts, uea
+from workers.data.user import csv, npz, parquet, resolve_paths, ts, uea
 
 LOADERS: dict[str, Callable[..., Dataset]] = {
     "digits-seq": digits_seq,
@@ -68,4 +68,5 @@ __all__ = [
     "digits_seq",
     "load_dataset",
     "reber",
+    "resolve_paths",
 ]

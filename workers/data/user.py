@@ -249,3 +249,13 @@ def uea(dataset: str = "", seed: int = 0, val_fraction: float | None = None, sta
     return load_files(read_ts, train_path=str(folder / f"{dataset}_TRAIN.ts"),
                       test_path=str(folder / f"{dataset}_TEST.ts"), val_fraction=val_fraction, seed=seed,
                       standardize=standardize, nan=nan, name=dataset)
+
+
+PATH_OPTIONS = ("path", "train_path", "val_path", "test_path")
+
+
+def resolve_paths(options: dict[str, Any]) -> dict[str, Any]:
+    """The file options made absolute (from the current directory): trials run in other working
+    directories, and a stored or exported config must find the same files."""
+    return {k: str(Path(v).expanduser().resolve()) if k in PATH_OPTIONS and isinstance(v, str) else v
+            for k, v in options.items()}
