@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -52,9 +53,10 @@ def load_dataset(name: str, **options: Any) -> Dataset:
     if name not in LOADERS:
         raise DataError(f"data.name: unknown dataset {name!r}; choose one of {sorted(LOADERS)}")
     try:
-        return _load_cached(name, tuple(sorted((k, _freeze(v)) for k, v in options.items())))
+        inspect.signature(LOADERS[name]).bind(**options)
     except TypeError as exc:
-        raise DataError(f"data: bad option for {name!r}: {exc}") from exc
+        raise DataError(f"data: bad option for {name!r}: {exc}") from None
+    return _load_cached(name, tuple(sorted((k, _freeze(v)) for k, v in options.items())))
 
 
 __all__ = [

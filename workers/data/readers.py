@@ -145,7 +145,9 @@ def _read_frame(path: Path, where: str):  # -> pandas.DataFrame
 
 
 def _numeric(frame, columns: list[str], where: str) -> np.ndarray:
-    bad = [c for c in columns if not np.issubdtype(frame[c].dtype, np.number)]
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    bad = [c for c in columns if not is_numeric_dtype(frame[c].dtype) or is_bool_dtype(frame[c].dtype)]
     if bad:
         raise DataError(f"{where}: feature column {bad[0]!r} is not numeric; drop it or make it numbers")
     return frame[columns].to_numpy(dtype=np.float64)

@@ -77,7 +77,9 @@ def _read(reader: Reader, option: str, path: str) -> Arrays:
     if not file.is_file():
         raise DataError(f"data.{option}: file {str(file)!r} does not exist; check the path (relative paths start "
                         "where nas runs)")
-    return reader(file, f"data.{option}: {file.name}")
+    arrays = reader(file, f"data.{option}: {file.name}")
+    checks.check_count(arrays, 1, "a split")
+    return arrays
 
 
 def _take(arrays: Arrays, y: np.ndarray, index: np.ndarray) -> tuple[Arrays, np.ndarray]:
