@@ -88,7 +88,7 @@ def test_official_test_file_is_the_test_split_untouched(tmp_path):
     np.testing.assert_allclose(data.test.x.numpy(), xt.astype(np.float32))  # the file, in its order
     assert np.array_equal(data.test.y.numpy(), yt)
     np.testing.assert_allclose(np.bincount(data.val.y.numpy(), minlength=4), np.bincount(CLASSES) * 0.2, atol=1)
-    assert data.sources["test"] == "official test.npz, never used to select"
+    assert data.sources["test"] == "official test.npz"
     # standardisation: the training split's statistics only (not validation, not test)
     train_steps = data.train.x.reshape(-1, 3).double()
     np.testing.assert_allclose(data.task.input_mean, train_steps.mean(0).numpy(), rtol=1e-6)
@@ -359,7 +359,7 @@ def test_uea_basic_motions_official_split():
     assert (len(data.train), len(data.val), len(data.test)) == (32, 8, 40)
     assert np.bincount(data.val.y.numpy()).tolist() == [2, 2, 2, 2]  # stratified: 10 per class in TRAIN
     assert data.task.standardized and not data.task.variable_length
-    assert data.sources["test"] == "official BasicMotions_TEST.ts, never used to select"
+    assert data.sources["test"] == "official BasicMotions_TEST.ts"
 
 
 def test_uea_variable_length_set_and_unknown_names():

@@ -149,7 +149,7 @@ def load_files(
             sources = {"train": f"{stem} less the validation split",
                        "val": f"{round(100 * fraction)}% of {stem}, stratified"}
         test = (others["test"], labels["test"]) if "test" in others else _empty_like(first)
-        sources["test"] = f"{test_note} {Path(test_path).name}, never used to select" if test_path else "none"
+        sources["test"] = f"{test_note} {Path(test_path).name}" if test_path else "none"
     if len(val[0].y) == 0:
         raise DataError(f"{first.where}: the validation split came out empty ({len(first.y)} sequences); "
                         "give more data, a larger validation fraction, or val_path")
