@@ -8,6 +8,7 @@ in-package model's outputs with the same weights, for random Specs of all three 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import subprocess
 import sys
@@ -333,3 +334,48 @@ def test_import_command_trains_and_exports(tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["weights"] == "trained" and manifest["best_epoch"] == 1
     assert TASK.to_dict() == manifest["task"]
+
+
+def test_import_on_user_data_exports_models_that_standardise_raw_inputs(tmp_path, capsys):
+    """`nas import` on an npz config with an official test file: the trained package model, the
+    exported cell.py and model.onnx give the same outputs on raw (unstandardised) test inputs, and
+    the manifest names the splits."""
+    import yaml
+
+    from nas.export import load_module
+    from workers.data import load_dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(50.0, 10.0, size=(60, 5, 3)).astype(np.float32)  # far from standardised
+    y = rng.integers(0, 3, 60)
+    np.savez(tmp_path / "train.npz", x=x[:45], y=y[:45])
+    np.savez(tmp_path / "test.npz", x=x[45:], y=y[45:])
+    config = tmp_path / "mine.yaml"
+    config.write_text(yaml.safe_dump({"data": {"name": "npz", "train_path": str(tmp_path / "train.npz"),
+                                               "test_path": str(tmp_path / "test.npz")}, "train": {"epochs": 1}}))
+    cell = tmp_path / "cell.json"
+    cell.write_text(gru(8).to_json())
+    out = tmp_path / "out"
+    formats = "json,torch,onnx" if importlib.util.find_spec("onnx") else "json,torch"
+    assert main(["import", str(cell), "--config", str(config), "--out", str(out), "--format", formats]) == 0
+    assert "data: train 36 (train.npz less the validation split), validation 9" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"]["test"] == {"size": 15, "source": "official test.npz"}
+    data = load_dataset("npz", train_path=str(tmp_path / "train.npz"), test_path=str(tmp_path / "test.npz"))
+    assert manifest["task"]["input_mean"] == pytest.approx(list(data.task.input_mean))
+    weights = torch.load(out / "weights.pt")
+    torch.testing.assert_close(weights["input_mean"], torch.tensor(data.task.input_mean, dtype=torch.float32))
+    package = build(gru(8), data.task)
+    package.load_state_dict(weights)
+    standalone = load_module(out / "cell.py").Model()
+    standalone.load_state_dict(weights)
+    raw = data.test.x
+    with torch.no_grad():
+        expected = package.eval()(raw)
+        torch.testing.assert_close(standalone.eval()(raw), expected, rtol=1e-5, atol=1e-6)
+    if "onnx" in formats and importlib.util.find_spec("onnxruntime"):
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+        (onnx_out,) = session.run(None, {"x": raw.numpy()})
+        torch.testing.assert_close(torch.from_numpy(onnx_out), expected, rtol=1e-4, atol=1e-5)

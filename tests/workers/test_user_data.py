@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from search_spaces import Task, build, gru, lstm
+from search_spaces import Task, build, get_space, gru, lstm
 from workers.data import DataError, load_dataset
 from workers.training import TrainConfig, Trainer
 
@@ -211,7 +211,11 @@ def test_npz_tokens_with_lengths(tmp_path):
 
 
 # ---- padding and standardisation in the model ---------------------------------------------------------
-@pytest.mark.parametrize("spec", [gru(8), lstm(6)], ids=["gru", "lstm"])
+@pytest.mark.parametrize(
+    "spec",
+    [gru(8), lstm(6), get_space("recurrent_cell", num_nodes=4).sample(np.random.default_rng(3))],
+    ids=["gru", "lstm", "recurrent_cell"],  # torch's own LSTM/GRU op, and the C++ engine on CPU
+)
 def test_padded_batch_equals_per_sequence_runs(spec):
     task = Task(3, 9, 4, input_mean=(1.0, -1.0, 0.5), input_std=(2.0, 0.5, 1.5), variable_length=True)
     model = build(spec, task, seed=1).eval()
@@ -369,3 +373,38 @@ def test_uea_variable_length_set_and_unknown_names():
     assert int(max(s.lengths.max() for s in (data.train, data.val, data.test))) == data.task.seq_len
     with pytest.raises(DataError, match=r"'Nope' is not a UEA/UCR set shipped with aeon; choose one of \[.*BasicMotions"):
         load_dataset("uea", dataset="Nope")
+
+
+# ---- end to end --------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_search_on_user_files_with_an_official_test_split(ray_cluster, tmp_path, monkeypatch, capsys):
+    """A real search on right-padded npz files given by relative paths: trials train in Ray's trial
+    directories, the study records the splits, and `nas status` prints them."""
+    import optuna
+    import yaml
+
+    from nas.cli import main
+    from nas.study import default_storage
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 10, 90)
+    x, y = _sequences(90, steps=9, lengths=lengths)
+    monkeypatch.chdir(tmp_path)
+    _npz(tmp_path / "train.npz", x[:60], y[:60], lengths=lengths[:60])
+    _npz(tmp_path / "test.npz", x[60:], y[60:], lengths=lengths[60:])
+    config = {"name": "mine", "data": {"name": "npz", "train_path": "train.npz", "test_path": "test.npz"},
+              "space": {"name": "recurrent_cell", "num_nodes": 2, "hidden_sizes": [8]},
+              "train": {"epochs": 2}, "search": {"trials": 2, "sampler": "random", "max_concurrent": 2}}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(config))
+    assert main(["search", "mine.yaml", "--runs-dir", "runs"]) == 0
+    study = optuna.load_study(study_name="mine", storage=default_storage(tmp_path / "runs" / "mine"))
+    assert study.user_attrs["data_splits"]["test"] == {"size": 30, "source": "official test.npz"}
+    complete = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 2, [t.user_attrs.get("error") for t in study.get_trials()]
+    assert all(0 <= t.user_attrs["test_accuracy"] <= 1 for t in complete)
+    capsys.readouterr()
+    assert main(["status", "mine", "--runs-dir", "runs"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "data: train 48 (train.npz less the validation split), validation 12 (20% of train.npz, stratified), " \
+           "test 30 (official test.npz)" in out
+    assert "test acc: test split (30 sequences: official test.npz), never used to select" in out
