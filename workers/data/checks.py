@@ -119,9 +119,14 @@ def encode_labels(train: Arrays, others: list[Arrays]) -> tuple[np.ndarray, list
 
 
 def standardization(train: Arrays) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-feature mean and standard deviation over the training split's valid steps (a constant
-    feature gets std 1, so it passes through centred)."""
-    steps = train.x[valid_steps(train)]  # [steps, F]
+    """Per-feature mean and standard deviation over the training split's valid steps."""
+    return feature_statistics(train.x[valid_steps(train)])
+
+
+def feature_statistics(steps: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and standard deviation of each column of ``steps`` ``[steps, F]``; a constant feature gets
+    std 1, so it passes through centred."""
+    steps = steps.astype(np.float64)
     mean = steps.mean(axis=0)
     std = steps.std(axis=0)
     std = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)

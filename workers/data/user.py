@@ -17,6 +17,7 @@ them. Sequences of different lengths are right-padded; the model reads each at i
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -170,58 +171,35 @@ def load_files(
     return Dataset(name or Path(stem).stem, task, *splits, sources=sources)
 
 
-def _file_loader(reader: Reader, doc: str) -> Callable[..., Dataset]:
-    def load(
-        path: str | None = None,
-        train_path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        split: Sequence[float] | None = None,
-        val_fraction: float | None = None,
-        seed: int = 0,
-        standardize: bool = True,
-        nan: str = "error",
-    ) -> Dataset:
-        return load_files(reader, path=path, train_path=train_path, val_path=val_path, test_path=test_path,
-                          split=split, val_fraction=val_fraction, seed=seed, standardize=standardize, nan=nan)
+def _loader(reader: Callable[..., Reader], doc: str, **reader_options: Any) -> Callable[..., Dataset]:
+    """A loader taking `load_files`' options plus ``reader_options`` (with their defaults), which
+    configure ``reader``; its signature lists them all (config validation reads it)."""
+    shared = [p for name, p in inspect.signature(load_files).parameters.items() if name not in ("reader", "name", "test_note")]
+    own = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in reader_options.items()]
 
+    def load(**options: Any) -> Dataset:
+        settings = {k: options.pop(k, default) for k, default in reader_options.items()}
+        return load_files(reader(**settings), **options)
+
+    load.__signature__ = inspect.Signature(shared + own)  # type: ignore[attr-defined]
     load.__doc__ = doc
     return load
 
 
-npz = _file_loader(read_npz, "``.npz`` files with arrays ``x`` ``[N, T, F]`` (or ``[N, T]`` tokens), ``y`` ``[N]`` and "
-                             "optionally ``lengths`` ``[N]``.")
-ts = _file_loader(read_ts, "UEA/UCR ``.ts`` files (read by aeon): equal or unequal length, one or more channels.")
+def _table_reader(label_column: str, id_column: str, time_column: str | None) -> Reader:
+    def read(file: Path, where: str) -> Arrays:
+        return read_table(file, where, label_column=label_column, id_column=id_column, time_column=time_column)
+
+    return read
 
 
-def _table_loader(suffix: str) -> Callable[..., Dataset]:
-    def load(
-        path: str | None = None,
-        train_path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        split: Sequence[float] | None = None,
-        val_fraction: float | None = None,
-        seed: int = 0,
-        standardize: bool = True,
-        nan: str = "error",
-        label_column: str = "label",
-        id_column: str = "id",
-        time_column: str | None = None,
-    ) -> Dataset:
-        def reader(file: Path, where: str) -> Arrays:
-            return read_table(file, where, label_column=label_column, id_column=id_column, time_column=time_column)
-
-        return load_files(reader, path=path, train_path=train_path, val_path=val_path, test_path=test_path,
-                          split=split, val_fraction=val_fraction, seed=seed, standardize=standardize, nan=nan)
-
-    load.__doc__ = (f"{suffix} files: one row per time step with a sequence id (``id_column``), or one row "
-                    "per sequence (label and one column per step); ``label_column`` holds the class.")
-    return load
-
-
-csv = _table_loader("CSV")
-parquet = _table_loader("Parquet")
+npz = _loader(lambda: read_npz, "``.npz`` files with arrays ``x`` ``[N, T, F]`` (or ``[N, T]`` tokens), ``y`` ``[N]`` "
+                                 "and optionally ``lengths`` ``[N]``.")
+ts = _loader(lambda: read_ts, "UEA/UCR ``.ts`` files (read by aeon): equal or unequal length, one or more channels.")
+_TABLE_DOC = ("{} files: one row per time step with a sequence id (``id_column``), or one row per sequence (label "
+              "and one column per step); ``label_column`` holds the class.")
+csv = _loader(_table_reader, _TABLE_DOC.format("CSV"), label_column="label", id_column="id", time_column=None)
+parquet = _loader(_table_reader, _TABLE_DOC.format("Parquet"), label_column="label", id_column="id", time_column=None)
 
 
 def uea_directory() -> Path:
