@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     config = TrainConfig(epochs=args.epochs, batch_size=64, lr=0.01)
     start = time.perf_counter()
-    print(f"| cell | standardize: false | standardize: true | seeds |\n| --- | --- | --- | --- |")
+    print("| cell | standardize: false | standardize: true | seeds |\n| --- | --- | --- | --- |")
     for name, make in CELLS.items():
         cells = []
         for standardize in (False, True):

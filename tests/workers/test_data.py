@@ -58,7 +58,7 @@ def test_npz_user_data(tmp_path):
 def test_digits_read_from_the_shipped_file_equal_scikit_learns_loader():
     from sklearn.datasets import load_digits
 
-    from workers.data import _digits_table
+    from workers.data.builtin import _digits_table
 
     digits = load_digits()
     table = _digits_table()

@@ -163,9 +163,20 @@ def test_csv_parquet_and_ts_read_the_same_sequences_as_npz(tmp_path):
     _same(reference, ts)
 
 
-def test_csv_with_a_time_column_sorts_steps_and_renamed_columns(tmp_path):
-    import pandas as pd
+def test_variable_length_csv_and_ts_equal_npz_with_lengths(tmp_path):
+    pytest.importorskip("pandas")
+    lengths = np.random.default_rng(1).integers(2, 7, 100)
+    x, y = _sequences(lengths=lengths)
+    reference = load_dataset("npz", path=_npz(tmp_path / "v.npz", x, y, lengths=lengths))
+    assert reference.task.variable_length and reference.train.lengths is not None
+    _long_frame(x, y, lengths).to_csv(tmp_path / "v.csv", index=False)
+    _same(reference, load_dataset("csv", path=str(tmp_path / "v.csv")))
+    pytest.importorskip("aeon")
+    _same(reference, load_dataset("ts", path=_write_ts(tmp_path / "v.ts", x, y, lengths=lengths)))
 
+
+def test_csv_with_a_time_column_sorts_steps_and_renamed_columns(tmp_path):
+    pytest.importorskip("pandas")
     x, y = _sequences(30, steps=4)
     frame = _long_frame(x, y).rename(columns={"id": "series", "label": "activity"})
     frame["t"] = np.tile(np.arange(4), 30)
@@ -180,7 +191,7 @@ def test_csv_with_a_time_column_sorts_steps_and_renamed_columns(tmp_path):
 
 
 def test_wide_csv_one_row_per_sequence_with_trailing_padding(tmp_path):
-    import pandas as pd
+    pd = pytest.importorskip("pandas")
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(3, 9, 40)
@@ -339,7 +350,7 @@ def test_search_with_a_bad_file_exits_2_and_writes_nothing(case, tmp_path, capsy
 
 
 def test_table_errors_name_the_column(tmp_path):
-    import pandas as pd
+    pd = pytest.importorskip("pandas")
 
     pd.DataFrame({"id": [1, 1, 2, 2], "lab": [0, 0, 1, 1], "f": [0.1, 0.2, 0.3, 0.4]}).to_csv(tmp_path / "a.csv", index=False)
     with pytest.raises(DataError, match=r"a.csv: no label column 'label' .*data.label_column"):

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from workers.data.base import Dataset, DataError, Split, describe_splits
-from workers.data.builtin import REBER_SYMBOLS, _digits_table, adding, digits_seq, reber
+from workers.data.builtin import REBER_SYMBOLS, adding, digits_seq, reber
 from workers.data.user import csv, npz, parquet, resolve_paths, ts, uea
 
 LOADERS: dict[str, Callable[..., Dataset]] = {
