@@ -419,3 +419,7 @@ def test_search_on_user_files_with_an_official_test_split(ray_cluster, tmp_path,
     assert "data: train 48 (train.npz less the validation split), validation 12 (20% of train.npz, stratified), " \
            "test 30 (official test.npz)" in out
     assert "test acc: test split (30 sequences: official test.npz), never used to select" in out
+    assert main(["report", "mine", "--runs-dir", "runs"]) == 0
+    report = (tmp_path / "runs" / "mine" / "report" / "report.md").read_text()
+    assert "Data: train 48 (train.npz less the validation split), validation 12" in report
+    assert "test acc: test split (30 sequences: official test.npz), never used to select" in report
