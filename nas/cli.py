@@ -16,6 +16,7 @@ from rich.console import Console
 
 from nas.cluster import use_cluster_token
 from nas.config import ConfigError, load_config, parse_config
+from workers.data.base import DataError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -118,10 +119,12 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 def _status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    from nas.search import stored_config
+    from nas.splits import splits_line, study_splits
     from nas.study import open_study, summarize
     from nas.tables import describe_cell, fit_columns, show_front
 
-    _, storage = _study_location(args)
+    run_dir, storage = _study_location(args)
     try:
         study = open_study(args.name, storage, create=False)
     except KeyError:
@@ -144,7 +147,9 @@ def _status(args: argparse.Namespace) -> int:
         f"complete {s.complete}, pruned {s.pruned}, failed {s.failed}, running {s.running}; best {best}; "
         f"front size {s.front_size}"
     )
-    show_front(study, console)
+    splits = study_splits(study, stored_config(run_dir))
+    console.print(splits_line(splits), highlight=False, soft_wrap=True)
+    show_front(study, console, splits=splits)
     return 0
 
 
@@ -244,7 +249,8 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 def _import(args: argparse.Namespace) -> int:
     from nas.codegen import cell_formula
-    from nas.export import config_task, export_cell, load_cell, parse_formats, train_cell
+    from nas.export import config_dataset, export_cell, load_cell, parse_formats, train_cell
+    from nas.splits import accuracy_or_none, fmt_accuracy
     from search_spaces import SpecError, cost
 
     try:
@@ -261,7 +267,9 @@ def _import(args: argparse.Namespace) -> int:
         return 0
     config = load_config(args.config)
     formats = parse_formats(args.format)
-    task = config_task(config)
+    data = config_dataset(config)
+    task = data.task
+    console.print(f"data: {data.summary()}", highlight=False, soft_wrap=True)
     try:
         costs = cost(spec, task)
         console.print(f"on {config.data.name}: {costs['macs']:,} MACs, {costs['params']:,} parameters")
@@ -269,12 +277,13 @@ def _import(args: argparse.Namespace) -> int:
     except ValueError as exc:  # e.g. a sparsity pattern that does not fit this data's input size
         raise ConfigError(f"{args.cell}: cannot build this cell for {config.data.name}: {exc}") from None
     best = trainer.best
-    console.print(f"best epoch {best.epoch}: val acc {best.accuracy:.4f}, test acc {best.test_accuracy:.4f}")
+    console.print(f"best epoch {best.epoch}: val acc {best.accuracy:.4f}, test acc {fmt_accuracy(best.test_accuracy)}")
     if args.out:
         cell = export_cell(spec, task, args.out, state_dict=trainer.best_state, seed=config.seed, formats=formats,
                            title=f"Cell {Path(args.cell).name} trained on {config.data.name}",
                            manifest={"source": str(args.cell), "objectives": {"val_accuracy": best.accuracy,
-                                     "macs": costs["macs"]}, "test_accuracy": best.test_accuracy,
+                                     "macs": costs["macs"]}, "test_accuracy": accuracy_or_none(best.test_accuracy),
+                                     "splits": data.describe(),
                                      "best_epoch": best.epoch, "seed": config.seed,
                                      "config_hash": config.fingerprint()})
         console.print(f"wrote {', '.join(p.name for p in cell.files.values())} to {cell.directory}")
@@ -293,12 +302,14 @@ def _add_pareto(sub: argparse._SubParsersAction) -> None:
 
 def _pareto(args: argparse.Namespace) -> int:
     from nas.report import hypervolume_curve, plot_pareto, write_front
+    from nas.search import stored_config
+    from nas.splits import study_splits
     from nas.study import pareto_front
     from nas.tables import show_front
 
-    _, study = _load_study(args)
+    run_dir, study = _load_study(args)
     if pareto_front(study):
-        show_front(study, console)
+        show_front(study, console, splits=study_splits(study, stored_config(run_dir)))
     else:
         console.print(f"study {args.name} has no complete trials yet")
     if args.csv:
@@ -399,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except ConfigError as exc:
+    except (ConfigError, DataError) as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -243,9 +243,26 @@ def module_source(spec: Spec, task: Task, *, title: str = "searched cell", modul
         else f"[batch, {task.output_size}] {'logits' if task.objective == 'classify' else 'predictions'}"
     )
     formula = "\n".join("    " + line for line in cell_formula(spec))
-    head_in = "hs" if task.objective == "lm" else "hs[:, -1]"
-    model_doc = (f"{'Embedding -> cell' if tokens else 'Cell'} over time -> linear head on "
-                 f"{'every step' if task.objective == 'lm' else 'the last step'}.")
+    per_step = task.objective == "lm"
+    model_doc = (f"{'Embedding -> cell' if tokens else 'Standardise -> cell' if task.standardized else 'Cell'} "
+                 f"over time -> linear head on {'every step' if per_step else 'the last (valid) step'}.")
+    constants, standardize_init, standardize_forward = "", "", ""
+    if task.standardized:
+        constants = (f"# the training split's per-feature statistics: the model sees (x - INPUT_MEAN) / INPUT_STD\n"
+                     f"INPUT_MEAN = {tuple(task.input_mean)!r}\nINPUT_STD = {tuple(task.input_std)!r}\n")
+        standardize_init = ('        self.register_buffer("input_mean", torch.tensor(INPUT_MEAN, dtype=torch.float32))\n'
+                            '        self.register_buffer("input_std", torch.tensor(INPUT_STD, dtype=torch.float32))\n')
+        standardize_forward = "        x = (x - self.input_mean) / self.input_std\n"
+    lengths_arg, lengths_doc = "", ""
+    if per_step:
+        head_code = "        return self.head(hs)"
+    else:
+        lengths_arg = ", lengths: torch.Tensor | None = None"
+        lengths_doc = "; lengths: [batch] valid steps of right-padded sequences (None: all)"
+        head_code = ("        if lengths is None:\n"
+                     "            return self.head(hs[:, -1])\n"
+                     "        index = (lengths.long() - 1).view(-1, 1, 1).expand(-1, 1, hs.shape[-1])\n"
+                     "        return self.head(hs.gather(1, index).squeeze(1))  # each sequence's last valid step")
     helper_src = "".join(HELPERS[h] + "\n\n" for h in sorted(helpers))
     spec_json = json.dumps(spec.to_dict(), sort_keys=True)
     return f'''"""{title}: a recurrent cell found by neural architecture search (nas-hyper {package_version()}).
@@ -260,7 +277,7 @@ Usage::
     from {module_name} import Model
     model = Model()
     model.load_state_dict(torch.load("weights.pt"))   # the trained weights exported beside this file
-    y = model(x)   # {x_doc} -> {y_doc}
+    y = model(x{", lengths" if task.variable_length else ""})   # {x_doc}{lengths_doc if task.variable_length else ""} -> {y_doc}
 
 ``Model()`` without ``load_state_dict`` starts from a fresh uniform initialisation and trains like any
 torch module. Sparse weight matrices keep their masks in the ``mask_<i>`` buffers (from weights.pt).
@@ -277,7 +294,8 @@ OUTPUT_SIZE = {task.output_size}
 HIDDEN_SIZE = {hidden}
 INPUT_KIND = {task.input_kind!r}
 OBJECTIVE = {task.objective!r}
-
+VARIABLE_LENGTH = {task.variable_length!r}  # right-padded sequences: pass their lengths to Model
+{constants}
 
 {helper_src}class Cell(nn.Module):
     """The searched cell, unrolled over a sequence; states {states}."""
@@ -312,14 +330,16 @@ class Model(nn.Module):
     def __init__(self) -> None:
         super().__init__()
 {"        self.embedding = nn.Embedding(INPUT_SIZE, HIDDEN_SIZE)" + chr(10) if tokens else ""}\
+{standardize_init}\
         self.cell = Cell({"HIDDEN_SIZE" if tokens else "INPUT_SIZE"}, HIDDEN_SIZE)
         self.head = nn.Linear(HIDDEN_SIZE, OUTPUT_SIZE)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """{x_doc} -> {y_doc}."""
+    def forward(self, x: torch.Tensor{lengths_arg}) -> torch.Tensor:
+        """{x_doc}{lengths_doc} -> {y_doc}."""
 {"        x = self.embedding(x)" + chr(10) if tokens else ""}\
-        hs, _ = self.cell(x)
-        return self.head({head_in})
+{standardize_forward}\
+        hs, _ = self.cell(x)  # [B, T, H]
+{head_code}
 
 
 # the cell as nas-hyper JSON (networkx node-link): `nas import` reads it back

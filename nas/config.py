@@ -39,7 +39,7 @@ class DataSection(_Section):
 
     @model_validator(mode="after")
     def _check_loader(self) -> DataSection:
-        from workers.data import LOADERS
+        from workers.data import LOADERS, resolve_paths
 
         if self.name not in LOADERS:
             raise ValueError(f"unknown dataset {self.name!r}; choose one of {sorted(LOADERS)}")
@@ -47,6 +47,7 @@ class DataSection(_Section):
         for key in self.options():
             if key not in allowed:
                 raise ValueError(f"unknown option {key!r} for dataset {self.name!r}; allowed: {allowed}")
+        self.__pydantic_extra__.update(resolve_paths(self.options()))  # trials run in other directories
         return self
 
     def options(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.codegen import module_source, package_version
 from nas.config import Config, ConfigError
+from nas.splits import accuracy_or_none
 from search_spaces import Spec, SpecError, Task, build, canonical_hash, cost
 
 FORMATS = ("json", "torch", "onnx")
@@ -78,6 +79,23 @@ def example_input(task: Task, batch: int = 2, *, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, task.seq_len, task.input_size, generator=gen)
 
 
+def example_inputs(task: Task, batch: int = 2, *, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """The model's inputs for ``task``: ``(x,)``, or ``(x, lengths)`` for variable-length tasks
+    (lengths from 1 to ``seq_len``, the first sequence full)."""
+    x = example_input(task, batch, seed=seed)
+    if not task.variable_length or task.objective == "lm":
+        return (x,)
+    gen = torch.Generator().manual_seed(seed + 1)
+    lengths = torch.randint(1, task.seq_len + 1, (batch,), generator=gen)
+    lengths[0] = task.seq_len
+    return x, lengths
+
+
+def input_names(task: Task) -> list[str]:
+    """Names of the ONNX model's inputs, in `example_inputs` order."""
+    return ["x", "lengths"][: len(example_inputs(task))]
+
+
 _EXTRA_SYMBOLICS = {"asinh": "Asinh", "sinh": "Sinh", "cosh": "Cosh"}  # ONNX has them since opset 9
 
 
@@ -98,14 +116,15 @@ def export_onnx(model: torch.nn.Module, task: Task, path: Path, *, exporter: str
     steps, 0.9 s against 12 s for dynamo (torch 2.13, 2 CPU cores). Returns the exporter used.
     """
     model.eval()
-    common = dict(args=(example_input(task),), f=str(path), input_names=["x"], output_names=["y"])
+    names = input_names(task)
+    common = dict(args=example_inputs(task), f=str(path), input_names=names, output_names=["y"])
     if exporter in ("auto", "torchscript"):
         try:
             _register_symbolics()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(model, **common, dynamo=False, opset_version=ONNX_OPSET,
-                                  dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+                                  dynamic_axes={**{n: {0: "batch"} for n in names}, "y": {0: "batch"}})
             return "torchscript"
         except Exception:
             if exporter == "torchscript":
@@ -113,7 +132,8 @@ def export_onnx(model: torch.nn.Module, task: Task, path: Path, *, exporter: str
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, **common, dynamo=True, opset_version=DYNAMO_OPSET, verbose=False,
-                          dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), external_data=False)
+                          dynamic_shapes=tuple({0: batch} for batch in [torch.export.Dim("batch", min=1)] * len(names)),
+                          external_data=False)
     return "dynamo"
 
 
@@ -124,11 +144,11 @@ def onnx_max_difference(model: torch.nn.Module, task: Task, path: Path, batch: i
         import onnxruntime
     except ImportError:
         return None
-    x = example_input(task, batch, seed=1)
+    inputs = example_inputs(task, batch, seed=1)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (y,) = session.run(None, {"x": x.numpy()})
+    (y,) = session.run(None, {name: t.numpy() for name, t in zip(input_names(task), inputs)})
     with torch.no_grad():
-        expected = model(x).numpy()
+        expected = model(*inputs).numpy()
     return float(abs(y - expected).max())
 
 
@@ -255,11 +275,17 @@ def trial_weights(run_dir: Path, trial: FrozenTrial) -> dict[str, torch.Tensor] 
     return state.get("best_state")  # None before the first epoch ended
 
 
-def config_task(config: Config) -> Task:
-    """The task of a search config's dataset (shapes of the model around the cell)."""
+def config_dataset(config: Config) -> Any:
+    """The dataset of a search config (a `workers.data.Dataset`; cached per process)."""
     from workers.data import load_dataset
 
-    return load_dataset(config.data.name, **config.data.options()).task
+    return load_dataset(config.data.name, **config.data.options())
+
+
+def config_task(config: Config) -> Task:
+    """The task of a search config's dataset (shapes of the model around the cell, and the input
+    statistics it standardises with)."""
+    return config_dataset(config).task
 
 
 def export_study(
@@ -276,7 +302,8 @@ def export_study(
     """Export the selected trials of ``study`` to ``out_dir/trial_<N>/`` (see the module docstring)."""
     formats = parse_formats(formats)
     chosen = select_trials(study, trial=trial, pareto=pareto, top=top)
-    task = config_task(config)
+    data = config_dataset(config)
+    task = data.task
     out = Path(out_dir)
     exported = []
     comparisons = baseline_comparisons(study)
@@ -288,7 +315,8 @@ def export_study(
             "trial": t.number,
             "state": t.state.name,
             "objectives": {"val_accuracy": t.values[0], "macs": t.values[1]} if t.values else None,
-            "test_accuracy": t.user_attrs.get("test_accuracy"),
+            "test_accuracy": accuracy_or_none(t.user_attrs.get("test_accuracy")),
+            "splits": data.describe(),  # val_accuracy is on "val" (it selects), test_accuracy on "test"
             "best_epoch": t.user_attrs.get("best_epoch"),
             "epochs": t.user_attrs.get("epochs"),
             "curve": t.user_attrs.get("curve"),
@@ -444,10 +472,11 @@ def train_cell(spec: Spec, config: Config, *, epochs: int | None = None, console
     returns the `workers.training.Trainer` (``history``, ``best``, ``best_state``)."""
     from dataclasses import replace
 
-    from workers.data import load_dataset
+    from nas.splits import fmt_accuracy
+
     from workers.training import TrainConfig, Trainer
 
-    data = load_dataset(config.data.name, **config.data.options())
+    data = config_dataset(config)
     train = TrainConfig.from_dict(config.train.model_dump())
     if epochs is not None:
         train = replace(train, epochs=epochs)
@@ -457,7 +486,7 @@ def train_cell(spec: Spec, config: Config, *, epochs: int | None = None, console
         if console is not None:
             console.print(
                 f"epoch {result.epoch:>3}  train loss {result.train_loss:.4f}  val acc {result.accuracy:.4f}  "
-                f"test acc {result.test_accuracy:.4f}"
+                f"test acc {fmt_accuracy(result.test_accuracy)}"
             )
     return trainer
 
@@ -466,8 +495,10 @@ __all__ = [
     "FORMATS",
     "ExportedCell",
     "check_cell_dict",
+    "config_dataset",
     "config_task",
     "export_cell",
+    "example_inputs",
     "export_onnx",
     "export_study",
     "load_cell",

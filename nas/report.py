@@ -31,9 +31,18 @@ from matplotlib.lines import Line2D  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from nas.codegen import cell_formula  # noqa: E402
+from nas.splits import (  # noqa: E402
+    STUDY_ATTR,
+    accuracy_caption,
+    accuracy_or_none,
+    fmt_accuracy,
+    study_splits,
+    validation_label,
+)
 from nas.study import hypervolume_2d, pareto_front  # noqa: E402
 from search_spaces import Spec  # noqa: E402
 from search_spaces.activations import canonical  # noqa: E402
+from workers.data import describe_splits  # noqa: E402
 
 NODE_SIZE = 2000
 FRONT_COLOR, DOMINATED_COLOR, PRUNED_COLOR = "tab:red", "tab:blue", "tab:gray"
@@ -134,7 +143,7 @@ def pareto_figure(study: optuna.Study, *, title: str | None = None) -> ParetoFig
     if everything and min(p[1] for p in everything) > 0:
         ax.set_xscale("log")
     ax.set_xlabel("MACs per sample (log scale)" if ax.get_xscale() == "log" else "MACs per sample")
-    ax.set_ylabel("validation accuracy")
+    ax.set_ylabel(validation_label(study.user_attrs.get(STUDY_ATTR)))
     extra = []
     if points.failed:
         extra.append(f"{points.failed} failed")
@@ -190,7 +199,7 @@ def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
         {
             "trial": t.number,
             "val_accuracy": t.values[0],
-            "test_accuracy": t.user_attrs.get("test_accuracy"),
+            "test_accuracy": accuracy_or_none(t.user_attrs.get("test_accuracy")),
             "macs": int(t.values[1]),
             "params": t.user_attrs.get("params"),
             "epochs": t.user_attrs.get("epochs"),
@@ -364,7 +373,7 @@ def write_report(
     blocks.append(("h2", "Pareto front"))
     rows = [
         (r["trial"], f"{r['val_accuracy']:.4f}",
-         "-" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
+         fmt_accuracy(r["test_accuracy"]),
          f"{r['macs']:,}", "-" if r["params"] is None else f"{r['params']:,}", r["epochs"] or "-",
          f"is {r['baseline']}" if r["baseline"] else
          "-" if r["vs_baseline"] is None else f"{r['vs_baseline_val_delta']:+.4f} vs {r['vs_baseline']}",
@@ -372,6 +381,9 @@ def write_report(
         for r in front_rows(study)
     ]
     blocks.append(("table", ["trial", "val acc", "test acc", "MACs", "params", "epochs", "vs baseline", "cell"], rows))
+    splits = study_splits(study, config)
+    blocks.append(("p", f"Data: {describe_splits(splits)}. {accuracy_caption(splits)}." if splits
+                   else f"{accuracy_caption(None)}."))
     from nas.baselines import summary_line
     from nas.confirm import study_scores
 

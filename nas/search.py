@@ -34,6 +34,7 @@ from nas.progress import LiveProgress
 from nas.tables import show_front
 from nas.proposers import make_sampler
 from nas.ray_bridge import Heartbeat, StudySearcher
+from nas.splits import STUDY_ATTR
 from nas.study import (
     default_storage,
     make_storage,
@@ -219,6 +220,7 @@ def run_search(
             state_dir=run_dir / "proposer",
         )
     study = open_study(config.name, storage, sampler=sampler)
+    study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported accuracy
     recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study))
     if recovered:
         console.print(f"[yellow]trials {recovered} were left running by a stopped driver; continuing them")

@@ -13,12 +13,15 @@ from nas import confirm
 from nas.baselines import Score, best_baseline_within, front_of, summary_line
 
 
-def front_table(scores: Sequence[Score], study: optuna.Study, title: str) -> Table:
+def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits: dict | None = None) -> Table:
     """The Pareto front of ``scores``; each found cell beside the most accurate baseline that costs
-    no more MACs (``vs baseline``: the validation difference and that baseline's tag)."""
+    no more MACs (``vs baseline``: the validation difference and that baseline's tag). The caption
+    names the split behind each accuracy (`nas.splits`)."""
+    from nas.splits import accuracy_caption, fmt_accuracy
+
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     baselines = [s for s in scores if s.baseline is not None]
-    table = Table(title=title)
+    table = Table(title=title, caption=accuracy_caption(splits), caption_justify="left")
     for column in ("trial", "val acc", "test acc", "MACs", "params", "vs baseline", "cell"):
         table.add_column(column, justify="left" if column in ("cell", "vs baseline") else "right",
                          no_wrap=True, overflow="ellipsis")
@@ -33,7 +36,7 @@ def front_table(scores: Sequence[Score], study: optuna.Study, title: str) -> Tab
         rows.append((
             str(s.number),
             f"{s.val:.4f}" + (f" ±{s.val_sd:.4f}" if s.seeds > 1 else ""),
-            f"{s.test:.4f}",
+            fmt_accuracy(s.test),
             f"{s.macs:,}",
             f"{trial.user_attrs.get('params', 0):,}",
             versus,
@@ -42,16 +45,18 @@ def front_table(scores: Sequence[Score], study: optuna.Study, title: str) -> Tab
     return fit_columns(table, rows, flexible={"cell"})
 
 
-def show_front(study: optuna.Study, console: Console) -> None:
+def show_front(study: optuna.Study, console: Console, splits: dict | None = None) -> None:
     """The front (from the confirmed means where the study has them) and one line on how the best
-    found cell compares with the baselines."""
+    found cell compares with the baselines; ``splits`` default to those the search recorded."""
+    from nas.splits import study_splits
+
     scores, confirmed = confirm.study_scores(study)
     if not scores:
         return
     seeds = max(s.seeds for s in scores)
     title = (f"confirmed Pareto front (mean over {seeds} more seeds; accuracy up, MACs down)" if confirmed
              else "Pareto front (accuracy up, MACs down)")
-    console.print(front_table(scores, study, title))
+    console.print(front_table(scores, study, title, splits if splits is not None else study_splits(study)))
     line = summary_line(scores)
     if line:
         console.print(line)

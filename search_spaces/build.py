@@ -208,7 +208,13 @@ def hash_edge(edge: LinearEdge) -> int:
 
 
 class SequenceModel(nn.Module):
-    """Embedding (tokens only) -> searched cell over time -> linear head."""
+    """Standardisation or embedding -> searched cell over time -> linear head.
+
+    Float features are standardised with the training split's statistics when the task has them
+    (buffers ``input_mean`` and ``input_std``, so checkpoints and exports carry them). Right-padded
+    variable-length batches pass ``lengths``; the head reads each sequence at its last valid step,
+    which equals running every sequence alone because the cell is causal.
+    """
 
     def __init__(self, spec: Spec, task: Task, *, seed: int = 0) -> None:
         super().__init__()
@@ -223,6 +229,9 @@ class SequenceModel(nn.Module):
         else:
             self.embedding = None
             cell_in = task.input_size
+        if task.standardized:
+            self.register_buffer("input_mean", torch.tensor(task.input_mean, dtype=torch.float32))
+            self.register_buffer("input_std", torch.tensor(task.input_std, dtype=torch.float32))
         self.cell = CellModule(spec, cell_in, seed=seed)
         self.head = nn.Linear(hidden, task.output_size)
         with torch.no_grad():
@@ -230,20 +239,31 @@ class SequenceModel(nn.Module):
             self.head.weight.copy_((torch.rand(task.output_size, hidden, generator=gen) * 2 - 1) * bound)
             self.head.bias.copy_((torch.rand(task.output_size, generator=gen) * 2 - 1) * bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``[B, T, F]`` floats or ``[B, T]`` tokens. Returns ``[B, out]``, or ``[B, T, out]`` for lm."""
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: ``[B, T, F]`` floats or ``[B, T]`` tokens; ``lengths`` ``[B]`` valid steps of
+        right-padded sequences (None: all ``T``). Returns ``[B, out]``, or ``[B, T, out]`` for lm."""
         if self.embedding is not None:
             x = self.embedding(x)
-        hs, _ = self.cell(x)
+        elif self.task.standardized:
+            x = (x - self.input_mean) / self.input_std
+        hs, _ = self.cell(x)  # [B, T, H]
         if self.task.objective == "lm":
             return self.head(hs)
-        return self.head(hs[:, -1])
+        return self.head(last_valid(hs, lengths))
 
     def apply_masks(self) -> None:
         self.cell.apply_masks()
 
     def prune_magnitude(self, progress: float) -> None:
         self.cell.prune_magnitude(progress)
+
+
+def last_valid(hs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """``hs[b, lengths[b] - 1]`` for each sequence of ``hs`` ``[B, T, H]`` (the last step without lengths)."""
+    if lengths is None:
+        return hs[:, -1]
+    index = (lengths.to(hs.device, torch.long) - 1).view(-1, 1, 1).expand(-1, 1, hs.shape[-1])
+    return hs.gather(1, index).squeeze(1)  # [B, H]
 
 
 def build(spec: Spec, task: Task, *, seed: int = 0) -> SequenceModel:

@@ -57,9 +57,10 @@ def _loss_fn(objective: str) -> nn.Module:
     return nn.MSELoss() if objective == "regress" else nn.CrossEntropyLoss()
 
 
-def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss and per-sample correctness for a batch."""
-    out = model(x)
+def _batch_loss(model: nn.Module, batch: Split, objective: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and per-sample correctness for a batch (padded sequences read at their last valid step)."""
+    y = batch.y
+    out = model(batch.x) if batch.lengths is None else model(batch.x, batch.lengths)
     if objective == "regress":
         return nn.functional.mse_loss(out, y), ((out - y).abs() < REGRESSION_TOLERANCE).all(dim=-1)
     if objective == "lm":
@@ -70,13 +71,15 @@ def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: s
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, objective: str, batch_size: int = 512) -> tuple[float, float]:
-    """(accuracy, mean loss) of ``model`` on ``split``."""
+    """(accuracy, mean loss) of ``model`` on ``split``; NaN for an empty split (no test file)."""
+    if len(split) == 0:
+        return math.nan, math.nan
     model.eval()
     total_loss, correct = 0.0, 0
     for start in range(0, len(split), batch_size):
-        x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
-        loss, hits = _batch_loss(model, x, y, objective)
-        total_loss += float(loss) * len(x)
+        batch = split[start : start + batch_size]
+        loss, hits = _batch_loss(model, batch, objective)
+        total_loss += float(loss) * len(batch)
         correct += int(hits.sum())
     return correct / len(split), total_loss / len(split)
 
@@ -135,7 +138,7 @@ class Trainer:
         total, count = 0.0, 0
         for start in range(0, len(order), self.config.batch_size):
             idx = order[start : start + self.config.batch_size]
-            loss, _ = _batch_loss(self.model, self.data.train.x[idx], self.data.train.y[idx], task.objective)
+            loss, _ = _batch_loss(self.model, self.data.train[idx], task.objective)
             if not torch.isfinite(loss):
                 raise CandidateDiverged(f"training loss became {float(loss.detach())} at epoch {self.epoch + 1}")
             self.optimizer.zero_grad(set_to_none=True)

@@ -8,6 +8,7 @@ in-package model's outputs with the same weights, for random Specs of all three 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import subprocess
 import sys
@@ -20,13 +21,25 @@ from _fake_study import CHECKPOINT, OBJECTIVES, TASK, fake_run, trained_state
 
 from nas.cli import main
 from nas.codegen import BINARY_CODE, HELPERS, UNARY_CODE, activation_code, module_source
-from nas.export import export_cell, export_study, load_cell, parse_formats, read_cell_dict, train_cell
+from nas.export import (
+    example_inputs,
+    export_cell,
+    export_study,
+    load_cell,
+    parse_formats,
+    read_cell_dict,
+    train_cell,
+)
 from nas.config import ConfigError
 from search_spaces import Spec, SpecError, Task, build, elman, get_space, gru, lstm, named_cell
 from search_spaces.activations import BINARY, UNARY
 
 TOKENS_LM = Task(input_size=11, seq_len=5, output_size=11, input_kind="tokens", objective="lm")
 FEATURES = Task(input_size=16, seq_len=6, output_size=3)
+# standardised inputs (the training split's statistics), and right-padded sequences of several lengths
+STANDARDIZED = Task(input_size=3, seq_len=6, output_size=3, input_mean=(0.5, -2.0, 10.0), input_std=(0.1, 3.0, 7.5))
+VARIABLE = Task(input_size=3, seq_len=9, output_size=4, input_mean=(1.0, 0.0, -1.0), input_std=(2.0, 0.5, 1.0),
+                variable_length=True)
 
 
 def _random_specs(space: str, count: int, seed: int) -> list[Spec]:
@@ -39,6 +52,9 @@ CASES: dict[str, tuple[Spec, Task]] = {
     "gru-sub": (gru(8), FEATURES),
     "gru-tokens-lm": (gru(8), TOKENS_LM),
     "elman-swish": (elman(8, "swish"), FEATURES),
+    "gru-standardized": (gru(8), STANDARDIZED),
+    "lstm-variable-length": (lstm(8), VARIABLE),
+    "recurrent_cell-variable-length": (_random_specs("recurrent_cell", 1, 5)[0], VARIABLE),
     **{f"recurrent_cell-{i}": (s, FEATURES) for i, s in enumerate(_random_specs("recurrent_cell", 4, 1))},
     **{f"gated-{i}": (s, FEATURES) for i, s in enumerate(_random_specs("gated", 6, 5))},
     **{name: (named_cell(name, 8), FEATURES) for name in ("mgu", "lstm-ph", "lstm-cifg", "lstm-nfg", "lstm-nog")},
@@ -47,11 +63,13 @@ CASES: dict[str, tuple[Spec, Task]] = {
 }
 
 
-def _inputs(task: Task, batch: int = 4, seed: int = 0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    if task.input_kind == "tokens":
-        return torch.randint(0, task.input_size, (batch, task.seq_len), generator=gen)
-    return torch.randn(batch, task.seq_len, task.input_size, generator=gen)
+def _inputs(task: Task, batch: int = 4, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """``(x,)``, or ``(x, lengths)`` for variable-length tasks (inputs around the task's mean)."""
+    inputs = example_inputs(task, batch, seed=seed)
+    if task.standardized:
+        mean, std = torch.tensor(task.input_mean), torch.tensor(task.input_std)
+        inputs = (inputs[0] * std + mean, *inputs[1:])
+    return inputs
 
 
 def _reference(spec: Spec, task: Task) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
@@ -88,7 +106,7 @@ def standalone_outputs(tmp_path_factory) -> dict[str, torch.Tensor]:
         directory.mkdir()
         (directory / "cell.py").write_text(module_source(spec, task))
         torch.save(_reference(spec, task)[1], directory / "weights.pt")
-        torch.save(_inputs(task), directory / "x.pt")
+        torch.save(_inputs(task), directory / "inputs.pt")
     script = textwrap.dedent(
         """
         import importlib.util, pathlib, sys, torch
@@ -99,7 +117,7 @@ def standalone_outputs(tmp_path_factory) -> dict[str, torch.Tensor]:
             model = module.Model()
             model.load_state_dict(torch.load(d / "weights.pt"))
             with torch.no_grad():
-                torch.save(model.eval()(torch.load(d / "x.pt")), d / "y.pt")
+                torch.save(model.eval()(*torch.load(d / "inputs.pt")), d / "y.pt")
         ours = sorted(m for m in sys.modules if m.split(".")[0] in ("nas", "search_spaces", "kernels", "workers"))
         assert not ours, ours
         print("imported only torch")
@@ -117,7 +135,7 @@ def test_standalone_module_matches_the_package_model(case, standalone_outputs):
     spec, task = CASES[case]
     model, _ = _reference(spec, task)
     with torch.no_grad():
-        expected = model(_inputs(task))
+        expected = model(*_inputs(task))
     torch.testing.assert_close(standalone_outputs[case], expected, rtol=1e-4, atol=1e-5)
 
 
@@ -127,7 +145,7 @@ def test_standalone_module_trains(tmp_path):
 
     (tmp_path / "cell.py").write_text(module_source(gru(8), FEATURES))
     model = load_module(tmp_path / "cell.py").Model()
-    loss = model(_inputs(FEATURES)).square().mean()
+    loss = model(*_inputs(FEATURES)).square().mean()
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
@@ -135,7 +153,8 @@ def test_standalone_module_trains(tmp_path):
 # ---- ONNX -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "case",
-    ["lstm", "gru-tokens-lm", "activation-0", "sparsity-0", "elman-units", "gated-0", "lstm-ph", "lstm-cifg"],
+    ["lstm", "gru-tokens-lm", "activation-0", "sparsity-0", "elman-units", "gru-standardized", "lstm-variable-length",
+     "gated-0", "lstm-ph", "lstm-cifg"],
 )
 def test_onnx_runs_in_onnxruntime_with_the_same_outputs(case, tmp_path):
     pytest.importorskip("onnx")
@@ -148,10 +167,10 @@ def test_onnx_runs_in_onnxruntime_with_the_same_outputs(case, tmp_path):
     cell = export_cell(spec, task, tmp_path, state_dict=state, formats=("onnx",))
     assert set(cell.files) == {"onnx", "manifest"}
     session = ort.InferenceSession(str(cell.files["onnx"]), providers=["CPUExecutionProvider"])
-    x = _inputs(task, batch=7, seed=4)  # another batch size than the export's: the batch axis is dynamic
-    (y,) = session.run(None, {"x": x.numpy()})
+    inputs = _inputs(task, batch=7, seed=4)  # another batch size than the export's: the batch axis is dynamic
+    (y,) = session.run(None, {name: t.numpy() for name, t in zip(["x", "lengths"], inputs)})
     with torch.no_grad():
-        expected = model(x)
+        expected = model(*inputs)
     torch.testing.assert_close(torch.from_numpy(y), expected, rtol=1e-4, atol=1e-5)
     assert cell.manifest["onnx"]["max_abs_difference"] < 1e-4
 
@@ -163,17 +182,17 @@ def test_onnx_dynamo_exporter_fallback(tmp_path):
     pytest.importorskip("onnxscript")
     from nas.export import export_onnx, load_module
 
-    spec, task = CASES["gru-sub"]
+    spec, task = CASES["lstm-variable-length"]  # standardised, with a lengths input
     model, state = _reference(spec, task)
     (tmp_path / "cell.py").write_text(module_source(spec, task))
     standalone = load_module(tmp_path / "cell.py").Model()
     standalone.load_state_dict(state)
     assert export_onnx(standalone, task, tmp_path / "model.onnx", exporter="dynamo") == "dynamo"
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
-    x = _inputs(task, batch=3, seed=5)
-    (y,) = session.run(None, {"x": x.numpy()})
+    inputs = _inputs(task, batch=3, seed=5)
+    (y,) = session.run(None, {"x": inputs[0].numpy(), "lengths": inputs[1].numpy()})
     with torch.no_grad():
-        torch.testing.assert_close(torch.from_numpy(y), model(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(torch.from_numpy(y), model(*inputs), rtol=1e-4, atol=1e-5)
 
 
 # ---- reading cells back -------------------------------------------------------------------------------
@@ -318,3 +337,48 @@ def test_import_command_trains_and_exports(tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["weights"] == "trained" and manifest["best_epoch"] == 1
     assert TASK.to_dict() == manifest["task"]
+
+
+def test_import_on_user_data_exports_models_that_standardise_raw_inputs(tmp_path, capsys):
+    """`nas import` on an npz config with an official test file: the trained package model, the
+    exported cell.py and model.onnx give the same outputs on raw (unstandardised) test inputs, and
+    the manifest names the splits."""
+    import yaml
+
+    from nas.export import load_module
+    from workers.data import load_dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(50.0, 10.0, size=(60, 5, 3)).astype(np.float32)  # far from standardised
+    y = rng.integers(0, 3, 60)
+    np.savez(tmp_path / "train.npz", x=x[:45], y=y[:45])
+    np.savez(tmp_path / "test.npz", x=x[45:], y=y[45:])
+    config = tmp_path / "mine.yaml"
+    config.write_text(yaml.safe_dump({"data": {"name": "npz", "train_path": str(tmp_path / "train.npz"),
+                                               "test_path": str(tmp_path / "test.npz")}, "train": {"epochs": 1}}))
+    cell = tmp_path / "cell.json"
+    cell.write_text(gru(8).to_json())
+    out = tmp_path / "out"
+    formats = "json,torch,onnx" if importlib.util.find_spec("onnx") else "json,torch"
+    assert main(["import", str(cell), "--config", str(config), "--out", str(out), "--format", formats]) == 0
+    assert "data: train 36 (train.npz less the validation split), validation 9" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"]["test"] == {"size": 15, "source": "official test.npz"}
+    data = load_dataset("npz", train_path=str(tmp_path / "train.npz"), test_path=str(tmp_path / "test.npz"))
+    assert manifest["task"]["input_mean"] == pytest.approx(list(data.task.input_mean))
+    weights = torch.load(out / "weights.pt")
+    torch.testing.assert_close(weights["input_mean"], torch.tensor(data.task.input_mean, dtype=torch.float32))
+    package = build(gru(8), data.task)
+    package.load_state_dict(weights)
+    standalone = load_module(out / "cell.py").Model()
+    standalone.load_state_dict(weights)
+    raw = data.test.x
+    with torch.no_grad():
+        expected = package.eval()(raw)
+        torch.testing.assert_close(standalone.eval()(raw), expected, rtol=1e-5, atol=1e-6)
+    if "onnx" in formats and importlib.util.find_spec("onnxruntime"):
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+        (onnx_out,) = session.run(None, {"x": raw.numpy()})
+        torch.testing.assert_close(torch.from_numpy(onnx_out), expected, rtol=1e-4, atol=1e-5)

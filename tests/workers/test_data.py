@@ -58,9 +58,20 @@ def test_npz_user_data(tmp_path):
 def test_digits_read_from_the_shipped_file_equal_scikit_learns_loader():
     from sklearn.datasets import load_digits
 
-    from workers.data import _digits_table
+    from workers.data.builtin import _digits_table
 
     digits = load_digits()
     table = _digits_table()
     assert table.shape == (1797, 65)
     assert np.array_equal(table[:, :64], digits.data) and np.array_equal(table[:, 64].astype(int), digits.target)
+
+
+@pytest.mark.parametrize("name", ["digits-seq", "adding"])
+def test_builtin_standardisation_is_opt_in_and_uses_the_training_split(name):
+    raw, standardized = load_dataset(name, seed=0), load_dataset(name, seed=0, standardize=True)
+    assert not raw.task.standardized and standardized.task.standardized
+    assert torch.equal(raw.train.x, standardized.train.x)  # the data stays raw: the model standardises
+    steps = raw.train.x.reshape(-1, raw.task.input_size).double()
+    np.testing.assert_allclose(standardized.task.input_mean, steps.mean(0).numpy(), rtol=1e-9)
+    with pytest.raises(DataError, match="data.standardize: expected true or false"):
+        load_dataset(name, standardize="yes")
