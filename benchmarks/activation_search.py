@@ -39,7 +39,8 @@ import torch  # noqa: E402
 
 from nas.config import load_config  # noqa: E402
 from nas.proposers import make_sampler  # noqa: E402
-from search_spaces import ActivationSpace, Spec, SpecError, get_space, gru  # noqa: E402
+from nas.trial_loop import TrialLoop  # noqa: E402
+from search_spaces import ActivationSpace, Spec, get_space, gru  # noqa: E402
 from search_spaces.activations import probe_signature  # noqa: E402
 
 BASELINES = {"tanh": "tanh", "relu": "relu", "silu": "mul(x, sigmoid(x))", "gelu": "gelu"}
@@ -173,34 +174,27 @@ def tpe_search(args: argparse.Namespace) -> list[dict[str, Any]]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", seed=0, space=space))
-    scores: dict[str, dict[str, Any]] = {}
+    from workers.data import load_dataset
+
+    task = load_dataset("digits-seq").task
+    loop = TrialLoop(study, space, task, fail_in_flight=True, max_invalid=20 * args.tpe_trials)
     log: list[dict[str, Any]] = []
-    unsafe = duplicates = 0
-    while sum(1 for r in log if r["kind"] == "trained") < args.tpe_trials and len(log) < 20 * args.tpe_trials:
-        batch = []
-        while len(batch) < args.workers:
-            trial = study.ask()
-            spec = space.suggest(trial)
-            text = space.expression(trial.params)
-            try:
-                space.validate(spec)
-            except SpecError as exc:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                log.append({"kind": "unsafe", "activation": text, "reason": str(exc)})
-                unsafe += 1
-                continue
-            key = space.canonical_hash(spec)
-            if key in scores:
-                study.tell(trial, scores[key]["accuracy"])
-                log.append({"kind": "duplicate", "activation": text, "of": scores[key]["activation"]})
-                duplicates += 1
-                continue
-            batch.append((trial, key, _job(text, "digits-seq", 0, args.screen_epochs, {}, args.hidden)))
-        for (trial, key, _), result in zip(batch, run_jobs([j for _, _, j in batch], args.workers)):
-            scores[key] = result
-            study.tell(trial, result["accuracy"])
+    while loop.counts.complete - loop.counts.duplicates < args.tpe_trials and loop.counts.started < 20 * args.tpe_trials:
+        batch = [p for p in (loop.propose() for _ in range(args.workers)) if p is not None]
+        if not batch:
+            break
+        jobs = [_job(space.expression(p.trial.params), "digits-seq", 0, args.screen_epochs, {}, args.hidden) for p in batch]
+        for p, result in zip(batch, run_jobs(jobs, args.workers)):
+            loop.complete(p, [result["accuracy"]])
             log.append({"kind": "trained", **result})
-    print(f"tpe (units=2): {len(log)} proposals, {len(scores)} trained, {unsafe} unsafe rejected, "
+    for t in study.get_trials(deepcopy=False):
+        if "error" in t.user_attrs:
+            log.append({"kind": "unsafe", "activation": space.expression(t.params), "reason": t.user_attrs["error"]})
+        elif "duplicate_of" in t.user_attrs:
+            log.append({"kind": "duplicate", "activation": space.expression(t.params), "of": t.user_attrs["duplicate_of"]})
+    unsafe, duplicates = loop.counts.invalid, loop.counts.duplicates
+    trained = len(log) - unsafe - duplicates
+    print(f"tpe (units=2): {len(log)} proposals, {trained} trained, {unsafe} unsafe rejected, "
           f"{duplicates} duplicates skipped", flush=True)
     return log
 

@@ -44,7 +44,8 @@ import optuna  # noqa: E402
 from activation_search import RESULTS, STATS_HEADER, format_stats, run_jobs, summarize, verdict  # noqa: E402
 from nas.config import load_config  # noqa: E402
 from nas.proposers import make_sampler  # noqa: E402
-from search_spaces import SearchSpace, SparsitySpace, Spec, SpecError, Task  # noqa: E402
+from nas.trial_loop import TrialLoop  # noqa: E402
+from search_spaces import SearchSpace, SparsitySpace, Spec, Task  # noqa: E402
 from search_spaces.sparsity_space import overall_density  # noqa: E402
 from workers.data import load_dataset  # noqa: E402
 
@@ -120,36 +121,18 @@ def search(space: SearchSpace, task: Any, args: argparse.Namespace, train: dict[
     for params in warm:
         study.enqueue_trial(params)
     n_warm = len(warm)
-    seen: dict[str, dict[str, Any]] = {}
+    loop = TrialLoop(study, space, task, fail_in_flight=True, max_invalid=10_000)
     trials: list[dict[str, Any]] = []
-    while len(seen) < args.trials:
-        batch = []
-        while len(batch) < args.workers:
-            trial = study.ask()
-            spec = space.suggest(trial)
-            try:
-                space.validate(spec)
-            except SpecError:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                continue
-            macs = space.cost(spec, task)["macs"]
-            key = space.canonical_hash(spec)
-            if key in seen or key in {k for _, k, _, _ in batch}:  # an isomorphic cell: do not retrain
-                if key in seen:
-                    study.tell(trial, [seen[key]["accuracy"], macs])
-                else:
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                continue
-            batch.append((trial, key, spec, macs))
-        jobs = [jobs_for(spec, f"trial{t.number}", range(1), args, train)[0] for t, _, spec, _ in batch]
-        for (trial, key, spec, macs), result in zip(batch, run_jobs(jobs, args.workers)):
-            study.tell(trial, [result["accuracy"], macs])
-            row = {**result, "macs": macs, "params": trial.params, "source": "warm" if trial.number < n_warm else "tpe", "hash": key,
-                   "cell": describe(spec, task.input_size), "spec": spec.to_json(),
-                   "density": overall_density(spec, task.input_size)}
-            seen[key] = row
-            trials.append(row)
-        print(f"  search: {len(seen)}/{args.trials} trained", flush=True)
+    while len(trials) < args.trials:
+        batch = [p for p in (loop.propose() for _ in range(args.workers)) if p is not None]
+        jobs = [jobs_for(p.spec, f"trial{p.number}", range(1), args, train)[0] for p in batch]
+        for p, result in zip(batch, run_jobs(jobs, args.workers)):
+            macs = p.cost["macs"]
+            loop.complete(p, [result["accuracy"], macs])
+            trials.append({**result, "macs": macs, "params": p.trial.params, "hash": p.key,
+                           "source": "warm" if p.number < n_warm else "tpe", "cell": describe(p.spec, task.input_size),
+                           "spec": p.spec.to_json(), "density": overall_density(p.spec, task.input_size)})
+        print(f"  search: {len(trials)}/{args.trials} trained", flush=True)
     return trials
 
 

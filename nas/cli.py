@@ -13,7 +13,11 @@ from pathlib import Path
 from rich.console import Console
 
 from nas.cluster import use_cluster_token
-from nas.config import ConfigError, load_config, parse_config
+from nas.errors import ConfigError
+from workers.run_dir import RunDir
+
+# Nothing heavy at import time (torch, Ray, Optuna, the config's registries): `nas --help` and
+# `nas status` must start fast, so each handler imports what it needs.
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -29,18 +33,16 @@ def _add_runs_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _study_location(args: argparse.Namespace) -> tuple[Path, str]:
-    """(run directory, storage URL) of an existing study named on the command line."""
-    from nas.search import run_dir_for, stored_config
-    from nas.study import default_storage
-
-    run_dir = run_dir_for(args.name, args.runs_dir)
-    config = stored_config(run_dir)
-    storage = getattr(args, "storage", None) or (config.search.storage if config else None)
+    """(run directory, storage URL) of an existing study named on the command line. Reads the stored
+    config without validating it (it was validated when written): no torch import for `nas status`."""
+    run = RunDir.of(args.name, args.runs_dir)
+    stored = run.read_config() or {}
+    storage = getattr(args, "storage", None) or (stored.get("search") or {}).get("storage")
     if storage is None:
-        if not (run_dir / "study.db").is_file():
-            raise ConfigError(f"no study named {args.name!r} in {args.runs_dir}/ (looked for {run_dir / 'study.db'})")
-        storage = default_storage(run_dir)
-    return run_dir, storage
+        if not run.study_db.is_file():
+            raise ConfigError(f"no study named {args.name!r} in {args.runs_dir}/ (looked for {run.study_db})")
+        storage = run.storage_url
+    return run.root, storage
 
 
 # ---- search ---------------------------------------------------------------------------------------
@@ -59,6 +61,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
 
 def _search(args: argparse.Namespace) -> int:
     use_cluster_token(args.address)
+    from nas.config import load_config
     from nas.search import run_search
 
     config = load_config(
@@ -88,17 +91,18 @@ def _add_resume(sub: argparse._SubParsersAction) -> None:
 
 def _resume(args: argparse.Namespace) -> int:
     use_cluster_token(args.address)
-    from nas.search import run_dir_for, run_search, stored_config
+    from nas.config import parse_config
+    from nas.search import run_search, stored_config
 
-    run_dir = run_dir_for(args.name, args.runs_dir)
-    config = stored_config(run_dir)
+    run = RunDir.of(args.name, args.runs_dir)
+    config = stored_config(run.root)
     if config is None:
-        raise ConfigError(f"no study named {args.name!r} in {args.runs_dir}/ (looked for {run_dir / 'config.yaml'})")
+        raise ConfigError(f"no study named {args.name!r} in {args.runs_dir}/ (looked for {run.config_file})")
     updates = {k: v for k, v in (("trials", args.trials), ("storage", args.storage)) if v is not None}
     if updates:
         data = config.to_dict()
         data["search"].update(updates)
-        config = parse_config(data, str(run_dir / "config.yaml"))
+        config = parse_config(data, str(run.config_file))
     outcome = run_search(config, runs_dir=args.runs_dir, address=args.address, console=console, resume=True)
     return EXIT_INTERRUPTED if outcome.interrupted else 1 if outcome.error else 0
 
@@ -116,7 +120,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 def _status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from nas.progress import describe_cell, fit_columns, front_table
+    from nas.tables import describe_cell, fit_columns, front_table
     from nas.study import open_study, pareto_front, summarize
 
     _, storage = _study_location(args)
@@ -128,7 +132,8 @@ def _status(args: argparse.Namespace) -> int:
     trials = study.get_trials(deepcopy=False)
     table = Table(title=f"study {args.name}: {len(trials)} trials")
     for column in ("trial", "state", "val acc", "MACs", "epochs", "note", "cell"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis")
+        wraps = column in ("note", "cell")  # long errors and cells wrap rather than being cut
+        table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
     shown = trials if args.all else trials[-20:]
     rows = []
     for t in shown:
@@ -216,7 +221,7 @@ def _export(args: argparse.Namespace) -> int:
     run_dir, study = _load_study(args)
     config = stored_config(run_dir)
     if config is None:
-        raise ConfigError(f"{run_dir / 'config.yaml'} is missing: export needs the search config (data, seed)")
+        raise ConfigError(f"{RunDir(run_dir).config_file} is missing: export needs the search config (data, seed)")
     cells = export_study(study, run_dir, args.out, config=config, trial=args.trial, pareto=args.pareto,
                          top=args.top, formats=formats)
     table = Table(title=f"exported {len(cells)} cell(s) of {args.name}")
@@ -244,6 +249,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 def _import(args: argparse.Namespace) -> int:
     from nas.codegen import cell_formula
+    from nas.config import load_config
     from nas.export import config_task, export_cell, load_cell, parse_formats, train_cell
     from search_spaces import SpecError, cost
 
@@ -292,7 +298,7 @@ def _add_pareto(sub: argparse._SubParsersAction) -> None:
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from nas.progress import front_table
+    from nas.tables import front_table
     from nas.report import hypervolume_curve, plot_pareto, write_front
     from nas.study import pareto_front
 
@@ -354,6 +360,7 @@ def _add_hyper(sub: argparse._SubParsersAction) -> None:
 
 
 def _hyper(args: argparse.Namespace) -> int:
+    from nas.config import load_config
     from nas.hyper_cli import hyper_eval, hyper_train
 
     config = load_config(args.config)

@@ -1,18 +1,18 @@
-"""Live progress of a search in the terminal, and the tables printed after it (rich)."""
+"""Live progress of a search in the terminal (rich); the tables printed after it are `nas.tables`."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-
-from optuna.trial import FrozenTrial
 from ray.tune import Callback
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.ray_bridge import SearchCounts
+from nas.tables import describe_cell, fit_columns, front_table
+from nas.trial_loop import SearchCounts
+
+__all__ = ["LiveProgress", "describe_cell", "fit_columns", "front_table"]
 
 
 class LiveProgress(Callback):
@@ -71,59 +71,3 @@ class LiveProgress(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         self.refresh(force=True)
-
-
-def front_table(front: Sequence[FrozenTrial], title: str = "Pareto front (accuracy up, MACs down)") -> Table:
-    table = Table(title=title)
-    for column, justify in (("trial", "right"), ("val acc", "right"), ("test acc", "right"), ("MACs", "right"),
-                            ("params", "right"), ("cell", "left")):
-        wide = column == "cell"
-        table.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis")
-    rows = [
-        (
-            str(t.number),
-            f"{t.values[0]:.4f}",
-            f"{t.user_attrs.get('test_accuracy', float('nan')):.4f}",
-            f"{int(t.values[1]):,}",
-            f"{t.user_attrs.get('params', 0):,}",
-            describe_cell(t),
-        )
-        for t in front
-    ]
-    return fit_columns(table, rows, flexible={"cell"})
-
-
-def fit_columns(table: Table, rows: Sequence[Sequence[str]], flexible: set[str], width: int | None = None) -> Table:
-    """Add ``rows``; every column keeps its full width except the ``flexible`` ones, which share
-    what is left of the terminal and are cut with an ellipsis."""
-    width = width or Console().width
-    fixed = 0
-    for i, column in enumerate(table.columns):
-        if str(column.header) not in flexible:
-            column.min_width = max([len(str(column.header))] + [len(r[i]) for r in rows])
-            fixed += column.min_width
-    left = max(10, (width - fixed - 3 * len(table.columns) - 1) // max(1, len(flexible)))
-    for column in table.columns:
-        if str(column.header) in flexible:
-            column.max_width = left
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-def describe_cell(trial: FrozenTrial, width: int = 200) -> str:
-    """A short formula per op node of the trial's cell, e.g. ``h32 n0=tanh(x+h) n1=relu(n0)``."""
-    from search_spaces import Spec
-
-    if "spec" not in trial.user_attrs:
-        return ""
-    spec = Spec.from_json(trial.user_attrs["spec"])
-    parts = [f"h{spec.hidden_size}"]
-    symbol = {"add": "+", "mul": "*", "sub": "-"}
-    for node in spec.op_nodes():
-        d = spec.graph.nodes[node]
-        args = symbol[d["combine"]].join(src for src, _ in spec.inputs_of(node))
-        act = d["activation"]
-        parts.append(f"{node}={args}" if act in ("x", "identity") else f"{node}={act}({args})")
-    text = " ".join(parts)
-    return text if len(text) <= width else text[: width - 1] + "…"

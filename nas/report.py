@@ -171,7 +171,7 @@ FRONT_COLUMNS = ("trial", "val_accuracy", "test_accuracy", "macs", "params", "ep
 
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One dict per front trial (accuracy down), with the columns of `FRONT_COLUMNS`."""
-    from nas.progress import describe_cell
+    from nas.tables import describe_cell
 
     return [
         {
