@@ -33,8 +33,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from activation_search import STATS_HEADER, format_stats, label, run_jobs, summarize, verdict  # noqa: E402
-from sparsity_search import add_common_args, describe, jobs_for, search, setup, show_last  # noqa: E402
+from _shared import add_common_args, describe, jobs_for, label, search, setup, show_last  # noqa: E402
+from nas.seed_runs import STATS_HEADER, format_stats, run_jobs, summarize, verdict  # noqa: E402
 
 from search_spaces.activations import probe_signature  # noqa: E402
 from search_spaces.safs_space import JointSpace  # noqa: E402
