@@ -82,12 +82,23 @@ def search(space: SearchSpace, task: Any, args: argparse.Namespace, train: dict[
     return trials
 
 
-def add_common_args(parser: argparse.ArgumentParser, name: str) -> None:
-    """--workers, --config (``configs/<name>.yaml``), --out (``results/<name>.json``) and --show."""
+def add_common_args(parser: argparse.ArgumentParser, name: str, *, seeds: int, trials: int) -> None:
+    """--seeds, --trials, --workers, --config (``configs/<name>.yaml``), --out (``results/<name>.json``)
+    and --show."""
+    parser.add_argument("--seeds", type=int, default=seeds)
+    parser.add_argument("--trials", type=int, default=trials, help="distinct cells trained by the search")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--config", default=f"configs/{name}.yaml")
     parser.add_argument("--out", default=os.path.join(RESULTS, f"{name}.json"))
     parser.add_argument("--show", action="store_true", help="print the tables of the last run's JSON, train nothing")
+
+
+def print_lines(lines: list[str]) -> list[str]:
+    """Print the verdict lines after a blank line; return them (for the JSON)."""
+    print()
+    for line in lines:
+        print(line)
+    return lines
 
 
 def show_last(args: argparse.Namespace, print_tables: Any) -> bool:

@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _shared import add_common_args, describe, jobs_for, search, setup, show_last  # noqa: E402
+from _shared import add_common_args, describe, jobs_for, print_lines, search, setup, show_last  # noqa: E402
 from nas.seed_runs import STATS_HEADER, format_stats, run_jobs, summarize, verdict  # noqa: E402
 from search_spaces import SparsitySpace, Spec, Task  # noqa: E402
 from search_spaces.sparsity_space import overall_density  # noqa: E402
@@ -151,20 +151,15 @@ def print_tables(table: list[dict[str, Any]], seeds: int) -> list[str]:
         tag = "B" if r["kind"] == "baseline" else "F" if r["name"] in front else "*"
         print(f"{tag:2} {r['name']:14} {r.get('band', ''):8} {r['macs']:>7,} {r['density']:>7.3f} {format_stats(r)}  {r['cell']}")
     _, _, lines = checks(table)
-    print()
-    for line in lines:
-        print(line)
-    return lines
+    return print_lines(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--trials", type=int, default=80, help="distinct cells trained by the search")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--per-band", type=int, default=3, help="cells confirmed per uniform point's MACs band")
     parser.add_argument("--low-density", type=int, default=2, help="extra cells confirmed at <= 25%% density")
-    add_common_args(parser, "sparsity_search")
+    add_common_args(parser, "sparsity_search", seeds=5, trials=80)
     args = parser.parse_args()
     if show_last(args, print_tables):
         return
