@@ -21,15 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
-import statistics
 import sys
 import time
 import warnings
-from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,117 +34,17 @@ import torch  # noqa: E402
 
 from nas.config import load_config  # noqa: E402
 from nas.proposers import make_sampler  # noqa: E402
-from search_spaces import ActivationSpace, Spec, SpecError, get_space, gru  # noqa: E402
+from nas.seed_runs import STATS_HEADER, format_stats, run_jobs, summarize, verdict  # noqa: E402
+from nas.trial_loop import TrialLoop  # noqa: E402
+from _shared import BASELINES, RESULTS, label  # noqa: E402
+from search_spaces import ActivationSpace, get_space, gru  # noqa: E402
 from search_spaces.activations import probe_signature  # noqa: E402
 
-BASELINES = {"tanh": "tanh", "relu": "relu", "silu": "mul(x, sigmoid(x))", "gelu": "gelu"}
-KNOWN = {**BASELINES, "sigmoid": "sigmoid", "identity": "x", "softplus": "softplus", "swish": "mul(x, sigmoid(x))"}
 # the second task: the adding problem, shortened so a candidate trains in about a second
 TASKS = {"digits-seq": ({}, 12), "adding": ({"n": 2000, "length": 20}, 12)}
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-# --- training jobs, shared with benchmarks/sparsity_search.py ------------------------------------
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)  # candidates are tiny: one thread each, one process per core
-
-
-def train_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Train ``job["spec"]`` (JSON) on ``job["data"]``; best-epoch validation and test accuracy."""
-    from workers.data import load_dataset
-    from workers.training import CandidateDiverged, TrainConfig, Trainer
-
-    start = time.perf_counter()
-    data = load_dataset(job["data"], **job.get("data_options", {}))
-    config = TrainConfig(epochs=job["epochs"], **job.get("train", {}))
-    out = {k: v for k, v in job.items() if k != "spec"}
-    try:
-        trainer = Trainer(Spec.from_json(job["spec"]), data, config, seed=job["seed"])
-        for _ in range(config.epochs):
-            trainer.train_epoch()
-        best = trainer.best
-        out.update(accuracy=best.accuracy, test_accuracy=best.test_accuracy, error=None)
-    except CandidateDiverged as exc:
-        out.update(accuracy=0.0, test_accuracy=0.0, error=str(exc))
-    out["seconds"] = time.perf_counter() - start
-    return out
-
-
-_POOLS: dict[int, ProcessPoolExecutor] = {}
-
-
-def run_jobs(jobs: list[dict[str, Any]], workers: int, retries: int = 3) -> list[dict[str, Any]]:
-    """Train every job, ``workers`` processes at a time (spawned: no forked OpenMP state).
-
-    The worker processes are kept for the next call (a search calls this once per batch). A worker
-    that dies (killed from outside, out of memory) breaks the pool; the jobs not finished yet run again
-    in a fresh pool, up to ``retries`` times (training is deterministic per seed: same results).
-    """
-    if workers <= 1:
-        _init_worker()
-        return [train_job(j) for j in jobs]
-    done: dict[int, dict[str, Any]] = {}
-    for _ in range(retries + 1):
-        pending = [i for i in range(len(jobs)) if i not in done]
-        if not pending:
-            break
-        if workers not in _POOLS:
-            _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
-        try:
-            futures = {_POOLS[workers].submit(train_job, jobs[i]): i for i in pending}
-            for future in as_completed(futures):
-                done[futures[future]] = future.result()
-        except BrokenProcessPool as exc:
-            _POOLS.pop(workers).shutdown(wait=False, cancel_futures=True)
-            print(f"  a worker process died ({exc}); {len(jobs) - len(done)} jobs run again", flush=True)
-    if len(done) < len(jobs):
-        raise RuntimeError(f"{len(jobs) - len(done)} training jobs lost after {retries} retries")
-    return [done[i] for i in range(len(jobs))]
-
-
-def mean_std(values: Iterable[float]) -> tuple[float, float]:
-    values = list(values)
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-# --- summaries over seeds, shared with benchmarks/sparsity_search.py and safs_search.py -----------
-
-STATS_HEADER = f"{'val acc':>15} {'test acc':>15} {'seeds':>5}"
-
-
-def summarize(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and std over seeds of the best-epoch validation accuracy and the test accuracy at that
-    epoch, the number of seeds and how many diverged."""
-    runs = list(runs)
-    val, test = mean_std(r["accuracy"] for r in runs), mean_std(r["test_accuracy"] for r in runs)
-    return {"val_mean": val[0], "val_std": val[1], "test_mean": test[0], "test_std": test[1],
-            "seeds": len(runs), "diverged": sum(r.get("error") is not None for r in runs)}
-
-
-def format_stats(row: dict[str, Any]) -> str:
-    """``val mean ± std  test mean ± std  seeds``, the columns of `STATS_HEADER`."""
-    return (f"{row['val_mean']:.4f} ± {row['val_std']:.4f} {row['test_mean']:.4f} ± {row['test_std']:.4f} "
-            f"{row['seeds']:>5}")
-
-
-def verdict(found: dict[str, Any], base: dict[str, Any]) -> tuple[float, float, str]:
-    """(mean validation gap found - base, two standard errors of the gap, "beats"/"ties with"/"loses to")."""
-    gap = found["val_mean"] - base["val_mean"]
-    n = max(1, min(found["seeds"], base["seeds"]))
-    noise = 2 * ((found["val_std"] ** 2 + base["val_std"] ** 2) / n) ** 0.5
-    return gap, noise, "beats" if gap > noise else "ties with" if gap > -noise else "loses to"
 
 
 # --- the search ----------------------------------------------------------------------------------
-
-
-def label(text: str) -> str:
-    """``text``, with the name of a known function it equals (by probe signature)."""
-    signature = probe_signature(text)
-    names = [n for n, t in KNOWN.items() if probe_signature(t) == signature]
-    return f"{text} (= {names[0]})" if names else text
 
 
 def _job(text: str, data: str, seed: int, epochs: int, options: dict[str, Any], hidden: int) -> dict[str, Any]:
@@ -173,34 +68,27 @@ def tpe_search(args: argparse.Namespace) -> list[dict[str, Any]]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", seed=0, space=space))
-    scores: dict[str, dict[str, Any]] = {}
+    from workers.data import load_dataset
+
+    task = load_dataset("digits-seq").task
+    loop = TrialLoop(study, space, task, fail_in_flight=True, max_invalid=20 * args.tpe_trials)
     log: list[dict[str, Any]] = []
-    unsafe = duplicates = 0
-    while sum(1 for r in log if r["kind"] == "trained") < args.tpe_trials and len(log) < 20 * args.tpe_trials:
-        batch = []
-        while len(batch) < args.workers:
-            trial = study.ask()
-            spec = space.suggest(trial)
-            text = space.expression(trial.params)
-            try:
-                space.validate(spec)
-            except SpecError as exc:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                log.append({"kind": "unsafe", "activation": text, "reason": str(exc)})
-                unsafe += 1
-                continue
-            key = space.canonical_hash(spec)
-            if key in scores:
-                study.tell(trial, scores[key]["accuracy"])
-                log.append({"kind": "duplicate", "activation": text, "of": scores[key]["activation"]})
-                duplicates += 1
-                continue
-            batch.append((trial, key, _job(text, "digits-seq", 0, args.screen_epochs, {}, args.hidden)))
-        for (trial, key, _), result in zip(batch, run_jobs([j for _, _, j in batch], args.workers)):
-            scores[key] = result
-            study.tell(trial, result["accuracy"])
+    while loop.counts.complete - loop.counts.duplicates < args.tpe_trials and loop.counts.started < 20 * args.tpe_trials:
+        batch = [p for p in (loop.propose() for _ in range(args.workers)) if p is not None]
+        if not batch:
+            break
+        jobs = [_job(space.expression(p.trial.params), "digits-seq", 0, args.screen_epochs, {}, args.hidden) for p in batch]
+        for p, result in zip(batch, run_jobs(jobs, args.workers)):
+            loop.complete(p, [result["accuracy"]])
             log.append({"kind": "trained", **result})
-    print(f"tpe (units=2): {len(log)} proposals, {len(scores)} trained, {unsafe} unsafe rejected, "
+    for t in study.get_trials(deepcopy=False):
+        if "error" in t.user_attrs:
+            log.append({"kind": "unsafe", "activation": space.expression(t.params), "reason": t.user_attrs["error"]})
+        elif "duplicate_of" in t.user_attrs:
+            log.append({"kind": "duplicate", "activation": space.expression(t.params), "of": t.user_attrs["duplicate_of"]})
+    unsafe, duplicates = loop.counts.invalid, loop.counts.duplicates
+    trained = len(log) - unsafe - duplicates
+    print(f"tpe (units=2): {len(log)} proposals, {trained} trained, {unsafe} unsafe rejected, "
           f"{duplicates} duplicates skipped", flush=True)
     return log
 

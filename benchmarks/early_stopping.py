@@ -166,7 +166,7 @@ def replay(curves: list[Curve], scheduler: Any, workers: int) -> ReplayResult:
         if i is None:
             return
         c = curves[i]
-        trials[i] = _Trial(str(i), {"macs": c.cost, "params": c.cost, "train": {"epochs": final_epoch}})
+        trials[i] = _Trial(str(i), {"cost": {"macs": c.cost, "params": c.cost}, "train": {"epochs": final_epoch}})
         scheduler.on_trial_add(ctrl, trials[i])
         heapq.heappush(events, (now + c.epochs[0], next(tick), i, 0))
 

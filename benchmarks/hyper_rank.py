@@ -34,7 +34,8 @@ from scipy.stats import kendalltau, spearmanr
 
 from hyper import HyperConfig, HyperNetwork, HyperTrainer
 from hyper.candidate import accuracy
-from search_spaces import RecurrentCellSpace, Spec, build, canonical_hash
+from nas.trial_loop import distinct_samples
+from search_spaces import RecurrentCellSpace, Spec, build
 from workers.data import load_dataset
 from workers.training import TrainConfig, Trainer
 
@@ -88,13 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # 2. candidates and zero-training scores
     rng = np.random.default_rng(args.seed + 10_000)
-    specs: list[Spec] = []
-    seen: set[str] = set()
-    while len(specs) < args.candidates:
-        spec = SPACE.sample(rng)
-        if (h := canonical_hash(spec)) not in seen:
-            seen.add(h)
-            specs.append(spec)
+    specs = distinct_samples(SPACE, args.candidates, rng)
     t0 = time.perf_counter()
     proxy = [trainer.proxy_score(s, data.val.x, data.val.y) for s in specs]
     proxy_s = (time.perf_counter() - t0) / len(specs)

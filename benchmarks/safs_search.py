@@ -33,8 +33,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from activation_search import STATS_HEADER, format_stats, label, run_jobs, summarize, verdict  # noqa: E402
-from sparsity_search import add_common_args, describe, jobs_for, search, setup, show_last  # noqa: E402
+from _shared import add_common_args, describe, jobs_for, label, print_lines, search, setup, show_last  # noqa: E402
+from nas.seed_runs import STATS_HEADER, format_stats, run_jobs, summarize, verdict  # noqa: E402
 
 from search_spaces.activations import probe_signature  # noqa: E402
 from search_spaces.safs_space import JointSpace  # noqa: E402
@@ -85,19 +85,14 @@ def print_tables(table: list[dict[str, Any]], seeds: int) -> list[str]:
         dense_gaps = [(o["val_mean"] - dense["val_mean"]) * 100 for o in table if o["variant"] == "dense+act"]
         lines.append(f"mean gain of the learned activation over tanh: {sum(gaps) / len(gaps):+.2f} points in the "
                      f"sparse cells, {sum(dense_gaps) / len(dense_gaps):+.2f} in the dense cell")
-    print()
-    for line in lines:
-        print(line)
-    return lines
+    return print_lines(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=4)
-    parser.add_argument("--trials", type=int, default=50, help="distinct cells trained by the search")
     parser.add_argument("--epochs", type=int, default=None, help="default: the config's train.epochs")
     parser.add_argument("--top", type=int, default=3, help="sparse cells to confirm three ways")
-    add_common_args(parser, "safs_search")
+    add_common_args(parser, "safs_search", seeds=4, trials=50)
     args = parser.parse_args()
     if show_last(args, print_tables):
         return

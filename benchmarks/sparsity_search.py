@@ -34,37 +34,18 @@ import json
 import os
 import sys
 import time
-import warnings
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import optuna  # noqa: E402
-
-from activation_search import RESULTS, STATS_HEADER, format_stats, run_jobs, summarize, verdict  # noqa: E402
-from nas.config import load_config  # noqa: E402
-from nas.proposers import make_sampler  # noqa: E402
-from search_spaces import SearchSpace, SparsitySpace, Spec, SpecError, Task  # noqa: E402
+from _shared import add_common_args, describe, jobs_for, print_lines, search, setup, show_last  # noqa: E402
+from nas.seed_runs import STATS_HEADER, format_stats, run_jobs, summarize, verdict  # noqa: E402
+from search_spaces import SparsitySpace, Spec, Task  # noqa: E402
 from search_spaces.sparsity_space import overall_density  # noqa: E402
-from workers.data import load_dataset  # noqa: E402
 
-SHORT = {"magnitude": "mag", "random": "rnd", "block": "blk", "nm": "nm", "erdos_renyi": "er",
-         "watts_strogatz": "ws", "barabasi_albert": "ba", "dense": ""}
 UNIFORM = (0.5, 0.25, 0.125, 0.0625)
 # uniform magnitude points of larger cells (Narang et al.: large sparse beats small dense at equal MACs)
 WARM_START = ((64, 0.03125), (40, 0.0625), (64, 0.0625), (48, 0.125), (64, 0.125))
-
-
-def describe(spec: Spec, input_size: int) -> str:
-    """``h64 d=0.19 rx1 rh.25mag ...`` (per matrix: gate, x|h, density, pattern)."""
-    parts = [f"{e.dst}{'x' if e.src == 'x' else 'h'}{e.density:g}{SHORT[e.pattern]}"
-             for e in spec.linear_edges(input_size)]
-    return f"h{spec.hidden_size} d={overall_density(spec, input_size):.3f} " + " ".join(parts)
-
-
-def jobs_for(spec: Spec, name: str, seeds: range, args: argparse.Namespace, train: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"spec": spec.to_json(), "name": name, "data": "digits-seq", "epochs": args.epochs, "seed": s,
-             "train": train} for s in seeds]
 
 
 def grouped_params(space: SparsitySpace, hidden: int, dx: float, dg: float, du: float) -> dict[str, Any]:
@@ -106,51 +87,6 @@ def warm_params(space: SparsitySpace, task: Task, budgets: list[int]) -> list[di
             seen.add(key)
             out.append(p)
     return out
-
-
-def search(space: SearchSpace, task: Any, args: argparse.Namespace, train: dict[str, Any],
-           warm: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Multi-objective TPE over the space, seed 0 per trial, the ``warm`` params first, until
-    ``args.trials`` distinct cells trained. A proposal the space rejects (an unsafe activation in the
-    joint SAFS space) fails untrained; an isomorphic cell gets its twin's score without training."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    sampler = make_sampler("tpe", seed=0, space=space, options={"n_startup_trials": 10})
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    for params in warm:
-        study.enqueue_trial(params)
-    n_warm = len(warm)
-    seen: dict[str, dict[str, Any]] = {}
-    trials: list[dict[str, Any]] = []
-    while len(seen) < args.trials:
-        batch = []
-        while len(batch) < args.workers:
-            trial = study.ask()
-            spec = space.suggest(trial)
-            try:
-                space.validate(spec)
-            except SpecError:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                continue
-            macs = space.cost(spec, task)["macs"]
-            key = space.canonical_hash(spec)
-            if key in seen or key in {k for _, k, _, _ in batch}:  # an isomorphic cell: do not retrain
-                if key in seen:
-                    study.tell(trial, [seen[key]["accuracy"], macs])
-                else:
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                continue
-            batch.append((trial, key, spec, macs))
-        jobs = [jobs_for(spec, f"trial{t.number}", range(1), args, train)[0] for t, _, spec, _ in batch]
-        for (trial, key, spec, macs), result in zip(batch, run_jobs(jobs, args.workers)):
-            study.tell(trial, [result["accuracy"], macs])
-            row = {**result, "macs": macs, "params": trial.params, "source": "warm" if trial.number < n_warm else "tpe", "hash": key,
-                   "cell": describe(spec, task.input_size), "spec": spec.to_json(),
-                   "density": overall_density(spec, task.input_size)}
-            seen[key] = row
-            trials.append(row)
-        print(f"  search: {len(seen)}/{args.trials} trained", flush=True)
-    return trials
 
 
 def pareto(rows: list[dict[str, Any]], acc: str = "accuracy") -> list[dict[str, Any]]:
@@ -215,44 +151,15 @@ def print_tables(table: list[dict[str, Any]], seeds: int) -> list[str]:
         tag = "B" if r["kind"] == "baseline" else "F" if r["name"] in front else "*"
         print(f"{tag:2} {r['name']:14} {r.get('band', ''):8} {r['macs']:>7,} {r['density']:>7.3f} {format_stats(r)}  {r['cell']}")
     _, _, lines = checks(table)
-    print()
-    for line in lines:
-        print(line)
-    return lines
-
-
-def add_common_args(parser: argparse.ArgumentParser, name: str) -> None:
-    """--workers, --config (``configs/<name>.yaml``), --out (``results/<name>.json``) and --show."""
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--config", default=f"configs/{name}.yaml")
-    parser.add_argument("--out", default=os.path.join(RESULTS, f"{name}.json"))
-    parser.add_argument("--show", action="store_true", help="print the tables of the last run's JSON, train nothing")
-
-
-def show_last(args: argparse.Namespace, print_tables: Any) -> bool:
-    """With ``--show``, print the tables of ``args.out`` and return True."""
-    if args.show:
-        with open(args.out) as f:
-            last = json.load(f)
-        print_tables(last["table"], last["args"]["seeds"])
-    return args.show
-
-
-def setup(args: argparse.Namespace) -> tuple[Any, Any, Task, dict[str, Any]]:
-    """The config, its space, the digits-seq task and the training options of ``args.config``."""
-    config = load_config(args.config)
-    train = {"lr": config.train.lr, "batch_size": config.train.batch_size, "prune_until": config.train.prune_until}
-    return config, config.space.make(), load_dataset("digits-seq").task, train
+    return print_lines(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--trials", type=int, default=80, help="distinct cells trained by the search")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--per-band", type=int, default=3, help="cells confirmed per uniform point's MACs band")
     parser.add_argument("--low-density", type=int, default=2, help="extra cells confirmed at <= 25%% density")
-    add_common_args(parser, "sparsity_search")
+    add_common_args(parser, "sparsity_search", seeds=5, trials=80)
     args = parser.parse_args()
     if show_last(args, print_tables):
         return

@@ -1,7 +1,7 @@
 """Tabular benchmark mode: any proposer against NAS-Bench-201 on a simulated clock.
 
-The search path is the real one: ``make_sampler`` builds the proposer, an Optuna study asks, the
-space's ``suggest`` turns the trial into a cell, and the study is told the result. Only training is
+The search path is the real one: ``make_sampler`` builds the proposer, and `nas.trial_loop.TrialLoop`
+asks the study, lets the space suggest a cell, validates, costs and hashes it, and tells the result. Only training is
 replaced, by a table lookup: the observed validation accuracy is one of the table's training seeds
 (drawn at random, as a real run would see one), and the trial "finishes" after the table's training
 time on a simulated clock. ``workers`` trials run at once and finish in time order, so asynchronous
@@ -34,6 +34,7 @@ import optuna
 
 from nas.proposers import make_sampler
 from nas.study import hypervolume_2d
+from nas.trial_loop import Proposal, TrialLoop
 from search_spaces.nb201 import NB201Space, _table
 
 DEFAULT_BUDGET_S = 200_000.0
@@ -114,14 +115,17 @@ def simulate(
     rng = np.random.default_rng([seed, 201])
     best = best_accuracy(dataset)
 
-    running: list[tuple[float, int, optuna.Trial, dict[str, list[float]], int]] = []
+    # every proposal is trained (looked up), duplicates included: a real run would train them too
+    loop = TrialLoop(study, space, None, dedupe=False)
+    running: list[tuple[float, int, Proposal, dict[str, list[float]], int]] = []
 
     def launch(now: float) -> None:
-        trial = study.ask()
-        cell = space.suggest(trial)
-        row = space.lookup(cell)
+        proposal = loop.propose()
+        if proposal is None:
+            raise RuntimeError(f"{proposer}: {loop.gave_up}")
+        row = space.lookup(proposal.spec)
         k = int(rng.integers(len(row["val_acc"])))
-        heapq.heappush(running, (now + row["train_time"][k], trial.number, trial, row, k))
+        heapq.heappush(running, (now + row["train_time"][k], proposal.number, proposal, row, k))
 
     for _ in range(workers):
         launch(0.0)
@@ -129,10 +133,10 @@ def simulate(
     curve: list[tuple[float, float]] = []  # (finish time, incumbent's mean accuracy)
     evaluated: list[tuple[float, float]] = []
     while running and running[0][0] <= budget_s:
-        now, _, trial, row, k = heapq.heappop(running)
+        now, _, proposal, row, k = heapq.heappop(running)
         acc = float(row["val_acc"][k])
         values = [acc] if metric is None else [acc, float(row[metric][k])]
-        study.tell(trial, values)
+        loop.complete(proposal, values)
         if acc > incumbent_obs:
             incumbent_obs, incumbent_true = acc, _mean(row["val_acc"])
         curve.append((now, incumbent_true))

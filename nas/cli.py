@@ -15,8 +15,11 @@ from pathlib import Path
 from rich.console import Console
 
 from nas.cluster import use_cluster_token
-from nas.config import ConfigError, load_config, parse_config
-from workers.data.base import DataError
+from nas.errors import ConfigError
+from workers.run_dir import RunDir
+
+# Nothing heavy at import time (torch, Ray, Optuna, the config's registries): `nas --help` and
+# `nas status` must start fast, so each handler imports what it needs.
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -32,18 +35,16 @@ def _add_runs_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _study_location(args: argparse.Namespace) -> tuple[Path, str]:
-    """(run directory, storage URL) of an existing study named on the command line."""
-    from nas.search import run_dir_for, stored_config
-    from nas.study import default_storage
-
-    run_dir = run_dir_for(args.name, args.runs_dir)
-    config = stored_config(run_dir)
-    storage = getattr(args, "storage", None) or (config.search.storage if config else None)
+    """(run directory, storage URL) of an existing study named on the command line. Reads the stored
+    config without validating it (it was validated when written): no torch import for `nas status`."""
+    run = RunDir.of(args.name, args.runs_dir)
+    stored = run.read_config() or {}
+    storage = getattr(args, "storage", None) or (stored.get("search") or {}).get("storage")
     if storage is None:
-        if not (run_dir / "study.db").is_file():
-            raise ConfigError(f"no study named {args.name!r} in {args.runs_dir}/ (looked for {run_dir / 'study.db'})")
-        storage = default_storage(run_dir)
-    return run_dir, storage
+        if not run.study_db.is_file():
+            raise ConfigError(f"no study named {args.name!r} in {args.runs_dir}/ (looked for {run.study_db})")
+        storage = run.storage_url
+    return run.root, storage
 
 
 # ---- search ---------------------------------------------------------------------------------------
@@ -62,6 +63,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
 
 def _search(args: argparse.Namespace) -> int:
     use_cluster_token(args.address)
+    from nas.config import load_config
     from nas.search import run_search
 
     config = load_config(
@@ -91,17 +93,18 @@ def _add_resume(sub: argparse._SubParsersAction) -> None:
 
 def _resume(args: argparse.Namespace) -> int:
     use_cluster_token(args.address)
-    from nas.search import run_dir_for, run_search, stored_config
+    from nas.config import parse_config
+    from nas.search import run_search, stored_config
 
-    run_dir = run_dir_for(args.name, args.runs_dir)
-    config = stored_config(run_dir)
+    run = RunDir.of(args.name, args.runs_dir)
+    config = stored_config(run.root)
     if config is None:
-        raise ConfigError(f"no study named {args.name!r} in {args.runs_dir}/ (looked for {run_dir / 'config.yaml'})")
+        raise ConfigError(f"no study named {args.name!r} in {args.runs_dir}/ (looked for {run.config_file})")
     updates = {k: v for k, v in (("trials", args.trials), ("storage", args.storage)) if v is not None}
     if updates:
         data = config.to_dict()
         data["search"].update(updates)
-        config = parse_config(data, str(run_dir / "config.yaml"))
+        config = parse_config(data, str(run.config_file))
     outcome = run_search(config, runs_dir=args.runs_dir, address=args.address, console=console, resume=True)
     return EXIT_INTERRUPTED if outcome.interrupted else 1 if outcome.error else 0
 
@@ -119,7 +122,6 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 def _status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from nas.search import stored_config
     from nas.splits import splits_line, study_splits
     from nas.study import open_study, summarize
     from nas.tables import describe_cell, fit_columns, show_front
@@ -133,7 +135,8 @@ def _status(args: argparse.Namespace) -> int:
     trials = study.get_trials(deepcopy=False)
     table = Table(title=f"study {args.name}: {len(trials)} trials")
     for column in ("trial", "state", "val acc", "MACs", "epochs", "note", "cell"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis")
+        wraps = column in ("note", "cell")  # long errors and cells wrap rather than being cut
+        table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
     shown = trials if args.all else trials[-20:]
     rows = []
     for t in shown:
@@ -147,7 +150,7 @@ def _status(args: argparse.Namespace) -> int:
         f"complete {s.complete}, pruned {s.pruned}, failed {s.failed}, running {s.running}; best {best}; "
         f"front size {s.front_size}"
     )
-    splits = study_splits(study, stored_config(run_dir))
+    splits = study_splits(study)
     console.print(splits_line(splits), highlight=False, soft_wrap=True)
     show_front(study, console, splits=splits)
     return 0
@@ -221,7 +224,7 @@ def _export(args: argparse.Namespace) -> int:
     run_dir, study = _load_study(args)
     config = stored_config(run_dir)
     if config is None:
-        raise ConfigError(f"{run_dir / 'config.yaml'} is missing: export needs the search config (data, seed)")
+        raise ConfigError(f"{RunDir(run_dir).config_file} is missing: export needs the search config (data, seed)")
     cells = export_study(study, run_dir, args.out, config=config, trial=args.trial, pareto=args.pareto,
                          top=args.top, formats=formats)
     table = Table(title=f"exported {len(cells)} cell(s) of {args.name}")
@@ -249,6 +252,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 def _import(args: argparse.Namespace) -> int:
     from nas.codegen import cell_formula
+    from nas.config import load_config
     from nas.export import config_dataset, export_cell, load_cell, parse_formats, train_cell
     from nas.splits import accuracy_or_none, fmt_accuracy
     from search_spaces import SpecError, cost
@@ -364,6 +368,7 @@ def _add_hyper(sub: argparse._SubParsersAction) -> None:
 
 
 def _hyper(args: argparse.Namespace) -> int:
+    from nas.config import load_config
     from nas.hyper_cli import hyper_eval, hyper_train
 
     config = load_config(args.config)
@@ -410,12 +415,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, DataError) as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         err_console.print("interrupted; the study is saved and `nas resume` continues it")
         return EXIT_INTERRUPTED
+    except _bad_input() as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        return EXIT_BAD_INPUT
+
+
+def _bad_input() -> tuple[type[Exception], ...]:
+    """The errors that mean bad input (exit 2): `ConfigError`, and `workers.data.DataError` once the
+    data package is loaded (it cannot have been raised before, and importing it costs torch)."""
+    data = sys.modules.get("workers.data.base")
+    return (ConfigError,) if data is None else (ConfigError, data.DataError)
 
 
 if __name__ == "__main__":

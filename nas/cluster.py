@@ -10,7 +10,7 @@ import os
 import socket
 from pathlib import Path
 
-from nas.config import ConfigError
+from nas.errors import ConfigError
 
 TOKEN_FILE = Path.home() / ".ray" / "auth_token"
 
@@ -33,8 +33,10 @@ def check_address(address: str) -> None:
 def use_cluster_token(address: str | None) -> None:
     """Clusters started by `ray start --head` require token authentication (Ray >= 2.5x); a driver
     that connects must enable it too and present the same token (``~/.ray/auth_token`` or
-    ``RAY_AUTH_TOKEN``). Leaves an explicit ``RAY_AUTH_MODE`` alone."""
-    if not address or os.environ.get("RAY_AUTH_MODE") is not None:
+    ``RAY_AUTH_TOKEN``). A local in-process cluster gets token authentication too, Ray's default for
+    it, but asked for explicitly, so Ray does not warn about choosing it. Leaves an explicit
+    ``RAY_AUTH_MODE`` alone."""
+    if os.environ.get("RAY_AUTH_MODE") is not None:
         return
-    if os.environ.get("RAY_AUTH_TOKEN") or TOKEN_FILE.is_file():
+    if not address or os.environ.get("RAY_AUTH_TOKEN") or TOKEN_FILE.is_file():
         os.environ["RAY_AUTH_MODE"] = "token"

@@ -1,34 +1,50 @@
 """Search configuration: YAML validated into dataclass-like pydantic models with clear errors.
 
-Every mistake (unknown key, wrong type, out-of-range value, an option a space or dataset does not
-take) raises `ConfigError` with one line per problem naming the key and what is allowed. Nothing is
-written before a config validates.
+Every mistake (unknown key, wrong type, out-of-range value, an option a space, dataset, sampler or
+stopping policy does not take, a space whose cells cannot be trained) raises `ConfigError` with one
+line per problem naming the key and what is allowed. Each registry checks its own options
+(`search_spaces.SPACES` by the space's fields, `workers.data.LOADERS` by the loader's signature,
+`nas.proposers.check_options`, `workers.stopping.check_options`); this module asks them all, and
+nothing is written before a config validates. A new section key is one field of its model; the
+``train`` and ``hyper`` models are the ones the workers read (`workers.settings`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import inspect
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-import search_spaces
-from search_spaces.activations import ExpressionError
+from nas.errors import ConfigError
+from workers.settings import HyperSettings, Section, TrainConfig
 
-STOPPING_POLICIES = ("none", "curve", "asha", "median")
+__all__ = ["Config", "ConfigError", "load_config", "parse_config"]
+
+_Section = Section
+# not part of a study's identity: how many trials, where and how fast they run, what is kept
+NOT_FINGERPRINTED = {"search": ("trials", "max_concurrent", "storage", "artifacts", "cpus_per_trial",
+                                "gpus_per_trial", "max_failures", "confirm", "confirm_top", "time_budget_s"),
+                     "train": ("keep_checkpoints",)}
 
 
-class ConfigError(ValueError):
-    """A config that cannot be used; ``str()`` names every bad key and how to fix it."""
+def _registry_name(registry: str, name: str) -> str:
+    """Ask ``registry`` (a module with ``check_options``, imported only now) whether it knows ``name``."""
+    importlib.import_module(registry).check_options(name, {})
+    return name
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+def _registry_options(registry: str, name: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """Ask ``registry`` whether ``name`` takes ``options`` (None: the name itself was refused)."""
+    if name is not None:
+        importlib.import_module(registry).check_options(name, options)
+    return options
 
 
 class DataSection(_Section):
@@ -62,6 +78,11 @@ class SpaceSection(_Section):
 
     @model_validator(mode="after")
     def _check_space(self) -> SpaceSection:
+        import numpy as np
+
+        import search_spaces
+        from search_spaces.activations import ExpressionError
+
         if self.name not in search_spaces.SPACES:
             raise ValueError(f"unknown search space {self.name!r}; choose one of {sorted(search_spaces.SPACES)}")
         cls = search_spaces.SPACES[self.name]
@@ -70,26 +91,24 @@ class SpaceSection(_Section):
             if allowed and key not in allowed:
                 raise ValueError(f"unknown option {key!r} for space {self.name!r}; allowed: {allowed}")
         try:
-            self.make()
+            space = self.make()
+            cell = space.decode(space.sample_params(np.random.default_rng(0)))
         except (ValueError, TypeError, ExpressionError) as exc:
             raise ValueError(f"space {self.name!r}: {exc}") from exc
+        if not isinstance(cell, search_spaces.Spec):
+            raise ValueError(
+                f"space {self.name!r} proposes {type(cell).__name__} cells, which a search cannot train "
+                "(they are looked up in a table); compare proposers on it with `nas benchmark`"
+            )
         return self
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
-    def make(self, **overrides: Any) -> search_spaces.SearchSpace:
+    def make(self, **overrides: Any) -> Any:  # a search_spaces.SearchSpace
+        import search_spaces
+
         return search_spaces.get_space(self.name, **{**self.options(), **overrides})
-
-
-class TrainSection(_Section):
-    epochs: int = Field(10, ge=1, le=10_000)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(0.01, gt=0, le=10)
-    optimizer: Literal["adam", "sgd"] = "adam"
-    weight_decay: float = Field(0.0, ge=0)
-    grad_clip: float = Field(1.0, ge=0)
-    prune_until: float = Field(0.6, ge=0, le=1)
 
 
 class SearchSection(_Section):
@@ -111,37 +130,27 @@ class SearchSection(_Section):
     @field_validator("baselines")
     @classmethod
     def _known_baselines(cls, value: list[str] | None) -> list[str] | None:
-        unknown = [name for name in value or () if name not in search_spaces.NAMED]
+        from search_spaces import NAMED
+
+        unknown = [name for name in value or () if name not in NAMED]
         if unknown:
-            raise ValueError(f"unknown cell(s) {unknown}; named cells: {sorted(search_spaces.NAMED)}")
+            raise ValueError(f"unknown cell(s) {unknown}; named cells: {sorted(NAMED)}")
         return value
 
-    @field_validator("sampler")
-    @classmethod
-    def _known_sampler(cls, value: str) -> str:
-        from nas.proposers import PROPOSERS
-
-        if value not in PROPOSERS:
-            raise ValueError(f"unknown sampler {value!r}; choose one of {sorted(PROPOSERS)}")
-        return value
+    _known_sampler = field_validator("sampler")(lambda v: _registry_name("nas.proposers", v))
+    _sampler_options = field_validator("sampler_options")(
+        lambda v, info: _registry_options("nas.proposers", info.data.get("sampler"), v))
 
 
 class StoppingSection(_Section):
-    policy: Literal["none", "curve", "asha", "median"] = "none"
+    """The early-stopping policy (`workers.stopping.POLICIES`) and its options."""
+
+    policy: str = "none"
     options: dict[str, Any] = Field(default_factory=dict)
 
-
-class HyperSection(_Section):
-    """The RNN hypernetwork (see `workers.hyper_bridge.HyperSettings`): off unless ``enabled``."""
-
-    enabled: bool = False
-    train_steps: int = Field(4000, ge=0)
-    when: Literal["before", "beside"] = "before"
-    chunk_steps: int = Field(100, ge=1)
-    proxy: Literal["off", "skip"] = "off"
-    proxy_quantile: float = Field(0.25, gt=0, lt=1)
-    proxy_min_seen: int = Field(8, ge=1)
-    warm_start: bool = False
+    _known_policy = field_validator("policy")(lambda v: _registry_name("workers.stopping", v))
+    _policy_options = field_validator("options")(
+        lambda v, info: _registry_options("workers.stopping", info.data.get("policy"), v))
 
 
 class Config(_Section):
@@ -151,10 +160,21 @@ class Config(_Section):
     seed: int = Field(0, ge=0)
     data: DataSection = Field(default_factory=DataSection)
     space: SpaceSection = Field(default_factory=SpaceSection)
-    train: TrainSection = Field(default_factory=TrainSection)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     search: SearchSection = Field(default_factory=SearchSection)
     stopping: StoppingSection = Field(default_factory=StoppingSection)
-    hyper: HyperSection = Field(default_factory=HyperSection)
+    hyper: HyperSettings = Field(default_factory=HyperSettings)
+
+    @model_validator(mode="after")
+    def _check_stopping_values(self) -> Config:
+        """Build the stopper once, so that a bad option value is refused here, not mid-search."""
+        from workers.stopping import make_scheduler
+
+        try:
+            make_scheduler(self.stopping.policy, max_epochs=self.train.epochs, options=self.stopping.options)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"stopping.options: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _baselines_in_space(self) -> Config:
@@ -176,9 +196,9 @@ class Config(_Section):
         """Hash of what defines the study's trials (not its name, budget, storage or concurrency)."""
         data = self.to_dict()
         data.pop("name")
-        for key in ("trials", "max_concurrent", "storage", "artifacts", "cpus_per_trial", "gpus_per_trial",
-                    "max_failures", "confirm", "confirm_top", "time_budget_s"):
-            data["search"].pop(key)
+        for section, keys in NOT_FINGERPRINTED.items():
+            for key in keys:
+                data[section].pop(key)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -206,7 +226,8 @@ def _format_errors(error: ValidationError, source: str) -> str:
         elif err["type"] == "literal_error":
             lines.append(f"{path}: {err['msg'].replace('Input should be', 'must be')} (got {err['input']!r})")
         elif err["type"] == "value_error":
-            lines.append(f"{path}: {err['msg'].removeprefix('Value error, ')}")
+            message = err["msg"].removeprefix("Value error, ")
+            lines.append(message if not loc else f"{path}: {message}")
         else:
             lines.append(f"{path}: {err['msg']} (got {err.get('input')!r})")
     return f"invalid config {source}:\n  " + "\n  ".join(lines)

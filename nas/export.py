@@ -35,6 +35,7 @@ from nas.codegen import module_source, package_version
 from nas.config import Config, ConfigError
 from nas.splits import accuracy_or_none
 from search_spaces import Spec, SpecError, Task, build, canonical_hash, cost
+from workers.run_dir import RunDir
 
 FORMATS = ("json", "torch", "onnx")
 MANIFEST_VERSION = 1
@@ -268,7 +269,7 @@ def trial_weights(run_dir: Path, trial: FrozenTrial) -> dict[str, torch.Tensor] 
     relative = trial.user_attrs.get("checkpoint")
     if not relative:
         return None
-    file = run_dir / relative / "trainer.pt"
+    file = RunDir(run_dir).checkpoint_file(relative)
     if not file.is_file():
         return None
     state = torch.load(file, weights_only=False, map_location="cpu")
@@ -470,16 +471,12 @@ def _spec_json_of_module(path: Path) -> str:
 def train_cell(spec: Spec, config: Config, *, epochs: int | None = None, console: Any = None) -> Any:
     """Train ``spec`` as a search trial of ``config`` would (its data, training settings and seed);
     returns the `workers.training.Trainer` (``history``, ``best``, ``best_state``)."""
-    from dataclasses import replace
-
     from nas.splits import fmt_accuracy
 
-    from workers.training import TrainConfig, Trainer
+    from workers.training import Trainer
 
     data = config_dataset(config)
-    train = TrainConfig.from_dict(config.train.model_dump())
-    if epochs is not None:
-        train = replace(train, epochs=epochs)
+    train = config.train if epochs is None else config.train.updated(epochs=epochs)
     trainer = Trainer(spec, data, train, seed=config.seed)
     while trainer.epoch < train.epochs:
         result = trainer.train_epoch()

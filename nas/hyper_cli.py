@@ -21,9 +21,10 @@ from rich.table import Table
 from hyper import HyperConfig, HyperNetwork, HyperTrainer, proxy_score
 from nas.config import Config, ConfigError
 from nas.tables import describe_cell
-from search_spaces import Spec, canonical_hash, cost
+from nas.trial_loop import distinct_samples
+from search_spaces import cost
 from workers.data import Dataset, load_dataset
-from workers.training import TrainConfig, Trainer
+from workers.training import Trainer
 
 
 def _data(config: Config) -> Dataset:
@@ -49,19 +50,6 @@ def hyper_train(config: Config, out: str | Path, *, steps: int, resume: bool, co
     return out
 
 
-def _sample(config: Config, n: int, seed: int) -> list[Spec]:
-    space, rng = config.space.make(), np.random.default_rng(seed)
-    specs, seen = [], set()
-    for _ in range(n * 20):
-        spec = space.sample(rng)
-        if (h := canonical_hash(spec)) not in seen:
-            seen.add(h)
-            specs.append(spec)
-        if len(specs) == n:
-            break
-    return specs
-
-
 def hyper_eval(
     path: str | Path, config: Config, *, candidates: int, train_epochs: int, seed: int, console: Console
 ) -> list[dict]:
@@ -71,14 +59,11 @@ def hyper_eval(
     net = HyperNetwork.load(path)
     data = _data(config)
     rows = []
-    for spec in _sample(config, candidates, seed):
+    for spec in distinct_samples(config.space.make(), candidates, np.random.default_rng(seed)):
         row = {"spec": spec, "proxy": proxy_score(net, spec, data.task, data.val.x, data.val.y)}
         row["macs"] = cost(spec, data.task)["macs"]
         if train_epochs:
-            t = config.train
-            train_cfg = TrainConfig(epochs=train_epochs, batch_size=t.batch_size, lr=t.lr, optimizer=t.optimizer,
-                                    weight_decay=t.weight_decay, grad_clip=t.grad_clip, prune_until=t.prune_until)
-            trainer = Trainer(spec, data, train_cfg, seed=seed)
+            trainer = Trainer(spec, data, config.train.updated(epochs=train_epochs), seed=seed)
             try:
                 for _ in range(train_epochs):
                     trainer.train_epoch()

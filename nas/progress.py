@@ -1,17 +1,18 @@
-"""Live progress of a search in the terminal, and the tables printed after it (rich)."""
+"""Live progress of a search in the terminal (rich); the tables printed after it are `nas.tables`."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-
 from ray.tune import Callback
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.ray_bridge import SearchCounts
+from nas.tables import describe_cell, fit_columns, front_table
+from nas.trial_loop import SearchCounts
+
+__all__ = ["LiveProgress", "describe_cell", "fit_columns", "front_table"]
 
 
 class LiveProgress(Callback):

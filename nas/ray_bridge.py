@@ -13,9 +13,7 @@ import logging
 import os
 import pickle
 import time
-import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import optuna
@@ -23,30 +21,14 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune import Callback
 from ray.tune.search import Searcher
 
-from nas.study import HEARTBEAT_INTERVAL, counted_trials, driver_id, record_heartbeats, set_user_attrs
+from nas.study import HEARTBEAT_INTERVAL, driver_id, record_heartbeats
+from nas.trial_loop import Proposal, SearchCounts, TrialLoop
+from workers.run_dir import RunDir, prune_checkpoints, trial_dir
+from workers.trial import Cost, TrialConfig
 
-from search_spaces import SearchSpace, SpecError, Task
+__all__ = ["Heartbeat", "SearchCounts", "StudySearcher"]
 
 logger = logging.getLogger(__name__)
-
-MAX_INVALID_PROPOSALS = 50
-
-
-@dataclass
-class SearchCounts:
-    """What the driver has seen this session, for the progress display."""
-
-    started: int = 0
-    complete: int = 0
-    pruned: int = 0
-    failed: int = 0
-    best_accuracy: float | None = None
-    last_error: str | None = None
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def running(self) -> int:
-        return self.started - self.complete - self.pruned - self.failed
 
 
 def _ray_node_id() -> str | None:
@@ -56,198 +38,102 @@ def _ray_node_id() -> str | None:
 
 
 class StudySearcher(Searcher):
-    """Ask/tell an Optuna study from Ray Tune.
+    """Ask/tell an Optuna study from Ray Tune: `TrialLoop` proposes and records, this turns its
+    proposals into `TrialConfig` dicts and Ray's results into outcomes.
 
     Args:
-        study: the two-objective study (accuracy maximize, MACs minimize).
-        space: the search space that turns an Optuna trial into a Spec.
-        task: the dataset's task, for the cost.
-        base_config: the rest of the trainable's config (data, train, seed, threads).
-        epochs: the full training length; a trial ending before it was stopped early (PRUNED).
-        budget: trials the whole study should finish, across every driver sharing it; once the
-            study holds that many, ``suggest`` returns ``FINISHED``.
-        artifacts: where Ray puts trial folders (``<artifacts>/trial_<number>``), recorded per trial
-            so another driver can continue an interrupted trial from its checkpoint.
+        loop: the study's propose/record loop (its budget is the study's ``search.trials``).
+        template: the trial config every proposal starts from (data, train, seed, threads); the
+            proposal fills in spec, number, cost and, for a continued trial, ``resume``.
+        artifacts: Ray's experiment folder (``<artifacts>/trial_<number>``), recorded per trial so
+            another driver can continue an interrupted trial from its checkpoint.
         run_dir: the run directory, to record checkpoint paths relative to it where possible.
         hyper: a `workers.hyper_bridge.HyperBridge`: scores each proposal with generated weights
             (user attr ``proxy``), skips hopeless ones (PRUNED, ``skipped``) and hands trials the
             checkpoint to warm-start from.
-        deadline: a ``time.monotonic()`` instant after which no trial is proposed (running ones
-            finish): a search with a fixed wall-time budget.
     """
 
     def __init__(
         self,
-        study: optuna.Study,
-        space: SearchSpace,
-        task: Task,
-        base_config: dict[str, Any],
+        loop: TrialLoop,
+        template: TrialConfig,
         *,
-        epochs: int,
-        budget: int | None = None,
         artifacts: str | None = None,
-        run_dir: Path | None = None,
+        run_dir: RunDir | None = None,
         hyper: Any = None,
-        deadline: float | None = None,
     ) -> None:
         super().__init__(metric="accuracy", mode="max")
-        self.study = study
-        self.space = space
-        self.task = task
-        self.base_config = base_config
-        self.epochs = epochs
-        self.budget = budget
+        self.loop = loop
+        self.template = template
         self.artifacts = artifacts
         self.run_dir = run_dir
         self.hyper = hyper
-        self.deadline = deadline
-        self.driver = {**driver_id(), "node": _ray_node_id()}
-        self.counts = SearchCounts()
-        self.gave_up: str | None = None
-        self._done_by_hash: dict[str, int] | None = None  # canonical hash -> a COMPLETE trial
-        self._live: dict[str, optuna.Trial] = {}
+        loop.attrs = {"driver": {**driver_id(), "node": _ray_node_id()}}
+        loop.settle = self._settle
+        self._live: dict[str, Proposal] = {}
         self._curves: dict[str, list[float]] = {}
         self._where: dict[str, tuple[str, int]] = {}
 
-    def _budget_filled(self) -> bool:
-        """Checked before asking, so that a full study gets no extra (over-budget) trial; past the
-        wall-time ``deadline`` (``time.monotonic``) nothing new is proposed either."""
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            return True
-        return self.budget is not None and len(counted_trials(self.study)) >= self.budget
+    @property
+    def study(self) -> optuna.Study | None:
+        return self.loop.study
 
-    def _over_budget(self, trial: optuna.Trial) -> bool:
-        """Whether trials numbered before ``trial`` (by any driver) already fill the budget; such a
-        trial is closed as FAIL, marked interrupted (not counted)."""
-        if self.budget is None:
-            return False
-        earlier = [t for t in counted_trials(self.study) if t.number < trial.number]
-        if len(earlier) < self.budget:
-            return False
-        self._write(trial, {"interrupted": "over budget: other drivers filled the study first"})
-        self.study.tell(trial, state=TrialState.FAIL)
-        return True
+    @property
+    def counts(self) -> SearchCounts:
+        return self.loop.counts
 
-    def _write(self, trial: optuna.Trial, attrs: dict[str, Any]) -> None:
-        set_user_attrs(self.study, trial._trial_id, attrs)
+    @property
+    def gave_up(self) -> str | None:
+        return self.loop.gave_up
 
-    def _propose(self) -> tuple[optuna.Trial, dict[str, Any]] | None:
-        for _ in range(MAX_INVALID_PROPOSALS):
-            if self._budget_filled():
-                return None
-            with warnings.catch_warnings():  # Optuna's heartbeat note assumes Study.optimize; we beat ourselves
-                warnings.filterwarnings("ignore", message="Heartbeat of storage")
-                trial = self.study.ask()
-            if self._over_budget(trial):
-                return None
-            # beat at once: should this driver die while proposing, other drivers see the trial go stale
-            record_heartbeats(self.study, [trial._trial_id])
-            attrs: dict[str, Any] = {"driver": self.driver}  # written at once when the proposal is settled
-            try:
-                spec = self.space.suggest(trial)
-                self.space.validate(spec)
-                cost = self.space.cost(spec, self.task)
-            except (SpecError, ValueError) as exc:
-                self._reject(trial, TrialState.FAIL, {**attrs, "error": f"invalid proposal: {exc}"})
-                continue
-            except Exception as exc:  # a proposer that breaks on one trial must not end the search
-                logger.warning("proposer failed on trial %d: %r", trial.number, exc)
-                self._reject(trial, TrialState.FAIL, {**attrs, "error": f"proposer error: {type(exc).__name__}: {exc}"})
-                continue
-            key = self.space.canonical_hash(spec)
-            attrs.update(spec=spec.to_json(), hash=key, macs=cost["macs"], params=cost["params"])
-            if self._reuse_duplicate(trial, key, attrs):
-                continue
-            if self.artifacts is not None:
-                attrs["artifacts"] = f"{self.artifacts}/trial_{trial.number}"
-            config = {
-                **self.base_config,
-                "spec": spec.to_json(),
-                "macs": cost["macs"],
-                "params": cost["params"],
-                "optuna_number": trial.number,
-            }
-            resume = trial.user_attrs.get("resume_checkpoint")
-            if resume is not None:
-                config["resume_checkpoint"] = resume
-            if self.hyper is not None:
-                self.hyper.poll()
-                score, skip = self.hyper.gate(spec)
-                attrs["proxy"] = score
-                if skip:
-                    self._reject(trial, TrialState.PRUNED,
-                                 {**attrs, "skipped": "hypernetwork proxy below the configured quantile"})
-                    continue
-                config["hyper"] = self.hyper.trial_config()
-            self._write(trial, attrs)
-            return trial, config
-        self.gave_up = (
-            f"{MAX_INVALID_PROPOSALS} proposals in a row were invalid or made the proposer fail, so the "
-            "search stopped asking; see the `error` of the last failed trials (nas status NAME)"
+    def _settle(self, trial: optuna.Trial, spec: Any) -> tuple[dict[str, Any], str | None]:
+        """Where the trial's folder goes, and the hypernetwork's verdict."""
+        attrs: dict[str, Any] = {}
+        if self.artifacts is not None:
+            attrs["artifacts"] = trial_dir(self.artifacts, trial.number)
+        if self.hyper is None:
+            return attrs, None
+        self.hyper.poll()
+        score, skip = self.hyper.gate(spec)
+        attrs["proxy"] = score
+        return attrs, "hypernetwork proxy below the configured quantile" if skip else None
+
+    def trial_config(self, proposal: Proposal) -> TrialConfig:
+        """What the worker gets for ``proposal``."""
+        return replace(
+            self.template,
+            spec=proposal.spec.to_json(),
+            number=proposal.number,
+            cost=Cost(macs=proposal.cost["macs"], params=proposal.cost["params"]),
+            resume=proposal.trial.user_attrs.get("resume_checkpoint"),
+            hyper=None if self.hyper is None else self.hyper.trial_start(),
         )
-        return None
-
-    def _reject(self, trial: optuna.Trial, state: TrialState, attrs: dict[str, Any]) -> None:
-        """Finish a proposal without training it (invalid, proposer error, skipped by the proxy)."""
-        self._write(trial, attrs)
-        self.study.tell(trial, state=state)
-        self.counts.started += 1
-        if state == TrialState.PRUNED:
-            self.counts.pruned += 1
-        else:
-            self.counts.failed += 1
-
-    def _reuse_duplicate(self, trial: optuna.Trial, key: str, attrs: dict[str, Any]) -> bool:
-        """An equivalent candidate (same canonical hash: an isomorphic cell, an activation written
-        another way) that already finished is not trained again: its result is told for this trial,
-        so the sampler still learns, with ``duplicate_of`` naming the original."""
-        if self._done_by_hash is None:
-            self._done_by_hash = {
-                t.user_attrs["hash"]: t.number
-                for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if "hash" in t.user_attrs
-            }
-        number = self._done_by_hash.get(key)
-        if number is None:
-            return False
-        twin = self.study._storage.get_trial(self.study._storage.get_trial_id_from_study_id_trial_number(
-            self.study._study_id, number))
-        copied = {a: twin.user_attrs[a] for a in ("curve", "best_epoch", "test_accuracy", "epochs", "checkpoint")
-                  if a in twin.user_attrs}
-        self._write(trial, {**attrs, **copied, "duplicate_of": number})
-        self.study.tell(trial, values=twin.values)
-        self.counts.started += 1
-        self.counts.complete += 1
-        return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        proposal = self._propose()
+        proposal = self.loop.propose()
         if proposal is None:
             return Searcher.FINISHED
-        trial, config = proposal
-        self._live[trial_id] = trial
+        self._live[trial_id] = proposal
         self._curves[trial_id] = []
-        self.counts.started += 1
-        return config
+        return self.trial_config(proposal).to_dict()
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if "accuracy" in result and trial_id in self._curves:
             self._curves[trial_id].append(float(result["accuracy"]))
-        trial = self._live.get(trial_id)
+        proposal = self._live.get(trial_id)
         where = (result.get("node_id"), result.get("pid"))
-        if trial is not None and where[0] is not None and self._where.get(trial_id) != where:
+        if proposal is not None and where[0] is not None and self._where.get(trial_id) != where:
             # where the trial runs now (it changes when Ray retries a crashed process elsewhere)
             self._where[trial_id] = where
             attrs = {"node": where[0], "pid": where[1]}
             if result.get("restored_from_epoch"):
                 attrs["restored_from_epoch"] = int(result["restored_from_epoch"])
-            self._write(trial, attrs)
+            self.loop.write(proposal.trial, attrs)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        trial = self._live.pop(trial_id, None)
-        if trial is None:
+        proposal = self._live.pop(trial_id, None)
+        if proposal is None:
             return
-        number = trial.number
         result = result or {}
         self._where.pop(trial_id, None)
         curve = self._curves.pop(trial_id, [])
@@ -257,48 +143,37 @@ class StudySearcher(Searcher):
         message = result.get("error") or ("trial process failed (see Ray's trial log)" if error else None)
         if message is None and "best_accuracy" not in result:
             message = "the trial ended without reporting an epoch"
+        self._keep_checkpoints(proposal, result)
         if message is not None:
-            self._write(trial, {**attrs, "error": message})
-            self._tell(number, TrialState.FAIL)
-            self.counts.failed += 1
-            self.counts.last_error = message
-            self.counts.errors.append(f"trial {number}: {message}")
+            self.loop.fail(proposal, message, attrs)
             return
         epoch = int(result.get("epoch", 0))
         attrs.update(best_epoch=int(result["best_epoch"]), test_accuracy=float(result["best_test_accuracy"]), epochs=epoch)
         if result.get("checkpoint_dir_name") and self.artifacts is not None:
             # <checkpoint>/trainer.pt holds the last epoch's trainer state with the best epoch's
             # weights under "best_state"; relative to the run directory when it lies inside it
-            path = f"{self.artifacts}/trial_{number}/{result['checkpoint_dir_name']}"
-            if self.run_dir is not None and Path(path).is_relative_to(self.run_dir):
-                path = str(Path(path).relative_to(self.run_dir))
-            attrs["checkpoint"] = path
-        self._write(trial, attrs)
-        if epoch < self.epochs:
-            self._tell(number, TrialState.PRUNED)
-            self.counts.pruned += 1
-            return
-        accuracy = float(result["best_accuracy"])
-        recorded = self.study._storage.get_trial_user_attrs(trial._trial_id)  # set_user_attrs bypasses the Trial's cache
-        self._tell(number, TrialState.COMPLETE, [accuracy, float(recorded["macs"])])
-        if self._done_by_hash is not None and "hash" in recorded:
-            self._done_by_hash.setdefault(recorded["hash"], number)
-        self.counts.complete += 1
-        if self.counts.best_accuracy is None or accuracy > self.counts.best_accuracy:
-            self.counts.best_accuracy = accuracy
+            path = f"{trial_dir(self.artifacts, proposal.number)}/{result['checkpoint_dir_name']}"
+            attrs["checkpoint"] = path if self.run_dir is None else self.run_dir.relative(path)
+        if epoch < self.template.train.epochs:
+            self.loop.prune(proposal, attrs)
+        else:
+            self.loop.complete(proposal, [float(result["best_accuracy"]), float(proposal.cost["macs"])], attrs)
 
-    def _tell(self, number: int, state: TrialState, values: list[float] | None = None) -> None:
-        self.study.tell(number, values=values, state=state, skip_if_finished=True)
-        logger.debug("trial %d -> %s %s", number, state.name, values)
+    def _keep_checkpoints(self, proposal: Proposal, result: dict[str, Any]) -> None:
+        """A finished trial keeps its last epoch checkpoint only, unless ``train.keep_checkpoints: all``."""
+        if self.artifacts is None or self.template.train.keep_checkpoints == "all":
+            return
+        try:
+            prune_checkpoints(trial_dir(self.artifacts, proposal.number), result.get("checkpoint_dir_name"))
+        except OSError as exc:  # tidying up must never end a search
+            logger.warning("could not delete old checkpoints of trial %d: %s", proposal.number, exc)
 
     def __getstate__(self) -> dict[str, Any]:
         """Ray pickles the searcher with its experiment state; the study stays in its own storage
         (ours is the source of truth), so only plain bookkeeping is pickled."""
         state = self.__dict__.copy()
-        state["study"] = None
         state["hyper"] = None
         state["_live"] = {}
-        state["_done_by_hash"] = None
         return state
 
     def save(self, checkpoint_path: str) -> None:
@@ -311,8 +186,8 @@ class StudySearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             state = pickle.load(f)
-        state.pop("study", None)
-        self.__dict__.update({k: v for k, v in state.items() if k != "study"})
+        state.pop("loop", None)
+        self.__dict__.update(state)
 
     def live_trials(self) -> list[FrozenTrial]:
         """The Optuna trials Ray is running now, as the study stores them."""
@@ -321,12 +196,12 @@ class StudySearcher(Searcher):
         return [
             t
             for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if t.number in {live.number for live in self._live.values()}
+            if t.number in {proposal.number for proposal in self._live.values()}
         ]
 
     def heartbeat(self) -> None:
         """Mark this driver's running trials alive in the storage."""
-        record_heartbeats(self.study, [t._trial_id for t in self._live.values()])
+        record_heartbeats(self.study, [p.trial._trial_id for p in self._live.values()])
 
 
 class Heartbeat(Callback):

@@ -1,13 +1,7 @@
 """Run a search: config -> run directory -> study -> Ray Tune -> study, with progress and a front table.
 
-Layout of a run directory (``runs/<name>/`` by default)::
-
-    config.yaml      the validated config the study was created with
-    study.db         the Optuna study (SQLite), unless --storage points elsewhere
-    proposer/        state of stateful proposers and stoppers (RNN controller, stopper.pkl)
-    hyper.pt         the hypernetwork checkpoint, when ``hyper.enabled``
-    ray/             Ray Tune's experiment folder: trial logs and epoch checkpoints
-                     (``search.artifacts`` moves it, e.g. to storage every node can reach)
+The run directory's layout is `workers.run_dir.RunDir`'s; a trial's path through the system is in
+the README's "Architecture" section.
 """
 
 from __future__ import annotations
@@ -22,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from ray.tune import Callback
 from rich.console import Console
 
@@ -35,21 +28,14 @@ from nas.tables import show_front
 from nas.proposers import make_sampler
 from nas.ray_bridge import Heartbeat, StudySearcher
 from nas.splits import STUDY_ATTR
-from nas.study import (
-    default_storage,
-    make_storage,
-    open_study,
-    recover_trials,
-    running_trials,
-    stale_trials,
-    summarize,
-)
+from nas.study import make_storage, open_study, recover_trials, running_trials, stale_trials, summarize
+from nas.trial_loop import TrialLoop
 from workers.data import load_dataset
+from workers.run_dir import RAY_EXPERIMENT, RunDir, experiment_dir, trial_name
 from workers.stopping import CurveStopper, make_scheduler
+from workers.trial import Cost, TrialConfig
 
 logger = logging.getLogger(__name__)
-CONFIG_FILE = "config.yaml"
-RAY_EXPERIMENT = "ray"
 
 
 @dataclass
@@ -62,14 +48,13 @@ class SearchOutcome:
 
 
 def run_dir_for(name: str, runs_dir: str | Path = "runs") -> Path:
-    return Path(runs_dir) / name
+    return RunDir.of(name, runs_dir).root
 
 
 def stored_config(run_dir: Path) -> Config | None:
-    file = run_dir / CONFIG_FILE
-    if not file.is_file():
-        return None
-    return load_config(file)
+    """The validated config a study was created with, or None when there is none."""
+    file = RunDir(run_dir).config_file
+    return load_config(file) if file.is_file() else None
 
 
 def check_same_study(config: Config, run_dir: Path) -> None:
@@ -147,13 +132,6 @@ def _prepare_cpu_engine(console: Console) -> None:
                       f"{native.build_error()}")
 
 
-def _existing_trials(storage: optuna.storages.BaseStorage, name: str) -> int:
-    try:
-        return len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
-    except KeyError:
-        return 0
-
-
 def run_search(
     config: Config,
     *,
@@ -165,61 +143,50 @@ def run_search(
 ) -> SearchOutcome:
     """Run (or continue) the study of ``config`` until it has ``search.trials`` finished trials.
 
-    Nothing is written until the config, the storage URL, the cluster address and the resources have
-    been checked. ``resume`` treats every trial left RUNNING as interrupted (one driver per SQLite
-    study); without it, only trials whose driver is known dead are recovered. ``trainable`` replaces
-    the candidate trainer (benchmarks measure the stack's overhead with a trivial one).
+    Nothing is written until the config, the storage URL, the cluster address, the resources, the
+    sampler and the stopper have been checked. ``resume`` treats every trial left RUNNING as
+    interrupted (one driver per SQLite study); without it, only trials whose driver is known dead are
+    recovered. ``trainable`` replaces the candidate trainer (benchmarks measure the stack's overhead
+    with a trivial one).
     """
     from ray import tune
 
     from workers.trainable import train_candidate
 
     console = console or Console()
-    run_dir = run_dir_for(config.name, runs_dir).resolve()
-    check_same_study(config, run_dir)
+    run = RunDir.of(config.name, runs_dir)
+    check_same_study(config, run.root)
     data = load_dataset(config.data.name, **config.data.options())
     space = config.space.make()
-    storage_url = config.search.storage or default_storage(run_dir)
-    storage = None
-    if config.search.storage or (run_dir / "study.db").exists():
-        storage = make_storage(storage_url)
-        existing = _existing_trials(storage, config.name)
-        if existing:
-            study = open_study(config.name, storage, create=False)
-            summary = summarize(study)
-            if summary.finished >= config.search.trials and not summary.running:
-                console.print(
-                    f"study {config.name!r} is finished: {summary.finished}/{config.search.trials} trials; "
-                    "nothing to run (raise --trials to run more)"
-                )
-                if _confirmation_jobs(config, study):
-                    _init_ray(address)
-                interrupted = not conclude(config, study, console)
-                return SearchOutcome(study, run_dir, interrupted, 0)
+    storage_url = config.search.storage or run.storage_url
+    storage = make_storage(storage_url) if config.search.storage or run.study_db.exists() else None
+    existing = _existing_trials(storage, config.name)
+    if existing and _finished(config, storage, console):
+        study = open_study(config.name, storage, create=False)
+        if _confirmation_jobs(config, study):
+            _init_ray(address)
+        interrupted = not conclude(config, study, console)
+        return SearchOutcome(study, run.root, interrupted, 0)
 
     _init_ray(address)
     _check_resources(config)
-    if config.search.gpus_per_trial == 0 and space.name != "nb201":
-        _prepare_cpu_engine(console)
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / CONFIG_FILE).exists():
-        tmp = run_dir / (CONFIG_FILE + ".tmp")
-        tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        os.replace(tmp, run_dir / CONFIG_FILE)
-    storage = storage or make_storage(storage_url)
-    existing = _existing_trials(storage, config.name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = make_sampler(
             config.search.sampler,
-            # a continued study must not replay the proposals of its first run
-            seed=config.seed + existing,
+            seed=config.seed + existing,  # a continued study must not replay the proposals of its first run
             space=space,
             options=config.search.sampler_options,
-            state_dir=run_dir / "proposer",
+            state_dir=run.proposer_dir,
         )
-    study = open_study(config.name, storage, sampler=sampler)
+    scheduler = make_scheduler(config.stopping.policy, metric="accuracy", mode="max",
+                               max_epochs=config.train.epochs, options=config.stopping.options)
+    _restore_stopper(scheduler, run.stopper_state)
+    if config.search.gpus_per_trial == 0:
+        _prepare_cpu_engine(console)
+
+    run.write_config(config.to_dict())  # the first write
+    study = open_study(config.name, storage or make_storage(storage_url), sampler=sampler)
     study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported accuracy
     recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study))
     if recovered:
@@ -232,67 +199,39 @@ def run_search(
     if remaining <= 0:
         console.print(f"study {config.name!r} already has {done} finished trials (of {config.search.trials}); nothing to run")
         interrupted = not conclude(config, study, console)
-        return SearchOutcome(study, run_dir, interrupted=interrupted, ran=0)
+        return SearchOutcome(study, run.root, interrupted=interrupted, ran=0)
 
-    import ray
-
-    cpus = ray.cluster_resources().get("CPU", 1)
-    max_concurrent = config.search.max_concurrent or max(1, int(cpus // config.search.cpus_per_trial))
-    artifacts = config.search.artifacts or str(run_dir)
-    hyper = None
-    if config.hyper.enabled:
-        from workers.hyper_bridge import HyperBridge, HyperSettings
-
-        settings = HyperSettings.from_dict(config.hyper.model_dump())
-        if settings.when == "before":
-            console.print(f"training the hypernetwork ({settings.train_steps} steps) before the search …")
-        hyper = HyperBridge(settings, space, data, run_dir, name=f"hyper-{config.name}-{os.getpid()}")
+    artifacts = run.artifacts(config.search.artifacts)
+    budget_s = config.search.time_budget_s
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     searcher = StudySearcher(
-        study,
-        space,
-        data.task,
-        {
-            "data": {"name": config.data.name, **config.data.options()},
-            "train": config.train.model_dump(),
-            "seed": config.seed,
-            "threads": max(1, int(config.search.cpus_per_trial)),
-        },
-        epochs=config.train.epochs,
-        budget=config.search.trials,
-        deadline=None if config.search.time_budget_s is None else time.monotonic() + config.search.time_budget_s,
-        artifacts=artifacts_root(artifacts),
-        run_dir=run_dir,
-        hyper=hyper,
+        TrialLoop(study, space, data.task, budget=config.search.trials, deadline=deadline),
+        _trial_template(config),
+        artifacts=experiment_dir(artifacts),
+        run_dir=run,
+        hyper=_start_hyper(config, space, data, run, console),
     )
-    scheduler = make_scheduler(
-        config.stopping.policy,
-        metric="accuracy",
-        mode="max",
-        max_epochs=config.train.epochs,
-        options=config.stopping.options,
-    )
-    stopper_state = run_dir / "proposer" / "stopper.pkl"
-    _restore_stopper(scheduler, stopper_state)
     progress = LiveProgress(searcher.counts, total=config.search.trials, done_before=done, console=console)
-    resources = {"cpu": config.search.cpus_per_trial, "gpu": config.search.gpus_per_trial}
+    max_concurrent = _max_concurrent(config)
     tuner = tune.Tuner(
-        tune.with_resources(trainable or train_candidate, resources),
+        tune.with_resources(trainable or train_candidate,
+                            {"cpu": config.search.cpus_per_trial, "gpu": config.search.gpus_per_trial}),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=remaining,
             max_concurrent_trials=max_concurrent,
             reuse_actors=True,
-            trial_name_creator=lambda t: f"trial_{t.config.get('optuna_number', t.trial_id)}",
-            trial_dirname_creator=lambda t: f"trial_{t.config.get('optuna_number', t.trial_id)}",
+            trial_name_creator=_trial_folder,
+            trial_dirname_creator=_trial_folder,
         ),
         run_config=tune.RunConfig(
             name=RAY_EXPERIMENT,
             storage_path=artifacts,
             verbose=0,
-            callbacks=[progress, Heartbeat(searcher), SaveStopper(scheduler, stopper_state)],
+            callbacks=[progress, Heartbeat(searcher), SaveStopper(scheduler, run.stopper_state)],
             # num_to_keep would force an experiment snapshot at every epoch checkpoint (seconds per
-            # trial on 2 cores); epoch checkpoints of these small models are a few kB each.
+            # trial on 2 cores); the searcher deletes a finished trial's older checkpoints instead.
             checkpoint_config=tune.CheckpointConfig(),
             failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
         ),
@@ -302,6 +241,67 @@ def run_search(
         f"sampler {config.search.sampler}, stopping {config.stopping.policy}, {max_concurrent} at a time; "
         f"study {storage_url}"
     )
+    interrupted = _fit(tuner, progress, searcher)
+    _print_outcome(config, study, searcher, interrupted, console)
+    if interrupted:
+        show_front(study, console)
+    else:
+        interrupted = not conclude(config, study, console)
+    return SearchOutcome(study, run.root, interrupted=interrupted, ran=searcher.counts.started, error=searcher.gave_up)
+
+
+def _existing_trials(storage: optuna.storages.BaseStorage | None, name: str) -> int:
+    if storage is None:
+        return 0
+    try:
+        return len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
+    except KeyError:
+        return 0
+
+
+def _finished(config: Config, storage: optuna.storages.BaseStorage, console: Console) -> bool:
+    """Whether the study already holds its budget of finished trials and runs none (says so)."""
+    summary = summarize(open_study(config.name, storage, create=False))
+    if summary.finished < config.search.trials or summary.running:
+        return False
+    console.print(f"study {config.name!r} is finished: {summary.finished}/{config.search.trials} trials; "
+                  "nothing to run (raise --trials to run more)")
+    return True
+
+
+def _trial_template(config: Config) -> TrialConfig:
+    """What every trial of ``config`` shares; the searcher fills in the proposal."""
+    return TrialConfig(
+        spec="", data={"name": config.data.name, **config.data.options()}, train=config.train, seed=config.seed,
+        number=-1, cost=Cost(0, 0), threads=max(1, int(config.search.cpus_per_trial)),
+    )
+
+
+def _trial_folder(trial: Any) -> str:
+    number = trial.config.get("number")
+    return trial_name(number) if number is not None else f"trial_{trial.trial_id}"
+
+
+def _max_concurrent(config: Config) -> int:
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 1)
+    return config.search.max_concurrent or max(1, int(cpus // config.search.cpus_per_trial))
+
+
+def _start_hyper(config: Config, space: Any, data: Any, run: RunDir, console: Console) -> Any:
+    """The hypernetwork bridge when ``hyper.enabled`` (trained before the search if so configured)."""
+    if not config.hyper.enabled:
+        return None
+    from workers.hyper_bridge import HyperBridge
+
+    if config.hyper.when == "before":
+        console.print(f"training the hypernetwork ({config.hyper.train_steps} steps) before the search …")
+    return HyperBridge(config.hyper, space, data, run, name=f"hyper-{config.name}-{os.getpid()}")
+
+
+def _fit(tuner: Any, progress: LiveProgress, searcher: StudySearcher) -> bool:
+    """Run the trials; True when interrupted (Ctrl-C, or trials left running)."""
     interrupted = False
     progress.start()
     try:
@@ -310,10 +310,15 @@ def run_search(
         interrupted = True
     finally:
         progress.stop()
-        if hyper is not None:
-            hyper.save()
-        left = recover_trials(study, searcher.live_trials())
+        if searcher.hyper is not None:
+            searcher.hyper.save()
+        left = recover_trials(searcher.study, searcher.live_trials())
         interrupted = interrupted or bool(left)
+    return interrupted
+
+
+def _print_outcome(config: Config, study: optuna.Study, searcher: StudySearcher, interrupted: bool,
+                   console: Console) -> None:
     summary = summarize(study)
     console.print(
         f"finished {summary.finished}/{config.search.trials}: {summary.complete} complete, "
@@ -324,11 +329,6 @@ def run_search(
         console.print(f"[red]failed[/] {line}")
     if searcher.gave_up:
         console.print(f"[red]error:[/] {searcher.gave_up}")
-    if not interrupted:
-        interrupted = not conclude(config, study, console)
-    else:
-        show_front(study, console)
-    return SearchOutcome(study, run_dir, interrupted=interrupted, ran=searcher.counts.started, error=searcher.gave_up)
 
 
 def _confirmation_jobs(config: Config, study: optuna.Study) -> list:
@@ -391,8 +391,3 @@ class SaveStopper(Callback):
 
     def __getstate__(self) -> dict[str, Any]:
         return {"scheduler": None, "path": self.path}
-
-
-def artifacts_root(storage_path: str) -> str:
-    """Where Ray puts trial folders: ``<storage_path>/ray``."""
-    return f"{storage_path.rstrip('/')}/{RAY_EXPERIMENT}"

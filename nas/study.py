@@ -28,7 +28,8 @@ try:  # Optuna's RDB internals, for writing several attributes in one transactio
 except ImportError:  # another Optuna layout: one write per attribute
     _rdb_models = _rdb_session = None
 
-from nas.config import ConfigError
+from nas.errors import ConfigError
+from workers.run_dir import RunDir
 
 OBJECTIVES = ("accuracy", "macs")
 DIRECTIONS = ("maximize", "minimize")
@@ -51,7 +52,7 @@ class StorageError(ConfigError):
 
 def default_storage(run_dir: Path) -> str:
     """SQLite file inside the run directory: one driver, no server."""
-    return f"sqlite:///{(run_dir / 'study.db').resolve()}"
+    return RunDir(run_dir).storage_url
 
 
 def make_storage(url: str) -> optuna.storages.RDBStorage:

@@ -1,4 +1,7 @@
-"""The tables printed after a search and by `nas status` / `nas pareto` (rich; no torch or Ray)."""
+"""The tables printed after a search and by ``nas status``: the Pareto front, a trial's cell in one line.
+
+Light on purpose (rich and Optuna's trial type): ``nas status`` imports it without Ray.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +26,9 @@ def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits
     baselines = [s for s in scores if s.baseline is not None]
     table = Table(title=title, caption=accuracy_caption(splits), caption_justify="left")
     for column in ("trial", "val acc", "test acc", "MACs", "params", "vs baseline", "cell"):
+        wide = column == "cell"  # the cell wraps onto more lines rather than being cut
         table.add_column(column, justify="left" if column in ("cell", "vs baseline") else "right",
-                         no_wrap=True, overflow="ellipsis")
+                         no_wrap=not wide, overflow="fold" if wide else "ellipsis")
     rows = []
     for s in front_of(scores):
         trial = trials[s.number]
@@ -64,7 +68,7 @@ def show_front(study: optuna.Study, console: Console, splits: dict | None = None
 
 def fit_columns(table: Table, rows: Sequence[Sequence[str]], flexible: set[str], width: int | None = None) -> Table:
     """Add ``rows``; every column keeps its full width except the ``flexible`` ones, which share
-    what is left of the terminal and are cut with an ellipsis."""
+    what is left of the terminal (and wrap or are cut, as each column's overflow says)."""
     width = width or Console().width
     fixed = 0
     for i, column in enumerate(table.columns):

@@ -5,20 +5,19 @@ as a Ray actor (or in-process with ``local=True``), trains it before the search 
 in chunks beside it (``when="beside"``, advanced by `poll`), and checkpoints it to
 ``<run_dir>/hyper.pt`` beside the study, so `nas resume` carries on from there. For each proposal,
 ``bridge.gate(spec)`` returns the proxy score and whether to skip the candidate (``proxy="skip"``: its
-score is below the ``proxy_quantile`` of the scores seen so far); ``bridge.rank(specs)`` orders a batch
-(``proxy="order"``). ``bridge.trial_config()`` is what a trial's config carries for warm start.
+score is below the ``proxy_quantile`` of the scores seen so far). ``bridge.trial_start()`` is what a
+trial's `workers.trial.TrialConfig` carries for warm start.
 
-Worker (the trainable): ``Trainer(..., init_state=init_state(config, spec, task))``: the generated
-weights from the checkpoint the config names, or None when warm start is off.
+Worker (the trainable): ``Trainer(..., init_state=init_state(trial.hyper, spec, task))``: the
+generated weights from the checkpoint it names, or None when warm start is off.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,41 +25,11 @@ import torch
 from hyper import HyperActor, HyperConfig, HyperNetwork, ensemble_from_weights, generate_state, proxy_score
 from search_spaces import SearchSpace, Spec, Task
 from workers.data import Dataset
+from workers.run_dir import RunDir
+from workers.settings import HyperSettings
+from workers.trial import HyperStart
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT = "hyper.pt"
-
-
-@dataclass(frozen=True)
-class HyperSettings:
-    """The ``hyper:`` config section."""
-
-    enabled: bool = False
-    train_steps: int = 4000  # total hypernetwork steps (about 4 minutes on one CPU core)
-    when: Literal["before", "beside"] = "before"  # train before the search, or beside it in chunks
-    chunk_steps: int = 100  # beside: steps per actor call (a checkpoint after each)
-    proxy: Literal["off", "skip", "order"] = "off"
-    proxy_quantile: float = 0.25  # skip: candidates below this quantile of the scores seen so far
-    proxy_min_seen: int = 8  # skip: never skip before this many scores were seen
-    warm_start: bool = False
-
-    def __post_init__(self) -> None:
-        if self.when not in ("before", "beside"):
-            raise ValueError(f"hyper.when: expected before or beside, got {self.when!r}")
-        if self.proxy not in ("off", "skip", "order"):
-            raise ValueError(f"hyper.proxy: expected off, skip or order, got {self.proxy!r}")
-        if not 0.0 <= self.proxy_quantile < 1.0:
-            raise ValueError(f"hyper.proxy_quantile: expected a number in [0, 1), got {self.proxy_quantile!r}")
-        if self.train_steps < 0 or self.chunk_steps < 1:
-            raise ValueError("hyper.train_steps must be >= 0 and hyper.chunk_steps >= 1")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> HyperSettings:
-        return cls(**(data or {}))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class HyperBridge:
@@ -71,14 +40,14 @@ class HyperBridge:
         settings: HyperSettings,
         space: SearchSpace,
         data: Dataset,
-        run_dir: str | Path,
+        run_dir: RunDir,
         *,
         config: HyperConfig | None = None,
         local: bool = False,
         name: str | None = None,
     ) -> None:
         self.settings, self.data = settings, data
-        self.path = Path(run_dir) / CHECKPOINT
+        self.path = run_dir.hyper_checkpoint
         self.local = local
         args = (space, data.task, data.train.x, data.train.y)
         kwargs = {"config": config, "checkpoint": self.path if self.path.is_file() else None}
@@ -152,18 +121,13 @@ class HyperBridge:
         self.scores.append(score)
         return score, skip
 
-    def rank(self, specs: list[Spec]) -> list[tuple[Spec, float]]:
-        """``specs`` with their scores, best first (``proxy="order"``)."""
-        scored = [(spec, self.score(spec)) for spec in specs]
-        return sorted(scored, key=lambda pair: -pair[1])
-
     def save(self) -> Path:
         self._call("save", str(self.path))
         return self.path
 
-    def trial_config(self) -> dict[str, Any]:
+    def trial_start(self) -> HyperStart:
         """The ``hyper`` entry of a trial's config (read back by `init_state`)."""
-        return {"warm_start": self.settings.warm_start, "checkpoint": str(self.path.resolve())}
+        return HyperStart(warm_start=self.settings.warm_start, checkpoint=str(self.path.resolve()))
 
 
 @functools.lru_cache(maxsize=2)
@@ -171,15 +135,14 @@ def _load(path: str, mtime: float) -> HyperNetwork:
     return HyperNetwork.load(path)
 
 
-def init_state(config: dict[str, Any], spec: Spec, task: Task) -> dict[str, torch.Tensor] | None:
+def init_state(hyper: HyperStart | None, spec: Spec, task: Task) -> dict[str, torch.Tensor] | None:
     """Generated weights for a trial whose config asks for warm start, else None.
 
     The checkpoint is read once per process per version (cached by path and modification time).
     """
-    hyper = config.get("hyper") or {}
-    if not hyper.get("warm_start"):
+    if hyper is None or not hyper.warm_start:
         return None
-    path = Path(hyper["checkpoint"])
+    path = Path(hyper.checkpoint)
     if not path.is_file():
         logger.warning("warm start asked for but %s does not exist; random init", path)
         return None

@@ -1,8 +1,7 @@
 """The Ray Tune function trainable: train one candidate, report every epoch, checkpoint every epoch.
 
-Config keys (set by `nas.ray_bridge.StudySearcher`): ``spec`` (JSON), ``data`` (dataset name and
-options), ``train`` (`TrainConfig` fields), ``seed``, ``macs``, ``params``, ``optuna_number``,
-``threads``. A candidate that raises or diverges reports one final result with ``error`` set and ends
+Its config is a `workers.trial.TrialConfig` as a dict (set by `nas.ray_bridge.StudySearcher`). A
+candidate that raises or diverges reports one final result with ``error`` set and ends
 normally, so its trial is recorded as failed and the search goes on; a crashed worker process is
 Ray's to retry, from the last epoch checkpoint.
 """
@@ -21,9 +20,9 @@ from ray import tune
 from search_spaces import Spec
 from workers.data import load_dataset
 from workers.hyper_bridge import init_state
-from workers.training import EpochResult, TrainConfig, Trainer
-
-CHECKPOINT_FILE = "trainer.pt"
+from workers.run_dir import TRAINER_FILE
+from workers.trial import TrialConfig
+from workers.training import EpochResult, Trainer
 
 
 def _restore(trainer: Trainer, resume_checkpoint: str | None) -> None:
@@ -33,9 +32,9 @@ def _restore(trainer: Trainer, resume_checkpoint: str | None) -> None:
     try:
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
-                trainer.load_state_dict(torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False))
+                trainer.load_state_dict(torch.load(Path(directory) / TRAINER_FILE, weights_only=False))
         elif resume_checkpoint:
-            trainer.load_state_dict(torch.load(Path(resume_checkpoint) / CHECKPOINT_FILE, weights_only=False))
+            trainer.load_state_dict(torch.load(Path(resume_checkpoint) / TRAINER_FILE, weights_only=False))
     except Exception as exc:
         where = resume_checkpoint if checkpoint is None else "Ray's trial checkpoint"
         raise RuntimeError(f"cannot restore the checkpoint in {where}: {type(exc).__name__}: {exc}") from exc
@@ -43,24 +42,25 @@ def _restore(trainer: Trainer, resume_checkpoint: str | None) -> None:
 
 def _report(trainer: Trainer, metrics: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        torch.save(trainer.state_dict(), Path(directory) / CHECKPOINT_FILE)
+        torch.save(trainer.state_dict(), Path(directory) / TRAINER_FILE)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
 def train_candidate(config: dict[str, Any]) -> None:
-    """Ray Tune function trainable for one candidate (see the module docstring for config keys)."""
-    torch.set_num_threads(int(config.get("threads", 1)))
+    """Ray Tune function trainable for one candidate: ``config`` is a `TrialConfig` dict."""
     try:
-        spec = Spec.from_json(config["spec"])
-        data = load_dataset(**config["data"])
+        trial = TrialConfig.from_dict(config)
+        torch.set_num_threads(trial.threads)
+        spec = Spec.from_json(trial.spec)
+        data = load_dataset(**trial.data)
         trainer = Trainer(
             spec,
             data,
-            TrainConfig.from_dict(config["train"]),
-            seed=int(config.get("seed", 0)),
-            init_state=init_state(config, spec, data.task),  # hypernetwork warm start, if asked
+            trial.train,
+            seed=trial.seed,
+            init_state=init_state(trial.hyper, spec, data.task),  # hypernetwork warm start, if asked
         )
-        _restore(trainer, config.get("resume_checkpoint"))
+        _restore(trainer, trial.resume)
     except Exception as exc:  # a candidate that cannot even be built fails its trial only
         tune.report({"error": _describe(exc), "epoch": 0})
         return

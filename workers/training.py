@@ -15,26 +15,9 @@ from torch import nn
 
 from search_spaces import Spec, build
 from workers.data import Dataset, Split
+from workers.settings import TrainConfig
 
 REGRESSION_TOLERANCE = 0.04  # the adding problem's success criterion
-
-
-@dataclass
-class TrainConfig:
-    """How a candidate is trained. ``prune_until`` is the fraction of epochs over which magnitude
-    masks go from dense to their target density (gradual magnitude pruning)."""
-
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 0.01
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    prune_until: float = 0.6
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return cls(**data)
 
 
 class CandidateDiverged(RuntimeError):

@@ -1,15 +1,19 @@
 """Proposers: every one is an `optuna.samplers.BaseSampler`, chosen by name in the config.
 
-`make_sampler(name, ...)` is the one place a config's ``search.sampler`` becomes a sampler. A new
-proposer is one entry in `PROPOSERS`: a factory taking keyword arguments ``seed`` (int | None),
-``space`` (the `search_spaces.SearchSpace` being searched), ``options`` (the config's
-``search.sampler_options`` dict) and ``state_dir`` (a directory beside the study where a stateful
-proposer saves and, on resume, restores its state; None for a throwaway study).
+`make_sampler(name, ...)` is the one place a config's ``search.sampler`` becomes a sampler, and
+`check_options(name, options)` the one place its ``search.sampler_options`` are checked (the config
+does so before anything is written). A new proposer is one entry in `PROPOSERS`: a `Proposer` of a
+factory taking keyword arguments ``seed`` (int | None), ``space`` (the `search_spaces.SearchSpace`
+being searched), ``options`` (the config's ``search.sampler_options`` dict) and ``state_dir`` (a
+directory beside the study where a stateful proposer saves and, on resume, restores its state; None
+for a throwaway study), and of the sampler class whose keyword arguments are its options.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +84,38 @@ def _grid(
     return GridSampler(space=space, seed=seed, **options)
 
 
-PROPOSERS: dict[str, SamplerFactory] = {
-    "random": _random,
-    "tpe": _tpe,
-    "nsga2": _nsga2,
-    "rnn": _rnn,
-    "rea": _rea,
-    "grid": _grid,
+@dataclass(frozen=True)
+class Proposer:
+    """A registry entry: how to build the sampler, and the class whose keyword arguments (less
+    ``seed``, ``space`` and ``state_dir``, which the search supplies) are its options."""
+
+    factory: SamplerFactory
+    sampler: type[optuna.samplers.BaseSampler]
+
+    def options(self) -> list[str]:
+        params = inspect.signature(self.sampler.__init__).parameters.values()
+        return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                and p.name not in ("self", "seed", "space", "state_dir")]
+
+
+PROPOSERS: dict[str, Proposer] = {
+    "random": Proposer(_random, optuna.samplers.RandomSampler),
+    "tpe": Proposer(_tpe, optuna.samplers.TPESampler),
+    "nsga2": Proposer(_nsga2, optuna.samplers.NSGAIISampler),
+    "rnn": Proposer(_rnn, RNNControllerSampler),
+    "rea": Proposer(_rea, REASampler),
+    "grid": Proposer(_grid, GridSampler),
 }
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming an unknown proposer or an option it does not take."""
+    if name not in PROPOSERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(PROPOSERS)}")
+    allowed = PROPOSERS[name].options()
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for sampler {name!r}; allowed: {allowed}")
 
 
 def make_sampler(
@@ -99,12 +127,11 @@ def make_sampler(
     state_dir: Path | None = None,
 ) -> optuna.samplers.BaseSampler:
     """The sampler called ``name`` (see `PROPOSERS`), seeded."""
-    if name not in PROPOSERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(PROPOSERS)}")
+    check_options(name, options or {})
     try:
-        return PROPOSERS[name](seed=seed, space=space, options=dict(options or {}), state_dir=state_dir)
+        return PROPOSERS[name].factory(seed=seed, space=space, options=dict(options or {}), state_dir=state_dir)
     except TypeError as exc:
         raise ValueError(f"search.sampler_options for {name!r}: {exc}") from exc
 
 
-__all__ = ["PROPOSERS", "GridSampler", "REASampler", "RNNControllerSampler", "make_sampler"]
+__all__ = ["PROPOSERS", "GridSampler", "Proposer", "REASampler", "RNNControllerSampler", "check_options", "make_sampler"]

@@ -15,6 +15,7 @@ import numpy as np
 import optuna
 import pytest
 
+from nas.proposers import GridSampler
 from search_spaces import SearchSpace, SpecError, get_space, validate_spec
 
 ProposerFactory = Callable[[SearchSpace, "int | None", "Path | None"], optuna.samplers.BaseSampler]
@@ -102,9 +103,16 @@ class ProposerTestCase:
         assert [t.params for t in a.trials] == [t.params for t in b.trials]
 
     def test_reseed_rng(self, proposer: ProposerFactory, space: SearchSpace) -> None:
+        """Reseeding (Optuna does it per thread with ``n_jobs > 1``) keeps proposals valid, and a
+        sampler that draws at random no longer repeats its seed's proposals; a grid's order is fixed."""
+        seeded = run(proposer(space, 5, None), space, 8)
         sampler = proposer(space, 5, None)
         sampler.reseed_rng()
-        run(sampler, space, 4)
+        reseeded = run(sampler, space, 8)
+        for t in reseeded.trials:
+            assert [d.name for d in space.active_decisions(t.params)] == list(t.params)
+        repeated = [t.params for t in reseeded.trials] == [t.params for t in seeded.trials]
+        assert repeated == isinstance(sampler, GridSampler)
 
     def test_pruned_and_failed_trials(self, proposer: ProposerFactory, space: SearchSpace) -> None:
         study = optuna.create_study(direction="maximize", sampler=proposer(space, 6, None))

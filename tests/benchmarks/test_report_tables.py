@@ -1,6 +1,6 @@
 """The benchmark tables: found candidates against the baselines of the same run, mean ± std over
-seeds and the seed count (benchmarks/activation_search.py's helpers, shared by the sparsity and SAFS
-benchmarks)."""
+seeds and the seed count (`nas.seed_runs`, shared by the activation, sparsity and SAFS benchmarks;
+the activation benchmark's own table)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import activation_search as bench  # noqa: E402
+from nas import seed_runs  # noqa: E402
 
 
 def _runs(values: list[float]) -> list[dict]:
@@ -20,21 +21,21 @@ def _runs(values: list[float]) -> list[dict]:
 
 
 def test_summarize_gives_mean_std_and_seed_count() -> None:
-    row = bench.summarize(_runs([0.9, 0.92, 0.94]) + [{"accuracy": 0.0, "test_accuracy": 0.0, "error": "nan"}])
+    row = seed_runs.summarize(_runs([0.9, 0.92, 0.94]) + [{"accuracy": 0.0, "test_accuracy": 0.0, "error": "nan"}])
     assert row["seeds"] == 4 and row["diverged"] == 1
     assert row["val_mean"] == pytest.approx(0.69) and row["test_mean"] == pytest.approx(0.6825)
-    one = bench.summarize(_runs([0.5]))
+    one = seed_runs.summarize(_runs([0.5]))
     assert one["val_std"] == 0.0 and one["seeds"] == 1
-    text = bench.format_stats(bench.summarize(_runs([0.9, 0.92, 0.94])))
+    text = seed_runs.format_stats(seed_runs.summarize(_runs([0.9, 0.92, 0.94])))
     assert text == "0.9200 ± 0.0200 0.9100 ± 0.0200     3"
-    assert len(text) == len(bench.STATS_HEADER)
+    assert len(text) == len(seed_runs.STATS_HEADER)
 
 
 def test_verdict_uses_two_standard_errors_of_the_gap() -> None:
-    base = bench.summarize(_runs([0.90, 0.91, 0.92, 0.93]))
-    assert bench.verdict(bench.summarize(_runs([0.95, 0.96, 0.97, 0.98])), base)[2] == "beats"
-    assert bench.verdict(bench.summarize(_runs([0.90, 0.92, 0.91, 0.94])), base)[2] == "ties with"
-    gap, noise, word = bench.verdict(bench.summarize(_runs([0.80, 0.81, 0.82, 0.83])), base)
+    base = seed_runs.summarize(_runs([0.90, 0.91, 0.92, 0.93]))
+    assert seed_runs.verdict(seed_runs.summarize(_runs([0.95, 0.96, 0.97, 0.98])), base)[2] == "beats"
+    assert seed_runs.verdict(seed_runs.summarize(_runs([0.90, 0.92, 0.91, 0.94])), base)[2] == "ties with"
+    gap, noise, word = seed_runs.verdict(seed_runs.summarize(_runs([0.80, 0.81, 0.82, 0.83])), base)
     assert word == "loses to" and gap == pytest.approx(-0.10) and noise == pytest.approx(2 * (2 * 0.0129099**2 / 4) ** 0.5, rel=1e-3)
 
 

@@ -43,10 +43,12 @@ def test_model_dispatches_to_triton_when_forced(monkeypatch) -> None:
     original = rt.recurrent
     monkeypatch.setattr(rt, "recurrent", lambda *a, **k: calls.append(1) or original(*a, **k))
     monkeypatch.setenv("NAS_KERNELS", "triton")
-    cell = CellModule(elman(4), 3)
-    hs, _ = cell(torch.randn(2, 3, 3))
-    ref, _ = cell.forward_reference(torch.randn(2, 3, 3))
+    cell = CellModule(elman(4), 3).double()
+    x = torch.randn(2, 3, 3, dtype=torch.float64)
+    hs, _ = cell(x)
+    ref, _ = cell.forward_reference(x)  # the same inputs: the kernel must compute the reference
     assert calls and hs.shape == ref.shape == (2, 3, 4)
+    assert torch.allclose(hs, ref, atol=1e-12)
 
 
 def test_block_sparse_cell_uses_sparse_matmul_when_forced(monkeypatch) -> None:

@@ -20,8 +20,20 @@ from nas.config import ConfigError, load_config, parse_config
         ("space:\n  activations: [tanhh]\n", "unknown unit 'tanhh'"),
         ("space:\n  nodes: 3\n", "unknown option 'nodes' for space 'recurrent_cell'"),
         ("data:\n  name: mnist\n", "unknown dataset 'mnist'"),
-        ("stopping:\n  policy: sometimes\n", "stopping.policy"),
-        ("search:\n  sampler: annealing\n", "unknown sampler 'annealing'"),
+        ("stopping:\n  policy: sometimes\n", "stopping.policy: unknown stopping policy 'sometimes'"),
+        # every registry checks its own options, before anything is written (issue 14)
+        ("stopping:\n  policy: curve\n  options: {treshold: 0.1}\n",
+         "stopping.options: unknown option(s) ['treshold'] for stopping policy 'curve'"),
+        ("stopping:\n  policy: asha\n  options: {reduction_factor: 1}\n", "stopping.options: asha reduction_factor must be > 1"),
+        ("stopping:\n  policy: none\n  options: {grace_period: 2}\n", "unknown option(s) ['grace_period'] for stopping policy 'none'"),
+        ("search:\n  sampler: annealing\n", "search.sampler: unknown sampler 'annealing'"),
+        ("search:\n  sampler: tpe\n  sampler_options: {n_startup: 3}\n",
+         "search.sampler_options: unknown option(s) ['n_startup'] for sampler 'tpe'"),
+        ("search:\n  sampler: rea\n  sampler_options: {population: 3}\n", "unknown option(s) ['population'] for sampler 'rea'"),
+        ("data:\n  name: digits-seq\n  lenght: 3\n", "unknown option 'lenght' for dataset 'digits-seq'"),
+        ("space:\n  name: nb201\n", "space 'nb201' proposes NB201Cell cells, which a search cannot train"),
+        ("train:\n  keep_checkpoints: best\n", "train.keep_checkpoints: must be 'last' or 'all'"),
+        ("hyper:\n  proxy: order\n", "hyper.proxy: must be 'off' or 'skip'"),
         ("name: 'has spaces'\n", "name"),
         ("- a list\n", "top level must be a mapping"),
         ("search: [unclosed\n", "not valid YAML"),
@@ -53,6 +65,7 @@ def test_overrides_and_defaults(tmp_path):
 def test_fingerprint_ignores_budget_but_not_space():
     a = parse_config({"search": {"trials": 5}})
     assert a.fingerprint() == parse_config({"search": {"trials": 50}}).fingerprint()
+    assert a.fingerprint() == parse_config({"search": {"trials": 5}, "train": {"keep_checkpoints": "all"}}).fingerprint()
     assert a.fingerprint() != parse_config({"space": {"num_nodes": 3}}).fingerprint()
 
 

@@ -171,3 +171,20 @@ def test_equivalent_candidates_are_not_trained_twice(ray_cluster, tmp_path):
     assert "duplicate_of" not in trials[0].user_attrs
     assert [t.user_attrs["duplicate_of"] for t in trials[1:]] == [0, 0]
     assert all(t.values == trials[0].values for t in trials)
+
+
+def test_a_finished_trial_keeps_only_its_last_checkpoint_unless_all_are_asked_for(ray_cluster, tmp_path):
+    runs = tmp_path / "runs"
+    for name, keep, expected in (("last", "last", 1), ("every", "all", 3)):
+        path = _config(tmp_path, name, **{"train.epochs": 3, "train.keep_checkpoints": keep, "search.trials": 2})
+        assert main(["search", str(path), "--runs-dir", str(runs)]) == 0
+        for t in _study(tmp_path, name).get_trials():
+            folder = runs / name / "ray" / f"trial_{t.number}"
+            kept = sorted(p.name for p in folder.glob("checkpoint_*"))
+            assert len(kept) == expected, (name, t.number, kept)
+            assert t.user_attrs["checkpoint"] == f"ray/trial_{t.number}/{kept[-1]}"  # the last epoch's
+    out = tmp_path / "cells"
+    assert main(["export", "last", "--trial", "0", "--out", str(out), "--format", "json,torch",
+                 "--runs-dir", str(runs)]) == 0
+    manifest = (out / "trial_0" / "manifest.json").read_text()
+    assert '"weights": "trained' in manifest  # the best epoch's weights live in the kept checkpoint

@@ -46,6 +46,7 @@ def test_fit_curve_exponential_and_flat() -> None:
     assert flat.prob_above(0.5) < 1e-3
 
 
+@pytest.mark.slow  # a wall-clock bound: meaningful on a quiet machine, flaky beside other jobs
 def test_fit_curve_is_fast() -> None:
     epochs = np.arange(1, 31, dtype=float)
     values = _pow3(epochs)

@@ -22,6 +22,9 @@ def test_splits_are_fixed_by_seed_and_disjoint(name):
         assert a.train.x.shape[1:] == (task.seq_len, task.input_size)
     if name == "digits-seq":
         assert total == 1797 and task.output_size == 10
+    if name != "reber":  # Reber strings repeat by construction; digits and adding samples are distinct
+        train, val, test = ({x.numpy().tobytes() for x in split.x} for split in (a.train, a.val, a.test))
+        assert len(train) == len(a.train) and not (train & val or train & test or val & test)
 
 
 def test_reber_labels_depend_on_the_long_range_symbol():

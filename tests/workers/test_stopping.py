@@ -30,7 +30,7 @@ class _Trial:
 
 
 def _trial(name: str, macs: int = 1000, epochs: int = EPOCHS) -> _Trial:
-    return _Trial(name, {"macs": macs, "params": macs, "spec": "{}", "optuna_number": 0,
+    return _Trial(name, {"cost": {"macs": macs, "params": macs}, "spec": "{}", "number": 0,
                          "train": {"epochs": epochs}})
 
 

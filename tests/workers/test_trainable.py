@@ -6,9 +6,17 @@ import pytest
 from ray import tune
 
 from search_spaces import gru
+from workers.settings import TrainConfig
 from workers.trainable import train_candidate
+from workers.trial import Cost, TrialConfig
 
 pytestmark = pytest.mark.slow
+
+
+def _config(spec: str, epochs: int, **overrides) -> dict:
+    trial = TrialConfig(spec=spec, data={"name": "digits-seq"}, train=TrainConfig(epochs=epochs, batch_size=256),
+                        seed=1, number=0, cost=Cost(0, 0), **overrides)
+    return trial.to_dict()
 
 
 def _run(config, tmp_path):
@@ -21,8 +29,7 @@ def _run(config, tmp_path):
 
 
 def test_reports_every_epoch_with_a_checkpoint(ray_cluster, tmp_path):
-    config = {"spec": gru(8).to_json(), "data": {"name": "digits-seq"},
-              "train": {"epochs": 2, "batch_size": 256}, "seed": 1}
+    config = _config(gru(8).to_json(), 2)
     result = _run(config, tmp_path)
     assert result.error is None
     history = result.metrics_dataframe
@@ -32,16 +39,20 @@ def test_reports_every_epoch_with_a_checkpoint(ray_cluster, tmp_path):
 
 
 def test_a_candidate_that_cannot_build_reports_an_error(ray_cluster, tmp_path):
-    result = _run({"spec": "{not json", "data": {"name": "digits-seq"}, "train": {"epochs": 1}}, tmp_path)
+    result = _run(_config("{not json", 1), tmp_path)
     assert result.error is None
     assert "SpecError" in result.metrics["error"]
 
 
+def test_a_malformed_trial_config_reports_an_error(ray_cluster, tmp_path):
+    result = _run({**_config(gru(8).to_json(), 1), "macs": 10}, tmp_path)
+    assert result.error is None
+    assert "unknown keys ['macs']" in result.metrics["error"]
+
+
 def test_resuming_after_the_last_epoch_reports_the_final_result(ray_cluster, tmp_path):
-    config = {"spec": gru(8).to_json(), "data": {"name": "digits-seq"},
-              "train": {"epochs": 1, "batch_size": 256}, "seed": 1}
-    first = _run(config, tmp_path / "a")
+    first = _run(_config(gru(8).to_json(), 1), tmp_path / "a")
     with first.checkpoint.as_directory() as directory:
-        again = _run({**config, "resume_checkpoint": directory}, tmp_path / "b")
+        again = _run(_config(gru(8).to_json(), 1, resume=directory), tmp_path / "b")
     assert again.metrics["epoch"] == 1 and again.metrics["restored_from_epoch"] == 1
     assert again.metrics["best_accuracy"] == first.metrics["best_accuracy"]

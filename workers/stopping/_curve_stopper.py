@@ -27,6 +27,7 @@ from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 
 from workers.curves import CurvePopulation, Prediction, fit_curve
+from workers.trial import config_cost, config_epochs
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -58,9 +59,9 @@ class CurveStopper(FIFOScheduler):
             estimated from the finished curves (robust: MAD of successive differences).
         min_finished: no stop before this many trials have finished.
         objective: ``"pareto"`` (bar = best finished accuracy at no more MACs), ``"single"``
-            (bar = ``top_k``-th best) or ``"auto"`` (pareto when the trial config has ``macs``).
+            (bar = ``top_k``-th best) or ``"auto"`` (pareto when the trial config has a ``cost``).
         top_k: for ``"single"``: the rank a trial must be able to reach.
-        cost_key: the config key of the compute objective.
+        cost_key: the key of the compute objective in the trial config's ``cost``.
         upper: the metric's bound (after negation for ``min``); 1.0 for accuracy.
         lower: the metric's floor (after negation).
         min_references: finished curves before the population model replaces the families.
@@ -239,12 +240,10 @@ class CurveStopper(FIFOScheduler):
         return None if epoch is None else float(epoch)
 
     def _final_epoch(self, trial: Trial) -> int:
-        train = (getattr(trial, "config", None) or {}).get("train") or {}
-        return int(train.get("epochs", self._max_epochs))
+        return config_epochs(getattr(trial, "config", None), self._max_epochs)
 
     def _cost(self, trial: Trial) -> float | None:
-        cost = (getattr(trial, "config", None) or {}).get(self._cost_key)
-        return None if cost is None else float(cost)
+        return config_cost(getattr(trial, "config", None), self._cost_key)
 
     def _bounds(self) -> tuple[float, float]:
         upper = self._upper if self._upper is not None else (1.0 if self._mode == "max" else 0.0)
