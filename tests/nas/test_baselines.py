@@ -114,20 +114,21 @@ def test_baselines_the_space_cannot_express_are_refused_at_config_time():
     assert parse_config({"space": {"name": "gated"}, "search": {"baselines": []}}).search.baselines == []
 
 
+def _search(tmp_path, name: str, epochs: int, search: dict) -> optuna.Study:
+    """``nas search`` of a tiny gated-space config on digits-seq; the study it wrote."""
+    config = {"name": name, "data": {"name": "digits-seq"}, "space": {"name": "gated", "hidden_sizes": [8]},
+              "train": {"epochs": epochs, "batch_size": 128}, "search": {"max_concurrent": 2, **search}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["search", str(path), "--runs-dir", str(tmp_path / "runs")]) == 0
+    return optuna.load_study(study_name=name, storage=default_storage(tmp_path / "runs" / name))
+
+
 @pytest.mark.slow
 def test_search_trains_baselines_first_confirms_and_compares(ray_cluster, tmp_path, capsys):
-    config = {
-        "name": "base", "data": {"name": "digits-seq"},
-        "space": {"name": "gated", "hidden_sizes": [8]},
-        "train": {"epochs": 2, "batch_size": 128},
-        "search": {"trials": 5, "sampler": "rea", "baselines": ["elman", "gru"], "confirm": 2, "confirm_top": 1,
-                   "max_concurrent": 2},
-    }
-    path = tmp_path / "base.yaml"
-    path.write_text(yaml.safe_dump(config))
+    search = {"trials": 5, "sampler": "rea", "baselines": ["elman", "gru"], "confirm": 2, "confirm_top": 1}
+    study = _search(tmp_path, "base", 2, search)
     runs = str(tmp_path / "runs")
-    assert main(["search", str(path), "--runs-dir", runs]) == 0
-    study = optuna.load_study(study_name="base", storage=default_storage(tmp_path / "runs" / "base"))
     trials = study.get_trials()
     assert len(trials) == 5
     assert [t.user_attrs.get("baseline") for t in trials[:2]] == ["elman-h8", "gru-h8"]
@@ -138,8 +139,7 @@ def test_search_trains_baselines_first_confirms_and_compares(ray_cluster, tmp_pa
     out = capsys.readouterr().out
     assert "confirmed Pareto front" in out and "best baseline" in out
     # run again (a resume of a finished study): nothing enqueued or retrained twice
-    assert main(["search", str(path), "--runs-dir", runs]) == 0
-    again = optuna.load_study(study_name="base", storage=default_storage(tmp_path / "runs" / "base"))
+    again = _search(tmp_path, "base", 2, search)
     assert len(again.get_trials()) == 5 and again.user_attrs == study.user_attrs
     assert main(["pareto", "base", "--runs-dir", runs]) == 0
     assert "vs baseline" in capsys.readouterr().out
@@ -147,16 +147,7 @@ def test_search_trains_baselines_first_confirms_and_compares(ray_cluster, tmp_pa
 
 @pytest.mark.slow
 def test_a_time_budget_stops_proposing_and_lets_running_trials_finish(ray_cluster, tmp_path, capsys):
-    config = {
-        "name": "budget", "data": {"name": "digits-seq"},
-        "space": {"name": "gated", "hidden_sizes": [8]},
-        "train": {"epochs": 1, "batch_size": 256},
-        "search": {"trials": 10_000, "sampler": "random", "baselines": [], "time_budget_s": 4, "max_concurrent": 2},
-    }
-    path = tmp_path / "budget.yaml"
-    path.write_text(yaml.safe_dump(config))
-    assert main(["search", str(path), "--runs-dir", str(tmp_path / "runs")]) == 0
-    study = optuna.load_study(study_name="budget", storage=default_storage(tmp_path / "runs" / "budget"))
+    study = _search(tmp_path, "budget", 1, {"trials": 10_000, "sampler": "random", "baselines": [], "time_budget_s": 4})
     states = [t.state for t in study.get_trials()]
     assert 1 <= len(states) < 1000 and TrialState.RUNNING not in states and TrialState.WAITING not in states
     assert all(s == TrialState.COMPLETE for s in states)
