@@ -4,8 +4,8 @@ cells and every baseline retrained over 5 seeds with the same recipe (the search
 and one table of test metric mean +- s.d., MACs and the comparisons.
 
 Protocol, per task: selection uses validation only. The found cells confirmed are the
-``--top`` most accurate found cells of the search's front; the test split is read for the table
-alone. Verdicts:
+``--top`` most accurate cells of the found cells' front (single search runs, baselines left out);
+the test split is read for the table alone. Verdicts:
 
 - ``>= best @ <=0.7x``: a found cell whose mean test metric is at least that of the best baseline
   (the baseline with the highest mean test metric), at no more than 0.7x that baseline's MACs;
@@ -169,14 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5, help="retraining seeds per confirmed cell")
     parser.add_argument("--top", type=int, default=4, help="found cells of the front to confirm per task")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--runs-dir", type=Path, help="keep the studies here (default: a temporary directory)")
     args = parser.parse_args(argv)
     console = Console(width=max(Console().width, 120))
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
-    with tempfile.TemporaryDirectory() as root:
+    with tempfile.TemporaryDirectory() as scratch:
+        root = args.runs_dir or Path(scratch)
         for task in args.tasks:
             console.rule(task)
-            results.append(search_task(task, args.minutes, args.seeds, args.top, Path(root), console))
+            results.append(search_task(task, args.minutes, args.seeds, args.top, root, console))
     print_table(results, console)
     meta = {"cpus": os.cpu_count(), "load": os.getloadavg(), "results": results}
     (args.out / "vs_baselines.json").write_text(json.dumps(meta, indent=1))

@@ -19,17 +19,19 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.baselines import BASELINE_ATTR, Score, is_baseline, single_run_scores
-from nas.study import pareto_front
+from nas.baselines import BASELINE_ATTR, Score, front_of, is_baseline, single_run_scores
 
 PREFIX = "confirm:"
 
 
 def targets(study: optuna.Study, top: int) -> list[FrozenTrial]:
-    """The ``top`` most accurate found cells of the front, then every completed baseline."""
-    found = [t for t in pareto_front(study) if not is_baseline(t)][:top]
-    baselines = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_baseline(t)]
-    return found + sorted(baselines, key=lambda t: t.number)
+    """The ``top`` most accurate cells of the found cells' own front (the baselines left out, so a
+    baseline's lucky seed does not hide the found cells near it), then every completed baseline."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    found = {t.number: t for t in complete if not is_baseline(t)}
+    front = front_of([Score(t.number, int(t.values[1]), t.values[0], math.nan) for t in found.values()])
+    baselines = sorted((t for t in complete if is_baseline(t)), key=lambda t: t.number)
+    return [found[s.number] for s in front[:top]] + baselines
 
 
 def recorded(study: optuna.Study) -> dict[int, dict[str, list[float]]]:
