@@ -144,8 +144,12 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False)
-    for ax, result in zip(axes[0], results):
+    cols = min(3, len(results))
+    rows = -(-len(results) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(results):]:
+        ax.set_visible(False)
+    for ax, result in zip(axes.flat, results):
         for kind, marker, color in (("baseline", "s", "tab:gray"), ("found", "o", "tab:red")):
             cells = [c for c in result["cells"] if (c["baseline"] is not None) == (kind == "baseline")]
             ax.errorbar([c["macs"] for c in cells], [c["test"] for c in cells], yerr=[c["test_sd"] for c in cells],
@@ -170,8 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=4, help="found cells of the front to confirm per task")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--runs-dir", type=Path, help="keep the studies here (default: a temporary directory)")
+    parser.add_argument("--show", type=Path, metavar="JSON", help="print the table and plot of an earlier run's results")
     args = parser.parse_args(argv)
     console = Console(width=max(Console().width, 120))
+    if args.show:
+        results = json.loads(args.show.read_text())["results"]
+        print_table(results, console)
+        plot(results, args.show.with_suffix(".png"))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory() as scratch:
