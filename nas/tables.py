@@ -25,7 +25,7 @@ def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     baselines = [s for s in scores if s.baseline is not None]
     table = Table(title=title, caption=accuracy_caption(splits), caption_justify="left")
-    for column in ("trial", "val acc", "test acc", "MACs", "params", "vs baseline", "cell"):
+    for column in ("trial", "val acc", "test acc", "MACs", "vs baseline", "cell"):
         wide = column == "cell"  # the cell wraps onto more lines rather than being cut
         table.add_column(column, justify="left" if column in ("cell", "vs baseline") else "right",
                          no_wrap=not wide, overflow="fold" if wide else "ellipsis")
@@ -39,10 +39,9 @@ def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits
             versus = "-" if rival is None else f"{s.val - rival.val:+.4f} {rival.baseline}"
         rows.append((
             str(s.number),
-            f"{s.val:.4f}" + (f" ±{s.val_sd:.4f}" if s.seeds > 1 else ""),
+            f"{s.val:.4f}" + (f"±{s.val_sd:.4f}" if s.seeds > 1 else ""),
             fmt_accuracy(s.test),
             f"{s.macs:,}",
-            f"{trial.user_attrs.get('params', 0):,}",
             versus,
             describe_cell(trial),
         ))
@@ -66,6 +65,9 @@ def show_front(study: optuna.Study, console: Console, splits: dict | None = None
         console.print(line)
 
 
+NARROW = 30  # a flexible column narrower than this is cut with an ellipsis rather than wrapped
+
+
 def fit_columns(table: Table, rows: Sequence[Sequence[str]], flexible: set[str], width: int | None = None) -> Table:
     """Add ``rows``; every column keeps its full width except the ``flexible`` ones, which share
     what is left of the terminal (and wrap or are cut, as each column's overflow says)."""
@@ -79,6 +81,8 @@ def fit_columns(table: Table, rows: Sequence[Sequence[str]], flexible: set[str],
     for column in table.columns:
         if str(column.header) in flexible:
             column.max_width = left
+            if left < NARROW:  # wrapping into a sliver of a column helps nobody: cut instead
+                column.no_wrap, column.overflow = True, "ellipsis"
     for row in rows:
         table.add_row(*row)
     return table
