@@ -8,7 +8,7 @@ copies the file into a project; nothing of this package is needed to run, train 
 
 The numerics follow `CellModule.forward_reference`: combine the inputs left to right, add the bias,
 apply the activation; the new ``h`` is the mean of the loose ends. Activation units are emitted from
-`UNARY_CODE`/`BINARY_CODE`, which cover `search_spaces.activations.UNARY`/`BINARY` one for one.
+`UNARY_CODE`/`BINARY_CODE`, made from the one unit table `kernels.activation.units`.
 """
 
 from __future__ import annotations
@@ -17,52 +17,23 @@ import json
 import re
 from importlib import metadata
 
+from kernels.activation import units
 from search_spaces import activations
 from search_spaces.activations import Expr
 from search_spaces.lowering import cell_sources
 from search_spaces.spec import Spec, validate_spec
 from search_spaces.task import Task
 
-# torch code of each activation unit; ``{}`` are the arguments. Helpers (``_cube``...) are emitted
-# into the file when used, from `HELPERS`.
-UNARY_CODE: dict[str, str] = {
-    "neg": "torch.neg({})",
-    "abs": "torch.abs({})",
-    "square": "torch.square({})",
-    "cube": "_cube({})",
-    "exp": "torch.exp({})",
-    "sin": "torch.sin({})",
-    "cos": "torch.cos({})",
-    "sinh": "torch.sinh({})",
-    "cosh": "torch.cosh({})",
-    "tanh": "torch.tanh({})",
-    "asinh": "torch.asinh({})",
-    "atan": "torch.atan({})",
-    "sigmoid": "torch.sigmoid({})",
-    "relu": "torch.relu({})",
-    "minzero": "torch.clamp({}, max=0.0)",
-    "softplus": "nn.functional.softplus({})",
-    "erf": "torch.erf({})",
-    "gauss": "_gauss({})",
-    "gelu": "nn.functional.gelu({})",
-    "zero": "torch.zeros_like({})",
-    "one": "torch.ones_like({})",
-}
-BINARY_CODE: dict[str, str] = {
-    "add": "torch.add({}, {})",
-    "sub": "torch.sub({}, {})",
-    "mul": "torch.mul({}, {})",
-    "div": "_div({}, {})",
-    "max": "torch.maximum({}, {})",
-    "min": "torch.minimum({}, {})",
-    "sigmul": "_sigmul({}, {})",
-}
+# torch code of each activation unit, from `kernels.activation.units`; ``{}`` are the arguments.
+# Helpers (``_cube``...) are emitted into the file when used, from `HELPERS`.
+UNARY_CODE: dict[str, str] = {name: u.code for name, u in units.of_arity(1).items()}
+BINARY_CODE: dict[str, str] = {name: u.code for name, u in units.of_arity(2).items()}
 HELPERS: dict[str, str] = {
     "_cube": "def _cube(a: torch.Tensor) -> torch.Tensor:\n    return a * a * a\n",
     "_gauss": "def _gauss(a: torch.Tensor) -> torch.Tensor:\n    return torch.exp(-a * a)\n",
     "_div": (
         "def _div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:\n"
-        f"    return a / (torch.abs(b) + {activations.DIV_EPS!r})\n"
+        f"    return a / (torch.abs(b) + {units.DIV_EPS!r})\n"
     ),
     "_sigmul": "def _sigmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:\n    return torch.sigmoid(a) * b\n",
 }

@@ -18,41 +18,14 @@ from dataclasses import dataclass
 
 import torch
 
-UNARY: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "neg": torch.neg,
-    "abs": torch.abs,
-    "square": torch.square,
-    "cube": lambda x: x * x * x,
-    "exp": torch.exp,
-    "sin": torch.sin,
-    "cos": torch.cos,
-    "sinh": torch.sinh,
-    "cosh": torch.cosh,
-    "tanh": torch.tanh,
-    "asinh": torch.asinh,
-    "atan": torch.atan,
-    "sigmoid": torch.sigmoid,
-    "relu": torch.relu,
-    "minzero": lambda x: torch.clamp(x, max=0.0),
-    "softplus": torch.nn.functional.softplus,
-    "erf": torch.erf,
-    "gauss": lambda x: torch.exp(-x * x),
-    "gelu": torch.nn.functional.gelu,
-    "zero": torch.zeros_like,
-    "one": torch.ones_like,
-}
+from kernels.activation import units
 
-DIV_EPS = 1e-3
-
+# the units, from the one table in `kernels.activation.units` (name -> torch function)
+UNARY: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {n: u.torch for n, u in units.of_arity(1).items()}
 BINARY: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "add": torch.add,
-    "sub": torch.sub,
-    "mul": torch.mul,
-    "div": lambda a, b: a / (torch.abs(b) + DIV_EPS),
-    "max": torch.maximum,
-    "min": torch.minimum,
-    "sigmul": lambda a, b: torch.sigmoid(a) * b,
+    n: u.torch for n, u in units.of_arity(2).items()
 }
+DIV_EPS = units.DIV_EPS
 
 ALIASES: dict[str, str] = {
     "identity": "x",

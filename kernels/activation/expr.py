@@ -20,36 +20,16 @@ from __future__ import annotations
 
 import hashlib
 
+from kernels.activation.units import DIV_EPS, of_arity
+
 Tree = tuple  # ("x",) | (unit, Tree) | (unit, Tree, Tree)
 
-DIV_EPS = 1e-3
 ONE = "<one>"  # derivative sentinel: d x / d x
 
-# unit -> (value template, local derivative template); {u} is the argument, {y} the value
-UNARY_RULES: dict[str, tuple[str, str | None]] = {
-    "neg": ("-{u}", "-1.0"),
-    "abs": ("_abs({u})", "_sign({u})"),
-    "square": ("{u} * {u}", "2.0 * {u}"),
-    "cube": ("{u} * {u} * {u}", "3.0 * {u} * {u}"),
-    "exp": ("_exp({u})", "{y}"),
-    "sin": ("_sin({u})", "_cos({u})"),
-    "cos": ("_cos({u})", "-_sin({u})"),
-    "sinh": ("0.5 * (_exp({u}) - _exp(-{u}))", "0.5 * (_exp({u}) + _exp(-{u}))"),
-    "cosh": ("0.5 * (_exp({u}) + _exp(-{u}))", "0.5 * (_exp({u}) - _exp(-{u}))"),
-    "tanh": ("_tanh({u})", "1.0 - {y} * {y}"),
-    "asinh": ("_asinh({u})", "1.0 / _sqrt({u} * {u} + 1.0)"),
-    "atan": ("_atan({u})", "1.0 / (1.0 + {u} * {u})"),
-    "sigmoid": ("_sigmoid({u})", "{y} * (1.0 - {y})"),
-    "relu": ("_relu({u})", "_gt0({u})"),
-    "minzero": ("_minzero({u})", "_le0({u})"),
-    "softplus": ("_softplus({u})", "_softplus_grad({u})"),
-    "erf": ("_erf({u})", "1.1283791670955126 * _exp(-{u} * {u})"),
-    "gauss": ("_exp(-{u} * {u})", "-2.0 * {u} * {y}"),
-    "gelu": ("_gelu({u})", "_gelu_grad({u})"),
-    "zero": ("_zeros_like({u})", None),
-    "one": ("_ones_like({u})", None),
-}
-BINARY_UNITS = ("add", "sub", "mul", "div", "max", "min", "sigmul")
+# unit -> (value template, local derivative template), from `kernels.activation.units`; {u} is the
+# argument, {y} the value. Binary units' rules are in `_emit`.
+UNARY_RULES: dict[str, tuple[str, str | None]] = {n: u.rule for n, u in of_arity(1).items()}  # type: ignore[misc]
+BINARY_UNITS = tuple(of_arity(2))
 
 
 def tree_text(tree: Tree) -> str:

@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 from kernels.activation.expr import cache_root
+from kernels.activation.units import UNITS as ACTIVATION_UNITS
 from kernels.recurrent.program import CellProgram
 from kernels.recurrent.reference import initial_state, output_grads
 
@@ -49,13 +50,8 @@ FLAG_SETS = (("-O3", "-march=native", "-fno-math-errno"), ("-O3", "-fno-math-err
 MODES = ("auto", "native", "fused")
 COMBINE = {"add": 0, "mul": 1, "sub": 2}
 TERM = {"x": 0, "edge": 1, "value": 2}
-# activation units as numbered in native.cpp's `Unit`
-UNITS = {
-    "neg": 1, "abs": 2, "square": 3, "cube": 4, "exp": 5, "sin": 6, "cos": 7, "sinh": 8, "cosh": 9, "tanh": 10,
-    "asinh": 11, "atan": 12, "sigmoid": 13, "relu": 14, "minzero": 15, "softplus": 16, "erf": 17, "gauss": 18,
-    "gelu": 19, "zero": 20, "one": 21,
-    "add": 100, "sub": 101, "mul": 102, "div": 103, "max": 104, "min": 105, "sigmul": 106,
-}
+# activation units as numbered in native.cpp's `Unit` (tests/kernels/test_units.py checks they agree)
+UNITS = {name: u.opcode for name, u in ACTIVATION_UNITS.items()}
 
 
 def mode() -> str:
