@@ -49,7 +49,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kernels.recurrent import cell_sequence, fused, native  # noqa: E402
+from kernels.recurrent import cell_sequence, fused, native, reference  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 from search_spaces.build import CellModule  # noqa: E402
 from search_spaces.cells import lstm  # noqa: E402
@@ -58,46 +58,34 @@ from search_spaces.cells import lstm  # noqa: E402
 def naive_per_edge_loop(cell: CellModule, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The searched cell the way a user writes it by hand: a per-step eager loop of small ops.
 
-    One ``F.linear`` per linear edge per step (edges from ``x`` too, on ``x_t`` at each step), the
-    node's combine, bias and activation, then the mean of the state's output nodes; the sparsity
-    masks are applied once before the loop; autograd does the backward. Same numerics as
+    Walks the cell's lowered program: one ``F.linear`` per linear edge per step (edges from ``x``
+    too, on ``x_t`` at each step), the op's combine, bias and activation, then the mean of the
+    state's output values; the sparsity masks are applied once before the loop; autograd does the
+    backward. Same numerics as
     `CellModule.forward` (checked in tests/kernels/test_cells_cpu.py). The baseline the issue's
     ">= 3x" target is measured against; `CellModule.forward_reference` is a stronger one (input
     projections of all steps in one matmul, one matmul per source per step).
     """
-    B, T, _ = x.shape
-    H = cell.hidden_size
-    masked = {s: cell.weights[s] * cell.mask(s) for s in cell.sources}
-    weight = {}  # (src, dst, slot) -> [H, in_src], the edge's own matrix
-    for src, edges in cell.edges_by_source.items():
-        for i, e in enumerate(edges):
-            weight[(src, e.dst, e.slot)] = masked[src][i * H : (i + 1) * H]
-    combine = {n: cell.spec.graph.nodes[n]["combine"] for n in cell.order}
-    state = cell.initial_state(B, x)
+    program, H = cell.program, cell.hidden_size
+    wx, weights, biases = cell.kernel_params()  # masks applied
+    x_weight = wx.split(H)  # one [H, input] matrix per x edge
+    state = [x.new_zeros(x.shape[0], H) for _ in range(program.num_states)]
     hs = []
-    for t in range(T):
-        values = dict(state, x=x[:, t])
-        for node in cell.order:
+    for t in range(x.shape[1]):
+        values = list(state)
+        for op, act in zip(program.ops, cell.acts):
             terms = []
-            for src, e in cell.inputs[node]:
-                if e.get("linear", True):
-                    terms.append(F.linear(values[src], weight[(src, node, e["slot"])]))
+            for term in op.terms:
+                if term.kind == "x":
+                    terms.append(F.linear(x[:, t], x_weight[term.index]))
+                elif term.kind == "edge":
+                    terms.append(F.linear(values[program.edge_src[term.index]], weights[term.index]))
                 else:
-                    terms.append(values[src])
-            out = terms[0]
-            for term in terms[1:]:
-                op = combine[node]
-                out = out + term if op == "add" else out * term if op == "mul" else out - term
-            if node in cell.biases:
-                out = out + cell.biases[node]
-            values[node] = cell.acts[node](out)
-        state = {
-            s: values[nodes[0]] if len(nodes) == 1 else torch.stack([values[n] for n in nodes]).mean(0)
-            for s, nodes in cell.outputs.items()
-        }
-        hs.append(state["h"])
-    return torch.stack(hs, dim=1), state
-
+                    terms.append(values[term.index])
+            values.append(act(reference.combine(op, terms, biases)))
+        state = reference.new_state(program, values)
+        hs.append(state[0])
+    return torch.stack(hs, dim=1), dict(zip(cell.states, state))
 
 def throughput(step: Callable[[], None], batch: int, repeats: int, warmup: int = 2) -> list[tuple[float, float]]:
     """(sequences per second of wall time, of this process's CPU time) for each repeat."""

@@ -18,9 +18,9 @@ import re
 from importlib import metadata
 
 from kernels.activation import units
-from search_spaces import activations
-from search_spaces.activations import Expr
-from search_spaces.lowering import cell_sources
+from kernels.activation.expr import tree_text
+from kernels.recurrent.program import CellProgram, Term
+from search_spaces.lowering import lower_activation, lower_cell, value_names
 from search_spaces.spec import Spec, validate_spec
 from search_spaces.task import Task
 
@@ -42,24 +42,29 @@ _RESERVED = {"x", "t", "B", "T", "H", "hs", "self", "torch", "nn", "state"}
 
 def activation_code(text: str, arg: str) -> tuple[str, set[str]]:
     """Torch code applying the activation ``text`` to the variable ``arg``, and the helpers it uses."""
+    return tree_code(lower_activation(text), arg)
+
+
+def tree_code(tree: tuple, arg: str) -> tuple[str, set[str]]:
+    """Torch code applying a lowered activation (`search_spaces.lowering.lower_activation`) to ``arg``."""
     used: set[str] = set()
 
-    def emit(expr: Expr) -> str:
-        if expr.op == "x":
+    def emit(tree: tuple) -> str:
+        if tree[0] == "x":
             return arg
-        template = UNARY_CODE[expr.op] if len(expr.args) == 1 else BINARY_CODE[expr.op]
+        template = units.UNITS[tree[0]].code
         used.update(h for h in HELPERS if template.startswith(h + "("))
-        return template.format(*(emit(a) for a in expr.args))
+        return template.format(*(emit(a) for a in tree[1:]))
 
-    return emit(activations.parse(text)), used
+    return emit(tree), used
 
 
 def _rows(i: int) -> str:
     return "" if i == 0 else "H" if i == 1 else f"{i} * H"
 
 
-def _uses_of_x(expr: Expr) -> int:
-    return 1 if expr.op == "x" else sum(_uses_of_x(a) for a in expr.args)
+def _uses_of_x(tree: tuple) -> int:
+    return 1 if tree[0] == "x" else sum(_uses_of_x(a) for a in tree[1:])
 
 
 def package_version() -> str:
@@ -90,25 +95,65 @@ class _Names:
         return "w" + self.value[src][1:]
 
 
-def _substitute(expr: Expr, inner: str) -> str:
-    """Canonical text of ``expr`` with ``x`` replaced by ``inner`` (parenthesised where needed)."""
-    if expr.op == "x":
+def _substitute(tree: tuple, inner: str) -> str:
+    """Canonical text of a lowered activation with ``x`` replaced by ``inner``."""
+    if tree[0] == "x":
         return inner
-    args = ", ".join(_substitute(a, inner) for a in expr.args)
-    return f"{expr.op}({args})"
+    return f"{tree[0]}({', '.join(_substitute(a, inner) for a in tree[1:])})"
 
 
-def cell_formula(spec: Spec) -> list[str]:
-    """One readable line per op node, e.g. ``n1 = tanh(W·x + U·n0 + b)``; then the state outputs."""
-    symbol = {"add": " + ", "mul": " * ", "sub": " - "}
+_SYMBOL = {"add": " + ", "mul": " * ", "sub": " - "}
+
+
+class _Layout:
+    """Names for the parts of a lowered program: values (side table `value_names`), weight sources in
+    parameter order (``x``, then the sources of `CellProgram.groups`), and where each term's
+    projection lives (source, chunk, chunks of that source)."""
+
+    def __init__(self, spec: Spec, program: CellProgram) -> None:
+        self.program = program
+        self.value = value_names(spec)
+        self.group = {src: (first, k) for src, first, k in program.groups()}
+        self.sources = ["x"] * bool(program.num_x) + [self.value[src] for src, _, _ in program.groups()]
+        self.chunks = {"x": program.num_x} | {self.value[src]: k for src, (_, k) in self.group.items()}
+        # the op each projection chunk feeds: (source, chunk) -> op node
+        self.dst: dict[tuple[str, int], str] = {}
+        for i, op in enumerate(program.ops):
+            for term in op.terms:
+                if term.kind != "value":
+                    self.dst[self.chunk(term)] = self.op_name(i)
+
+    def op_name(self, i: int) -> str:
+        return self.value[self.program.num_states + i]
+
+    def chunk(self, term: Term) -> tuple[str, int]:
+        """(source name, chunk index) of an ``x`` or ``edge`` term."""
+        if term.kind == "x":
+            return "x", term.index
+        src = self.program.edge_src[term.index]
+        return self.value[src], term.index - self.group[src][0]
+
+    def source_of(self, term: Term) -> str:
+        return self.chunk(term)[0] if term.kind != "value" else self.value[term.index]
+
+
+def cell_formula(spec: Spec, program: CellProgram | None = None) -> list[str]:
+    """One readable line per op node, e.g. ``n1 = tanh(W·x + U·n0 + b)``; then the state outputs.
+
+    ``program``: ``spec`` lowered (`lower_cell`); its structure does not depend on the input size.
+    """
+    layout = _Layout(spec, program or lower_cell(spec, spec.hidden_size))
     lines = []
-    for node in spec.op_nodes():
-        d = spec.graph.nodes[node]
-        terms = [f"W[{src}->{node}]·{src}" if e.get("linear", True) else str(src) for src, e in spec.inputs_of(node)]
-        inner = symbol[d["combine"]].join(terms) + (" + b" if d["bias"] else "")
-        lines.append(f"{node} = {_substitute(activations.parse(d['activation']), inner)}")
-    for state in spec.states:
-        nodes = spec.output_nodes(state)
+    for i, op in enumerate(layout.program.ops):
+        node = layout.op_name(i)
+        terms = [
+            f"W[{layout.source_of(t)}->{node}]·{layout.source_of(t)}" if t.kind != "value" else layout.source_of(t)
+            for t in op.terms
+        ]
+        inner = _SYMBOL[op.combine].join(terms) + (" + b" if op.bias >= 0 else "")
+        lines.append(f"{node} = {_substitute(op.activation, inner)}")
+    for state, outs in zip(layout.value, layout.program.outputs):
+        nodes = [layout.value[v] for v in outs]
         lines.append(f"{state}' = {nodes[0]}" if len(nodes) == 1 else f"{state}' = mean({', '.join(nodes)})")
     return lines
 
@@ -128,35 +173,32 @@ def module_source(spec: Spec, task: Task, *, title: str = "searched cell", modul
     validate_spec(spec)
     hidden = spec.hidden_size
     cell_in = hidden if task.input_kind == "tokens" else task.input_size
-    edges = list(spec.linear_edges(cell_in))
-    sources = cell_sources(spec, cell_in)
-    by_source = {s: [e for e in edges if e.src == s] for s in sources}
-    chunk = {(e.src, e.dst, e.slot): i for s in sources for i, e in enumerate(by_source[s])}
-    states, order = spec.states, spec.op_nodes()
-    names = _Names(["x", *states, *order])
+    program = lower_cell(spec, cell_in)
+    layout = _Layout(spec, program)
+    sources, states = layout.sources, spec.states
+    names = _Names(["x", *layout.value])
     helpers: set[str] = set()
 
     init = ["        self.weights = nn.ParameterDict()"]
     for i, src in enumerate(sources):
         fan_in = "input_size" if src == "x" else "H"
-        k = len(by_source[src])
+        k = layout.chunks[src]
         rows = "H" if k == 1 else f"{k} * H"
-        targets = ", ".join(f"{e.src}->{e.dst}" for e in by_source[src])
+        targets = ", ".join(f"{src}->{layout.dst[(src, j)]}" for j in range(k))
         init.append(f"        self.weights[{src!r}] = nn.Parameter(torch.empty({rows}, {fan_in}))  # {targets}")
         init.append(f"        self.register_buffer({f'mask_{i}'!r}, torch.ones({rows}, {fan_in}))  # 1 = weight kept")
     init.append("        self.biases = nn.ParameterDict()")
-    for node in order:
-        if spec.graph.nodes[node]["bias"]:
-            init.append(f"        self.biases[{node!r}] = nn.Parameter(torch.empty(H))")
+    for i, op in enumerate(program.ops):
+        if op.bias >= 0:
+            init.append(f"        self.biases[{layout.op_name(i)!r}] = nn.Parameter(torch.empty(H))")
 
-    sparse = {s: any(e.density < 1.0 for e in by_source[s]) for s in sources}
+    sparse = {e.src for e in spec.linear_edges(cell_in) if e.density < 1.0}
     body = ["        B, T, _ = x.shape", "        H = self.hidden_size"]
     for i, src in enumerate(sources):
-        mask = f" * self.mask_{i}" if sparse[src] else ""
+        mask = f" * self.mask_{i}" if src in sparse else ""
         body.append(f"        {names.weight(src)} = self.weights[{src!r}]{mask}")
-    if "x" in sources:
-        kx = len(by_source["x"])
-        body.append(f"        p_x_all = x @ {names.weight('x')}.t()  # [B, T, {_rows(kx) or 0}], all steps at once")
+    if program.num_x:
+        body.append(f"        p_x_all = x @ {names.weight('x')}.t()  # [B, T, {_rows(program.num_x)}], all steps at once")
     body.append("        if state is None:")
     body.append(f"            state = tuple(x.new_zeros(B, H) for _ in range({len(states)}))")
     state_vars = ", ".join(names.value[s] for s in states)
@@ -164,43 +206,41 @@ def module_source(spec: Spec, task: Task, *, title: str = "searched cell", modul
     body.append("        hs = []")
     body.append("        for t in range(T):")
     step: list[str] = []
-    if "x" in sources:
+    if program.num_x:
         step.append(f"{names.proj('x')} = p_x_all[:, t]")
     for s in states:
-        if s in sources:
+        if s in layout.chunks:
             step.append(f"{names.proj(s)} = {names.value[s]} @ {names.weight(s)}.t()")
-    symbol = {"add": " + ", "mul": " * ", "sub": " - "}
-    for node in order:
-        d = spec.graph.nodes[node]
+    for i, op in enumerate(program.ops):
+        node = layout.op_name(i)
         terms = []
-        for src, e in spec.inputs_of(node):
-            if e.get("linear", True):
-                i, k = chunk[(src, node, e["slot"])], len(by_source[src])
-                p = names.proj(src)
-                terms.append(p if k == 1 else f"{p}[:, {_rows(i)}:{_rows(i + 1)}]")
-            else:
-                terms.append(names.value[src])
-        pre = symbol[d["combine"]].join(terms) + (f" + self.biases[{node!r}]" if d["bias"] else "")
+        for term in op.terms:
+            if term.kind == "value":
+                terms.append(names.value[layout.value[term.index]])
+                continue
+            src, j = layout.chunk(term)
+            p = names.proj(src)
+            terms.append(p if layout.chunks[src] == 1 else f"{p}[:, {_rows(j)}:{_rows(j + 1)}]")
+        pre = _SYMBOL[op.combine].join(terms) + (f" + self.biases[{node!r}]" if op.bias >= 0 else "")
         v = names.value[node]
-        expr = activations.parse(d["activation"])
-        if expr.op == "x":
+        if op.activation[0] == "x":
             step.append(f"{v} = {pre}")
-        elif _uses_of_x(expr) <= 1:
-            code, used = activation_code(d["activation"], pre)
+        elif _uses_of_x(op.activation) <= 1:
+            code, used = tree_code(op.activation, pre)
             helpers |= used
             step.append(f"{v} = {code}")
         else:
-            code, used = activation_code(d["activation"], v)
+            code, used = tree_code(op.activation, v)
             helpers |= used
-            step += [f"{v} = {pre}", f"{v} = {code}  # {activations.canonical(d['activation'])}"]
-        if node in sources:
+            step += [f"{v} = {pre}", f"{v} = {code}  # {tree_text(op.activation)}"]
+        if node in layout.chunks:
             step.append(f"{names.proj(node)} = {v} @ {names.weight(node)}.t()")
     new = []
-    for s in states:
-        outs = [names.value[n] for n in spec.output_nodes(s)]
-        new.append(outs[0] if len(outs) == 1 else f"torch.stack([{', '.join(outs)}]).mean(0)")
+    for outs in program.outputs:
+        values = [names.value[layout.value[n]] for n in outs]
+        new.append(values[0] if len(values) == 1 else f"torch.stack([{', '.join(values)}]).mean(0)")
     step.append(f"{state_vars} = {', '.join(new)}")
-    step.append(f"hs.append({names.value['h']})")
+    step.append(f"hs.append({names.value[states[0]]})")
     body += ["            " + line for line in step]
     body.append(f"        return torch.stack(hs, dim=1), ({state_vars}{',' if len(states) == 1 else ''})")
 
@@ -213,7 +253,7 @@ def module_source(spec: Spec, task: Task, *, title: str = "searched cell", modul
         f"[batch, {task.seq_len}, {task.output_size}] per-step logits" if task.objective == "lm"
         else f"[batch, {task.output_size}] {'logits' if task.objective == 'classify' else 'predictions'}"
     )
-    formula = "\n".join("    " + line for line in cell_formula(spec))
+    formula = "\n".join("    " + line for line in cell_formula(spec, program))
     per_step = task.objective == "lm"
     model_doc = (f"{'Embedding -> cell' if tokens else 'Standardise -> cell' if task.standardized else 'Cell'} "
                  f"over time -> linear head on {'every step' if per_step else 'the last (valid) step'}.")

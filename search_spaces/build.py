@@ -14,7 +14,8 @@ import math
 import torch
 from torch import nn
 
-from kernels.recurrent import cell_sequence
+from kernels.activation.expr import tree_text
+from kernels.recurrent import cell_sequence, reference
 from kernels.sparse import BlockLayout
 from search_spaces import activations, sparsity
 from search_spaces.lowering import cell_sources, lower_cell
@@ -46,8 +47,6 @@ class CellModule(nn.Module):
                 raise ValueError(f"edge {edge.src}->{edge.dst}: {exc}") from exc
         self.sources = cell_sources(spec, input_size)
         by_source = {s: [e for e in self.edges if e.src == s] for s in self.sources}
-        # where each linear edge's projection lives: (source, chunk index)
-        self.chunk_of = {(e.src, e.dst, e.slot): (e.src, i) for s in self.sources for i, e in enumerate(by_source[s])}
         self.edges_by_source = by_source
         gen = torch.Generator().manual_seed(seed)
         self.weights = nn.ParameterDict()
@@ -73,10 +72,9 @@ class CellModule(nn.Module):
             if spec.graph.nodes[node]["bias"]:
                 bound = 1.0 / math.sqrt(hidden)
                 self.biases[node] = nn.Parameter((torch.rand(hidden, generator=gen) * 2 - 1) * bound)
-        self.acts = {n: activations.compile_torch(spec.graph.nodes[n]["activation"]) for n in self.order}
-        self.inputs = {n: spec.inputs_of(n) for n in self.order}
-        self.outputs = {s: spec.output_nodes(s) for s in self.states}
         self.program = lower_cell(spec, input_size)
+        # each op's activation as a torch function of `search_spaces.activations` (the reference's own)
+        self.acts = [activations.compile_torch(tree_text(op.activation)) for op in self.program.ops]
         self._x_layout = self._block_layout()
         self.apply_masks()
 
@@ -161,45 +159,39 @@ class CellModule(nn.Module):
         return hs, {s: final[i] for i, s in enumerate(self.states)}
 
     def forward_reference(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The naive per-step loop (one matmul per source per step); same numerics as `forward`."""
+        """The naive per-step loop over the lowered program (one matmul per source per step, activations
+        by `search_spaces.activations`); same numerics as `forward`, kept as the oracle for tests."""
+        program, H = self.program, self.hidden_size
         B, T, _ = x.shape
-        H = self.hidden_size
-        weights = {s: self.weights[s] * self.mask(s) for s in self.sources}
-        xproj = (x @ weights["x"].t()).view(B, T, -1, H) if "x" in weights else None  # [B, T, kx, H]
-        state = self.initial_state(B, x)
+        wx, weights, biases = self.kernel_params()
+        xproj = (x @ wx.t()).view(B, T, program.num_x, H)
+        groups = {src: (first, k) for src, first, k in program.groups()}
+        state = [x.new_zeros(B, H) for _ in range(program.num_states)]
+
+        def project(v: int, values: list[torch.Tensor], proj: dict[int, torch.Tensor]) -> None:
+            """Every recurrent edge leaving value ``v``, in one matmul: ``proj[edge]`` its term."""
+            if v in groups:
+                first, k = groups[v]
+                out = values[v] @ weights[first : first + k].reshape(k * H, H).t()
+                proj.update(zip(range(first, first + k), out.split(H, dim=1)))
+
         hs = []
         for t in range(T):
-            values: dict[str, torch.Tensor] = dict(state)
-            proj: dict[str, list[torch.Tensor]] = {}
-            if xproj is not None:
-                proj["x"] = list(xproj[:, t].unbind(1))
-            for s in self.states:
-                if s in weights:
-                    proj[s] = list((values[s] @ weights[s].t()).split(H, dim=1))
-            for node in self.order:
-                terms = []
-                for src, e in self.inputs[node]:
-                    if e.get("linear", True):
-                        owner, i = self.chunk_of[(src, node, e["slot"])]
-                        terms.append(proj[owner][i])
-                    else:
-                        terms.append(values[src])
-                combine = self.spec.graph.nodes[node]["combine"]
-                out = terms[0]
-                for term in terms[1:]:
-                    out = out + term if combine == "add" else out * term if combine == "mul" else out - term
-                if node in self.biases:
-                    out = out + self.biases[node]
-                out = self.acts[node](out)
-                values[node] = out
-                if node in weights:
-                    proj[node] = list((out @ weights[node].t()).split(H, dim=1))
-            state = {
-                s: values[nodes[0]] if len(nodes) == 1 else torch.stack([values[n] for n in nodes]).mean(0)
-                for s, nodes in self.outputs.items()
-            }
-            hs.append(state["h"])
-        return torch.stack(hs, dim=1), state
+            values = list(state)
+            proj: dict[int, torch.Tensor] = {}  # recurrent edge -> its term at this step
+            for v in range(program.num_states):
+                project(v, values, proj)
+            for op, act in zip(program.ops, self.acts):
+                terms = [
+                    xproj[:, t, term.index] if term.kind == "x" else proj[term.index] if term.kind == "edge"
+                    else values[term.index]
+                    for term in op.terms
+                ]
+                values.append(act(reference.combine(op, terms, biases)))
+                project(len(values) - 1, values, proj)
+            state = reference.new_state(program, values)
+            hs.append(state[0])
+        return torch.stack(hs, dim=1), dict(zip(self.states, state))
 
 
 def hash_edge(edge: LinearEdge) -> int:

@@ -33,6 +33,11 @@ def cell_sources(spec: Spec, input_size: int) -> list[str]:
     return sorted(sources, key=lambda s: (s != "x", s not in states, s))
 
 
+def value_names(spec: Spec) -> list[str]:
+    """The node name of each value index of ``spec``'s `CellProgram`: the states, then the op nodes."""
+    return [*spec.states, *spec.op_nodes()]
+
+
 def lower_cell(spec: Spec, input_size: int) -> CellProgram:
     """The `CellProgram` of ``spec`` for inputs of ``input_size`` features."""
     program = _lower(spec, input_size)
@@ -41,7 +46,7 @@ def lower_cell(spec: Spec, input_size: int) -> CellProgram:
 
 def _lower(spec: Spec, input_size: int) -> CellProgram:
     states, order = spec.states, spec.op_nodes()
-    index = {s: i for i, s in enumerate(states)} | {n: len(states) + i for i, n in enumerate(order)}
+    index = {name: i for i, name in enumerate(value_names(spec))}
     edges = list(spec.linear_edges(input_size))
     chunk: dict[tuple[str, str, int], tuple[str, int]] = {}
     counts: dict[str, int] = {}

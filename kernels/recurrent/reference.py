@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from kernels.activation.reference import torch_function
-from kernels.recurrent.program import CellProgram
+from kernels.recurrent.program import CellProgram, Op
 
 
 def check_shapes(
@@ -55,6 +55,19 @@ def output_grads(
     return dhs, dfinal
 
 
+def combine(op: Op, terms: list[torch.Tensor], biases: torch.Tensor) -> torch.Tensor:
+    """The op's pre-activation: its terms combined left to right, plus its bias row if it has one."""
+    out = terms[0]
+    for other in terms[1:]:
+        out = out + other if op.combine == "add" else out * other if op.combine == "mul" else out - other
+    return out + biases[op.bias] if op.bias >= 0 else out
+
+
+def new_state(program: CellProgram, values: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The states after a step: each the mean of its output values (the value itself when one)."""
+    return [values[o[0]] if len(o) == 1 else torch.stack([values[i] for i in o]).mean(0) for o in program.outputs]
+
+
 def recurrent(
     program: CellProgram,
     xproj: torch.Tensor,
@@ -79,14 +92,7 @@ def recurrent(
                     terms.append(values[program.edge_src[term.index]] @ weights[term.index].t())
                 else:
                     terms.append(values[term.index])
-            out = terms[0]
-            for other in terms[1:]:
-                out = out + other if op.combine == "add" else out * other if op.combine == "mul" else out - other
-            if op.bias >= 0:
-                out = out + biases[op.bias]
-            values.append(act(out))
-        state = [
-            values[o[0]] if len(o) == 1 else torch.stack([values[i] for i in o]).mean(0) for o in program.outputs
-        ]
+            values.append(act(combine(op, terms, biases)))
+        state = new_state(program, values)
         hs.append(state[0])
     return torch.stack(hs, dim=1), torch.stack(state)
