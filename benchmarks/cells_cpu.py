@@ -68,7 +68,7 @@ def naive_per_edge_loop(cell: CellModule, x: torch.Tensor) -> tuple[torch.Tensor
     """
     program, H = cell.program, cell.hidden_size
     wx, weights, biases = cell.kernel_params()  # masks applied
-    x_weight = wx.split(H)  # one [H, input] matrix per x edge
+    x_weight, edge_weight = wx.split(H), weights.unbind(0)  # one matrix per edge, [H, input] / [H, H]
     state = [x.new_zeros(x.shape[0], H) for _ in range(program.num_states)]
     hs = []
     for t in range(x.shape[1]):
@@ -79,7 +79,7 @@ def naive_per_edge_loop(cell: CellModule, x: torch.Tensor) -> tuple[torch.Tensor
                 if term.kind == "x":
                     terms.append(F.linear(x[:, t], x_weight[term.index]))
                 elif term.kind == "edge":
-                    terms.append(F.linear(values[program.edge_src[term.index]], weights[term.index]))
+                    terms.append(F.linear(values[program.edge_src[term.index]], edge_weight[term.index]))
                 else:
                     terms.append(values[term.index])
             values.append(act(reference.combine(op, terms, biases)))

@@ -164,26 +164,29 @@ class CellModule(nn.Module):
         program, H = self.program, self.hidden_size
         B, T, _ = x.shape
         wx, weights, biases = self.kernel_params()
-        xproj = (x @ wx.t()).view(B, T, program.num_x, H)
+        xproj = (x @ wx.t()).view(B, T, program.num_x, H).unbind(1)  # per step [B, kx, H]
         groups = {src: (first, k) for src, first, k in program.groups()}
+        # each source's edges as one [k * H, H] matrix, sliced once per forward (not per step)
+        stacked = {src: weights[first : first + k].reshape(k * H, H).t() for src, (first, k) in groups.items()}
         state = [x.new_zeros(B, H) for _ in range(program.num_states)]
 
         def project(v: int, values: list[torch.Tensor], proj: dict[int, torch.Tensor]) -> None:
             """Every recurrent edge leaving value ``v``, in one matmul: ``proj[edge]`` its term."""
             if v in groups:
                 first, k = groups[v]
-                out = values[v] @ weights[first : first + k].reshape(k * H, H).t()
+                out = values[v] @ stacked[v]
                 proj.update(zip(range(first, first + k), out.split(H, dim=1)))
 
         hs = []
         for t in range(T):
             values = list(state)
             proj: dict[int, torch.Tensor] = {}  # recurrent edge -> its term at this step
+            xt = xproj[t].unbind(1)
             for v in range(program.num_states):
                 project(v, values, proj)
             for op, act in zip(program.ops, self.acts):
                 terms = [
-                    xproj[:, t, term.index] if term.kind == "x" else proj[term.index] if term.kind == "edge"
+                    xt[term.index] if term.kind == "x" else proj[term.index] if term.kind == "edge"
                     else values[term.index]
                     for term in op.terms
                 ]
