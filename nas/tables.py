@@ -9,14 +9,15 @@ from collections.abc import Sequence
 
 import optuna
 from optuna.trial import FrozenTrial
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from nas import confirm
 from nas.baselines import Score, best_baseline_within, front_of, summary_line
 
 
-def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits: dict | None = None) -> Table:
+def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits: dict | None = None) -> RenderableType:
     """The Pareto front of ``scores``; each found cell beside the most accurate baseline that costs
     no more MACs (``vs baseline``: the validation difference and that baseline's tag). The caption
     names the split behind each accuracy (`nas.splits`)."""
@@ -65,12 +66,13 @@ def show_front(study: optuna.Study, console: Console, splits: dict | None = None
         console.print(line)
 
 
-NARROW = 30  # a flexible column narrower than this is cut with an ellipsis rather than wrapped
+NARROW = 30  # a flexible column narrower than this moves below the table instead of wrapping in a sliver
 
 
-def fit_columns(table: Table, rows: Sequence[Sequence[str]], flexible: set[str], width: int | None = None) -> Table:
+def fit_columns(table: Table, rows: Sequence[Sequence[str]], flexible: set[str], width: int | None = None) -> RenderableType:
     """Add ``rows``; every column keeps its full width except the ``flexible`` ones, which share
-    what is left of the terminal (and wrap or are cut, as each column's overflow says)."""
+    what is left of the terminal and wrap. Where too little is left for them (a narrow terminal),
+    they leave the table and follow it as one wrapped line per row, keyed by the row's first cell."""
     width = width or Console().width
     fixed = 0
     for i, column in enumerate(table.columns):
@@ -78,11 +80,17 @@ def fit_columns(table: Table, rows: Sequence[Sequence[str]], flexible: set[str],
             column.min_width = max([len(str(column.header))] + [len(r[i]) for r in rows])
             fixed += column.min_width
     left = max(10, (width - fixed - 3 * len(table.columns) - 1) // max(1, len(flexible)))
+    if left < NARROW:
+        moved = [i for i, c in enumerate(table.columns) if str(c.header) in flexible]
+        table.columns = [c for i, c in enumerate(table.columns) if i not in moved]
+        for row in rows:
+            table.add_row(*(v for i, v in enumerate(row) if i not in moved))
+        lines = [Text(f"{table.columns[0].header} {row[0]}: " + "; ".join(row[i] for i in moved if row[i]))
+                 for row in rows if any(row[i] for i in moved)]
+        return Group(table, *lines)
     for column in table.columns:
         if str(column.header) in flexible:
             column.max_width = left
-            if left < NARROW:  # wrapping into a sliver of a column helps nobody: cut instead
-                column.no_wrap, column.overflow = True, "ellipsis"
     for row in rows:
         table.add_row(*row)
     return table
