@@ -221,12 +221,12 @@ def _export(args: argparse.Namespace) -> int:
 
     from nas.export import export_study, parse_formats
     from nas.locate import study_config
-    from nas.paths import writable_dir
+    from nas.paths import check_dir
 
     formats = parse_formats(args.format)
     location, study = _load_study(args)
     config = study_config(location, study)
-    writable_dir(args.out, "--out")
+    check_dir(args.out, "--out")
     cells = export_study(study, location.run.root, args.out, config=config, trial=args.trial, pareto=args.pareto,
                          top=args.top, formats=formats, initial_weights=args.initial_weights)
     table = Table(title=f"exported {len(cells)} cell(s) of {location.name}")
@@ -256,7 +256,7 @@ def _import(args: argparse.Namespace) -> int:
     from nas.codegen import cell_formula
     from nas.config import load_config
     from nas.export import config_dataset, export_cell, load_cell, parse_formats, train_cell
-    from nas.paths import writable_dir
+    from nas.paths import check_dir
     from nas.splits import accuracy_or_none, fmt_accuracy
     from search_spaces import SpecError, cost
 
@@ -275,7 +275,7 @@ def _import(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     formats = parse_formats(args.format)
     if args.out:
-        writable_dir(args.out, "--out")
+        check_dir(args.out, "--out")
     data = config_dataset(config)
     task = data.task
     console.print(f"data: {data.summary()}", highlight=False, soft_wrap=True)
@@ -451,11 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _obey_sigint()
     _obey_sigterm()
     args = build_parser().parse_args(argv)
-    resume_hint = f"`nas resume {getattr(args, 'name', None) or 'NAME'}`"
     try:
         code = args.handler(args)
     except KeyboardInterrupt:
-        err_console.print(f"interrupted; the study is saved and {resume_hint} continues it", highlight=False)
+        err_console.print(f"interrupted; the study is saved and {_resume_hint(args)} continues it", highlight=False)
         code = EXIT_INTERRUPTED
     except _bad_input() as exc:
         err_console.print(f"[red]error:[/] {_escape(str(exc))}", highlight=False)
@@ -465,11 +464,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if lost is None:
             raise
         err_console.print(f"[red]error:[/] {_escape(str(lost))}; the study in it is intact: once it answers "
-                          f"again, {resume_hint} continues the search", highlight=False)
+                          f"again, {_resume_hint(args)} continues the search", highlight=False)
         return EXIT_STORAGE_LOST
     if code == EXIT_INTERRUPTED and _Terminated.received:
         return EXIT_TERMINATED
     return code
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """The command that continues this study (read late: `nas search` learns the name from its config)."""
+    return f"`nas resume {getattr(args, 'name', None) or 'NAME'}`"
 
 
 def _escape(text: str) -> str:

@@ -8,6 +8,18 @@ from pathlib import Path
 from nas.errors import ConfigError
 
 
+def check_dir(path: str | Path, option: str) -> Path:
+    """Refuse (`ConfigError` naming ``option``) a folder that could not be created or written,
+    creating nothing: for checks that come before other input is validated."""
+    folder = Path(path).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{option} {path}: {existing} is a file, in the way of this folder; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: {existing} is not writable; choose a writable path")
+    return Path(path)
+
+
 def writable_dir(path: str | Path, option: str) -> Path:
     """The folder ``path``, created with its parents; `ConfigError` naming ``option`` when it cannot be."""
     folder = Path(path)

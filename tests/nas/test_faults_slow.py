@@ -1,0 +1,97 @@
+"""Fault injection with real processes (issue 19): SIGTERM, lost checkpoints, renamed run directories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from nas.cli import main
+from nas.study import default_storage, interrupted
+
+pytestmark = pytest.mark.slow
+
+CONFIG = {
+    "data": {"name": "digits-seq"},
+    "space": {"name": "recurrent_cell", "num_nodes": 2, "hidden_sizes": [8, 16]},
+    "train": {"epochs": 2, "batch_size": 128},
+    "search": {"trials": 2, "sampler": "random", "max_concurrent": 2, "baselines": []},
+}
+
+
+def _write(tmp_path: Path, name: str, data: dict) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, **data}))
+    return path
+
+
+def _study(run_dir: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=default_storage(run_dir))
+
+
+def _checkpointed(runs: Path, name: str, count: int) -> bool:
+    folders = list((runs / name / "ray").glob("trial_*/checkpoint_*/trainer.pt"))
+    return len({p.parent.parent for p in folders}) >= count
+
+
+def test_sigterm_stops_like_ctrl_c_and_resume_restarts_a_trial_whose_checkpoint_is_gone(tmp_path):
+    runs = tmp_path / "runs"
+    epochs = 30
+    path = _write(tmp_path, "term", {**CONFIG, "train": {**CONFIG["train"], "epochs": epochs}})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas.cli", "search", str(path), "--runs-dir", str(runs)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 240
+        while not _checkpointed(runs, "term", 2) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+        assert _checkpointed(runs, "term", 2), "no two trials checkpointed in time"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143, (proc.returncode, err[-2000:])
+    assert "Traceback" not in err and "Tuner.restore" not in err + out
+    assert "`nas resume term`" in out
+    study = _study(runs / "term", "term")
+    stopped = [t for t in study.get_trials() if interrupted(t)]
+    assert len(stopped) == 2 and all(t.state == TrialState.FAIL for t in stopped)
+
+    # the checkpoints of one interrupted trial are deleted: it restarts from scratch, the other continues
+    continued = {t.user_attrs["resumed_from"]: t for t in study.get_trials() if "resumed_from" in t.user_attrs}
+    lost, kept = sorted(continued)
+    shutil.rmtree(Path(stopped[lost].user_attrs["artifacts"]))
+    assert main(["resume", "term", "--runs-dir", str(runs)]) == 0
+    trials = {t.user_attrs.get("resumed_from"): t for t in _study(runs / "term", "term").get_trials()}
+    restarted, resumed = trials[lost], trials[kept]
+    assert restarted.state == TrialState.COMPLETE and "restarted from scratch" in restarted.user_attrs["restart"]
+    assert resumed.state == TrialState.COMPLETE and "restart" not in resumed.user_attrs
+    assert resumed.user_attrs["restored_from_epoch"] >= 1
+    for trial in (restarted, resumed):  # whole curves, the epochs before the resume included
+        assert len(trial.user_attrs["curve"]) == epochs
+
+
+def test_a_renamed_run_directory_resumes_its_own_study(ray_cluster, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["search", str(_write(tmp_path, "first", CONFIG)), "--runs-dir", str(runs)]) == 0
+    (runs / "first").rename(runs / "second")
+    capsys.readouterr()
+    assert main(["resume", "second", "--trials", "3", "--runs-dir", str(runs)]) == 0
+    captured = capsys.readouterr()
+    assert "holds study 'first'" in captured.err and "1 trials to run (2 done)" in captured.out
+    assert not (runs / "first").exists()
+    study = _study(runs / "second", "first")
+    assert sum(t.state == TrialState.COMPLETE for t in study.get_trials()) == 3
+    assert main(["status", "second", "--runs-dir", str(runs)]) == 0
