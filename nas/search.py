@@ -99,6 +99,13 @@ def _init_ray(address: str | None) -> None:
         if keep is not None:  # ray.init installs sys.exit on SIGTERM; the caller's handler stops cleanly
             signal.signal(signal.SIGTERM, keep)
     logging.getLogger("ray.tune.tune").addFilter(_no_restore_hint)
+    logging.getLogger("ray.tune.execution.tune_controller").addFilter(_no_storage_traceback)
+
+
+def _no_storage_traceback(record: logging.LogRecord) -> bool:
+    """Drop Ray Tune's traceback for a storage that stopped answering: the command line says it in
+    one line, with `nas resume NAME`."""
+    return not (record.exc_info and isinstance(record.exc_info[1], StorageUnavailable))
 
 
 def _no_restore_hint(record: logging.LogRecord) -> bool:

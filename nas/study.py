@@ -102,8 +102,9 @@ class RetryingStorage(optuna.storages.RDBStorage):
                     reason = (str(exc.__cause__ or exc).strip().splitlines() or [type(exc).__name__])[0]
                     self._gone = StorageUnavailable(_safe_url(self.url), waited, reason[:200])
                     raise self._gone from None
-                logging.getLogger(__name__).warning("storage %s unreachable (%s); retrying", _safe_url(self.url),
-                                                    type(exc).__name__)
+                if pause == 0.5:  # once per outage
+                    logging.getLogger(__name__).warning("storage %s unreachable; retrying for up to %.0f s",
+                                                        _safe_url(self.url), self.retry_s)
                 time.sleep(pause)
                 self.engine.dispose()  # reconnect from scratch
                 pause = min(pause * 2, 5.0)

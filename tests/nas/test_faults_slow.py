@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -95,3 +96,79 @@ def test_a_renamed_run_directory_resumes_its_own_study(ray_cluster, tmp_path, ca
     study = _study(runs / "second", "first")
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials()) == 3
     assert main(["status", "second", "--runs-dir", str(runs)]) == 0
+
+
+class _Postgres:
+    """A throwaway PostgreSQL server this test can stop and start again (the server refuses root,
+    so it runs as the `postgres` user)."""
+
+    def __init__(self, base: Path) -> None:
+        import socket
+
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found or shutil.which("su") is None:
+            pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+        self.bin, self.base, self.data = found[-1].parent, base, base / "data"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/nas"
+        if os.geteuid() == 0:
+            shutil.chown(base, "postgres")
+        self._run(f"{self.bin}/initdb -D {self.data} --auth=trust -U postgres >/dev/null")
+        self.start()
+        self._run(f"{self.bin}/createdb -h 127.0.0.1 -p {self.port} -U postgres nas")
+
+    def _run(self, command: str) -> None:
+        prefix = ["su", "postgres", "-s", "/bin/sh", "-c"] if os.geteuid() == 0 else ["sh", "-c"]
+        subprocess.run([*prefix, command], check=True, capture_output=True, text=True)
+
+    def start(self) -> None:
+        self._run(f"{self.bin}/pg_ctl -D {self.data} -l {self.base}/log "
+                  f"-o '-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1' -w start")
+
+    def stop(self) -> None:
+        self._run(f"{self.bin}/pg_ctl -D {self.data} -m immediate stop")
+
+
+def test_a_lost_database_stops_the_driver_with_exit_3_and_resume_continues(tmp_path):
+    base = Path(tempfile.mkdtemp(prefix="nas-pg-"))
+    server = _Postgres(base)
+    try:
+        runs = tmp_path / "runs"
+        path = _write(tmp_path, "lost", {**CONFIG, "train": {**CONFIG["train"], "epochs": 30}})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nas.cli", "search", str(path), "--runs-dir", str(runs), "--storage", server.url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True,
+            env={**os.environ, "NAS_STORAGE_RETRY_S": "6"},
+        )
+        try:
+            deadline = time.time() + 240
+            while not _checkpointed(runs, "lost", 2) and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.3)
+            assert _checkpointed(runs, "lost", 2), "no two trials checkpointed in time"
+            server.stop()
+            start = time.time()
+            out, err = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        assert proc.returncode == 3, (proc.returncode, err[-3000:])
+        assert time.time() - start < 120
+        last = err.strip().splitlines()[-1]
+        assert f"lost the study's storage {server.url}" in last and "`nas resume lost` continues" in last, err[-3000:]
+        assert "Traceback" not in err, err[-3000:]
+
+        server.start()
+        assert main(["resume", "lost", "--runs-dir", str(runs)]) == 0
+        study = optuna.load_study(study_name="lost", storage=server.url)
+        trials = study.get_trials()
+        assert sum(t.state == TrialState.COMPLETE and not interrupted(t) for t in trials) == 2
+        assert any("resume_checkpoint" in t.user_attrs for t in trials)  # the running trials' work was kept
+    finally:
+        try:
+            server.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(base, ignore_errors=True)
