@@ -67,6 +67,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
 def _search(args: argparse.Namespace) -> int:
     use_cluster_token(args.address)
     from nas.config import load_config
+    from nas.paths import check_dir
     from nas.search import run_search
 
     config = load_config(
@@ -79,6 +80,9 @@ def _search(args: argparse.Namespace) -> int:
             "search.storage": args.storage,
         },
     )
+    check_dir(args.runs_dir, "--runs-dir")
+    if config.search.artifacts and "://" not in config.search.artifacts:
+        check_dir(config.search.artifacts, "search.artifacts:")
     args.name = config.name  # for the `nas resume NAME` hint should the storage go away
     outcome = run_search(config, runs_dir=args.runs_dir, address=args.address, console=console)
     return EXIT_INTERRUPTED if outcome.interrupted else 1 if outcome.error else 0

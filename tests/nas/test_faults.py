@@ -145,6 +145,7 @@ def _bad_inputs(tmp: Path, runs: str) -> list[list[str]]:
     return [
         ["search", str(bad_utf8)], ["search", str(tmp / "missing.yaml")], ["search", str(blocker / "x.yaml")],
         ["search", str(good_config), "--name", "../escape"],
+        ["search", str(good_config), "--runs-dir", str(blocker / "runs")],
         ["resume", "missing", *r], ["resume", "../../etc", *r], ["resume", "fake", "--trials", "0", *r],
         ["status", "missing", *r], ["status", "bad/name", *r],
         ["export", "missing", "--trial", "0", "--out", str(tmp / "o"), *r],
