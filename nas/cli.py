@@ -286,12 +286,13 @@ def _import(args: argparse.Namespace) -> int:
     try:
         costs = cost(spec, task)
         console.print(f"on {config.data.name}: {costs['macs']:,} MACs, {costs['params']:,} parameters")
-        if costs["params"] > MAX_IMPORT_PARAMS:
-            raise ConfigError(f"{args.cell}: {costs['params']:,} parameters on {config.data.name}, more than the "
-                              f"{MAX_IMPORT_PARAMS:,} `nas import` trains; lower the cell's hidden_size")
-        trainer = train_cell(spec, config, epochs=args.epochs, console=console)
+        too_big = costs["params"] > MAX_IMPORT_PARAMS
+        trainer = None if too_big else train_cell(spec, config, epochs=args.epochs, console=console)
     except ValueError as exc:  # e.g. a sparsity pattern that does not fit this data's input size
         raise ConfigError(f"{args.cell}: cannot build this cell for {config.data.name}: {exc}") from None
+    if trainer is None:
+        raise ConfigError(f"{args.cell}: {costs['params']:,} parameters on {config.data.name}, more than the "
+                          f"{MAX_IMPORT_PARAMS:,} `nas import` trains; lower the cell's hidden_size")
     best = trainer.best
     console.print(f"best epoch {best.epoch}: val acc {best.accuracy:.4f}, test acc {fmt_accuracy(best.test_accuracy)}")
     if args.out:
