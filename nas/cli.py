@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 from rich.console import Console
@@ -447,20 +448,33 @@ class _Terminated:
             raise KeyboardInterrupt
 
 
-def _obey_sigterm() -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _Terminated())
+def _obey_sigterm() -> Any:
+    """Install `_Terminated` on SIGTERM (main thread only); returns the handler it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    _Terminated.received = False
+    return signal.signal(signal.SIGTERM, _Terminated())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     _obey_sigint()
-    _obey_sigterm()
     args = build_parser().parse_args(argv)
+    previous = _obey_sigterm()
     try:
-        code = args.handler(args)
+        code = _run(args)
+    finally:
+        if previous is not None:  # an in-process caller (tests, notebooks) gets its handler back
+            signal.signal(signal.SIGTERM, previous)
+    return EXIT_TERMINATED if code == EXIT_INTERRUPTED and _Terminated.received else code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The subcommand's handler, with its failures turned into one line and an exit code."""
+    try:
+        return args.handler(args)
     except KeyboardInterrupt:
         err_console.print(f"interrupted; the study is saved and {_resume_hint(args)} continues it", highlight=False)
-        code = EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     except _bad_input() as exc:
         err_console.print(f"[red]error:[/] {_escape(str(exc))}", highlight=False)
         return EXIT_BAD_INPUT
@@ -471,9 +485,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         err_console.print(f"[red]error:[/] {_escape(str(lost))}; the study in it is intact: once it answers "
                           f"again, {_resume_hint(args)} continues the search", highlight=False)
         return EXIT_STORAGE_LOST
-    if code == EXIT_INTERRUPTED and _Terminated.received:
-        return EXIT_TERMINATED
-    return code
 
 
 def _resume_hint(args: argparse.Namespace) -> str:
