@@ -150,7 +150,8 @@ def _status(args: argparse.Namespace) -> int:
     for t in shown:
         acc = f"{t.values[0]:.4f}" if t.values else "-"
         macs = f"{int(t.user_attrs['macs']):,}" if "macs" in t.user_attrs else "-"
-        note = t.user_attrs.get("error") or t.user_attrs.get("interrupted") or t.user_attrs.get("baseline", "")
+        note = (t.user_attrs.get("error") or t.user_attrs.get("interrupted") or t.user_attrs.get("restart")
+                or t.user_attrs.get("baseline", ""))
         rows.append((str(t.number), t.state.name, acc, macs, str(t.user_attrs.get("epochs", "-")), note, describe_cell(t)))
     console.print(fit_columns(table, rows, flexible={"note", "cell"}))
     best = f"{s.best_accuracy:.4f} at {s.best_macs:,} MACs" if s.best_accuracy is not None else "-"

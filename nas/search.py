@@ -207,7 +207,7 @@ def run_search(
     study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported accuracy
     if CONFIG_ATTR not in study.user_attrs:  # what `nas resume` checks an edited config.yaml against
         study.set_user_attr(CONFIG_ATTR, config.to_dict())
-    recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study))
+    recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study), run)
     if recovered:
         console.print(f"[yellow]trials {recovered} were left running by a stopped driver; continuing them")
     added = enqueue_baselines(study, space.known_cells(config.search.baselines))

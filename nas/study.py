@@ -29,7 +29,7 @@ except ImportError:  # another Optuna layout: one write per attribute
     _rdb_models = _rdb_session = None
 
 from nas.errors import ConfigError
-from workers.run_dir import RunDir
+from workers.run_dir import RunDir, experiment_dir, trial_dir
 
 OBJECTIVES = ("accuracy", "macs")
 DIRECTIONS = ("maximize", "minimize")
@@ -340,12 +340,15 @@ def latest_checkpoint(trial_dir: Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
-def recover_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[int]:
+def recover_trials(study: optuna.Study, trials: Sequence[FrozenTrial], run: RunDir | None = None) -> list[int]:
     """Fail trials a stopped driver left RUNNING (marked ``interrupted``, so they do not count
     toward the budget) and enqueue each once more with the same params, to continue from its last
     epoch checkpoint (``resume_checkpoint``) when Ray wrote one. A trial the driver had asked for
     but not finished proposing (no ``spec`` yet) is only failed: its partial params are no
-    candidate, and the budget it leaves is refilled by fresh proposals. Returns the trials continued."""
+    candidate, and the budget it leaves is refilled by fresh proposals. ``run``: the run directory,
+    where a trial's folder is looked for when its recorded one is gone (the directory was renamed).
+    A trial whose checkpoint is nowhere restarts from scratch, with a ``restart`` note saying so.
+    Returns the trials continued."""
     recovered = []
     for trial in trials:
         handle = optuna.trial.Trial(study, trial._trial_id)
@@ -360,9 +363,14 @@ def recover_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[i
         if "baseline" in trial.user_attrs:  # a known cell stays tagged (and is not enqueued again)
             attrs["baseline"] = trial.user_attrs["baseline"]
         artifacts = trial.user_attrs.get("artifacts")
-        checkpoint = latest_checkpoint(Path(artifacts)) if artifacts else None
+        folders = [Path(artifacts)] if artifacts else []
+        if artifacts and run is not None:  # the recorded folder, else the same trial's in this directory
+            folders.append(Path(trial_dir(experiment_dir(run.artifacts()), trial.number)))
+        checkpoint = next((c for c in map(latest_checkpoint, folders) if c is not None), None)
         if checkpoint is not None:
             attrs["resume_checkpoint"] = str(checkpoint)
+        elif artifacts:
+            attrs["restart"] = f"restarted from scratch: no checkpoint of trial {trial.number} in {artifacts}"
         study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
         recovered.append(trial.number)
     return recovered

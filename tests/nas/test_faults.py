@@ -345,3 +345,22 @@ def test_sigterm_is_handled_like_ctrl_c(monkeypatch, capsys):
     assert time.monotonic() - start < 4
     assert signal.getsignal(signal.SIGTERM) is before
     assert "interrupted; the study is saved and `nas resume x` continues it" in capsys.readouterr().err
+
+
+def test_recovery_finds_checkpoints_in_a_renamed_directory_or_says_it_restarts(tmp_path):
+    from nas.study import recover_trials, running_trials
+    from workers.run_dir import RunDir
+
+    run = RunDir(tmp_path / "renamed")
+    study = open_study("s", f"sqlite:///{tmp_path / 's.db'}")
+    for number in (0, 1):
+        trial = study.ask()
+        trial.suggest_int("x", 0, 9)
+        trial.set_user_attr("spec", "{}")
+        trial.set_user_attr("artifacts", str(tmp_path / "old" / "ray" / f"trial_{number}"))  # moved away
+    (run.root / "ray" / "trial_0" / "checkpoint_000002").mkdir(parents=True)
+    assert recover_trials(study, running_trials(study), run) == [0, 1]
+    continued = {t.user_attrs["resumed_from"]: t for t in study.get_trials() if "resumed_from" in t.user_attrs}
+    assert continued[0].user_attrs["resume_checkpoint"] == str(run.root / "ray" / "trial_0" / "checkpoint_000002")
+    assert "restart" not in continued[0].user_attrs
+    assert continued[1].user_attrs["restart"].startswith("restarted from scratch: no checkpoint of trial 1")
