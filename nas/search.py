@@ -81,6 +81,8 @@ def _init_ray(address: str | None) -> None:
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     if address:
         check_address(address)
+    logging.getLogger("ray.tune.tune").addFilter(_no_restore_hint)  # added once, however often called
+    logging.getLogger("ray.tune.execution.tune_controller").addFilter(_no_storage_traceback)
     if ray.is_initialized():
         return
     keep = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
@@ -98,8 +100,6 @@ def _init_ray(address: str | None) -> None:
     finally:
         if keep is not None:  # ray.init installs sys.exit on SIGTERM; the caller's handler stops cleanly
             signal.signal(signal.SIGTERM, keep)
-    logging.getLogger("ray.tune.tune").addFilter(_no_restore_hint)
-    logging.getLogger("ray.tune.execution.tune_controller").addFilter(_no_storage_traceback)
 
 
 def _no_storage_traceback(record: logging.LogRecord) -> bool:
