@@ -212,13 +212,19 @@ class StudySearcher(Searcher):
 
 
 def _ray_error(trial: Any) -> BaseException | None:
-    """The exception Ray stored on a failed trial (it does so before telling the searcher)."""
-    if trial is None:
+    """The exception Ray stored beside a failed trial (``error.pkl`` in its local folder; Ray writes
+    it before telling the searcher, and uploads it to the trial's storage only later)."""
+    path = getattr(trial, "pickled_error_file", None) if trial is not None else None
+    if not path or not os.path.isfile(path):
         return None
     try:
-        return trial.get_pickled_error()
-    except Exception:  # no pickled error (e.g. a plain TuneError): none to describe
+        from ray import cloudpickle
+
+        with open(path, "rb") as f:
+            error = cloudpickle.load(f)
+    except Exception:  # unreadable: say what we know without Ray's words
         return None
+    return error if isinstance(error, BaseException) else None
 
 
 def describe_crash(error: BaseException | None) -> str:

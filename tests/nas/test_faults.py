@@ -257,8 +257,12 @@ def test_the_searcher_records_why_a_process_died(tmp_path):
                            number=-1, cost=Cost(0, 0))
     searcher = StudySearcher(TrialLoop(study, config.space.make(), TASK, budget=2), template)
     searcher.suggest("t1")
-    ray_trial = SimpleNamespace(trial_id="t1", get_pickled_error=lambda: ray.exceptions.OutOfMemoryError(
-        "Task was killed due to the node running low on memory."))
+    from ray import cloudpickle
+
+    error_file = tmp_path / "error.pkl"
+    error_file.write_bytes(cloudpickle.dumps(ray.exceptions.OutOfMemoryError(
+        "Task was killed due to the node running low on memory.")))
+    ray_trial = SimpleNamespace(trial_id="t1", pickled_error_file=str(error_file))
     TrialCrashes(searcher).on_trial_start(iteration=0, trials=[], trial=ray_trial)
     searcher.on_trial_complete("t1", error=True)
     (trial,) = study.get_trials()

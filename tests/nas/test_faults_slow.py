@@ -172,3 +172,21 @@ def test_a_lost_database_stops_the_driver_with_exit_3_and_resume_continues(tmp_p
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_trial_whose_process_is_killed_is_recorded_as_killed(ray_cluster, tmp_path):
+    from nas.config import parse_config
+    from nas.search import run_search
+
+    def _killed_by_the_kernel(config: dict) -> None:  # local: Ray's workers get it by value
+        """A trainable whose process dies as the OOM killer would end it."""
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    config = parse_config({"name": "oom", **CONFIG, "search": {**CONFIG["search"], "trials": 1, "max_failures": 0}})
+    outcome = run_search(config, runs_dir=tmp_path / "runs", trainable=_killed_by_the_kernel)
+    (trial,) = outcome.study.get_trials()
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["error"].startswith("killed (out of memory?); Ray says: "), trial.user_attrs["error"]
