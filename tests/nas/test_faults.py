@@ -161,8 +161,16 @@ def _bad_inputs(tmp: Path, runs: str) -> list[list[str]]:
         ["hyper", "train", str(bad_utf8), "--out", str(tmp / "h.pt")],
         ["hyper", "train", str(good_config), "--out", str(blocker / "h.pt")],
         ["hyper", "eval", str(tmp / "h.pt"), str(bad_utf8)],
+        ["hyper", "eval", str(blocker), str(good_config)],  # not a checkpoint
         ["benchmark", "--proposers", "nope"],
     ]
+
+
+def test_outputs_go_into_folders_created_for_them(tmp_path, capsys):
+    run = _recorded(tmp_path)
+    front = tmp_path / "new" / "deeper" / "front.csv"
+    assert main(["pareto", "fake", "--csv", str(front), "--runs-dir", str(run.runs_dir)]) == 0
+    assert front.read_text().startswith("trial")
 
 
 def test_every_subcommand_refuses_bad_input_in_one_line(tmp_path, capsys):
