@@ -88,7 +88,7 @@ def study_config(location: StudyLocation, study: Any) -> Any:  # -> nas.config.C
     """The validated config of the located study: the directory's ``config.yaml``, refused (exit 2)
     where it differs from the config recorded on the study in what defines its trials; the study's
     record alone when ``config.yaml`` is gone."""
-    from nas.config import changed_keys, parse_config
+    from nas.config import NOT_FINGERPRINTED, changed_keys, parse_config
 
     recorded = study.user_attrs.get(CONFIG_ATTR)
     source = str(location.run.config_file)
@@ -101,7 +101,8 @@ def study_config(location: StudyLocation, study: Any) -> Any:  # -> nas.config.C
     if recorded is not None:
         original = parse_config({**recorded, "name": location.name}, f"the config recorded on study {location.name!r}")
         if original.fingerprint() != config.fingerprint():
-            changed = changed_keys(original.to_dict(), config.to_dict())
+            changed = [key for key in changed_keys(original.to_dict(), config.to_dict())
+                       if key.split(".")[-1] not in NOT_FINGERPRINTED.get(key.split(".")[0], ())]
             raise ConfigError(
                 f"{source} was edited since study {location.name!r} was created (changed: "
                 f"{', '.join(changed) or 'unknown'}); undo the edit to continue this study, or start a "
