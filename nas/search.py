@@ -322,12 +322,16 @@ def _start_hyper(config: Config, space: Any, data: Any, run: RunDir, console: Co
 def _fit(tuner: Any, progress: LiveProgress, searcher: StudySearcher) -> bool:
     """Run the trials; True when interrupted (Ctrl-C, or trials left running)."""
     interrupted = False
+    main_thread = threading.current_thread() is threading.main_thread()
+    sigint = signal.getsignal(signal.SIGINT) if main_thread else None
     progress.start()
     try:
         tuner.fit()
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        if sigint is not None:  # Ray Tune leaves its own handler behind; Ctrl-C/SIGTERM must work afterwards
+            signal.signal(signal.SIGINT, sigint)
         progress.stop()
         if searcher.hyper is not None:
             searcher.hyper.save()

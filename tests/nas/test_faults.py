@@ -351,11 +351,14 @@ def test_sigterm_is_handled_like_ctrl_c(monkeypatch, capsys):
     parser = nas.cli.build_parser()
     parser._subparsers._group_actions[0].choices["status"].set_defaults(handler=handler)
     monkeypatch.setattr(nas.cli, "build_parser", lambda: parser)
-    before = signal.getsignal(signal.SIGTERM)
-    start = time.monotonic()
-    assert main(["status", "x"]) == 143
-    assert time.monotonic() - start < 4
-    assert signal.getsignal(signal.SIGTERM) is before
+    before, sigint = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        start = time.monotonic()
+        assert main(["status", "x"]) == 143
+        assert time.monotonic() - start < 4
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        signal.signal(signal.SIGINT, sigint)
     assert "interrupted; the study is saved and `nas resume x` continues it" in capsys.readouterr().err
 
 
