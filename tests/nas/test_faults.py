@@ -27,6 +27,16 @@ from workers.safe_yaml import YamlInputError, load_yaml
 from workers.settings import TrainConfig
 from workers.trial import Cost, TrialConfig
 
+@pytest.fixture(autouse=True)
+def _keep_ray_auth_mode(monkeypatch):
+    """`nas search` chooses Ray's authentication mode for the Ray it starts (`nas.cluster`), which
+    Ray then keeps for the process; these in-process calls start no Ray and must not choose it for
+    the Ray clusters of later tests."""
+    import nas.cli
+
+    monkeypatch.setattr(nas.cli, "use_cluster_token", lambda address: None)
+
+
 # ---- YAML limits ------------------------------------------------------------------------------------
 BOMB = "space:\n  hidden_sizes: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
     f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)
