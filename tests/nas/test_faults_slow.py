@@ -44,7 +44,7 @@ def _checkpointed(runs: Path, name: str, count: int) -> bool:
     return len({p.parent.parent for p in folders}) >= count
 
 
-def test_sigterm_stops_like_ctrl_c_and_resume_restarts_a_trial_whose_checkpoint_is_gone(tmp_path):
+def test_sigterm_stops_like_ctrl_c_and_resume_restarts_a_trial_whose_checkpoint_is_gone(ray_cluster, tmp_path):
     runs = tmp_path / "runs"
     epochs = 30
     path = _write(tmp_path, "term", {**CONFIG, "train": {**CONFIG["train"], "epochs": epochs}})
@@ -131,7 +131,7 @@ class _Postgres:
         self._run(f"{self.bin}/pg_ctl -D {self.data} -m immediate stop")
 
 
-def test_a_lost_database_stops_the_driver_with_exit_3_and_resume_continues(tmp_path):
+def test_a_lost_database_stops_the_driver_with_exit_3_and_resume_continues(ray_cluster, tmp_path):
     base = Path(tempfile.mkdtemp(prefix="nas-pg-"))
     server = _Postgres(base)
     try:
