@@ -1,6 +1,8 @@
 """The ``nas`` command line: ``nas search``, ``nas status`` (and more subcommands as they land).
 
-Exit codes: 0 success, 1 runtime failure, 2 bad input (config, names, addresses), 130 interrupted.
+Exit codes: 0 success, 1 runtime failure, 2 bad input (config, names, paths, addresses), 3 the
+study's storage stopped answering (`nas resume` continues), 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM; handled like Ctrl-C).
 """
 
 from __future__ import annotations
@@ -10,19 +12,22 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 from rich.console import Console
 
 from nas.cluster import use_cluster_token
 from nas.errors import ConfigError
-from workers.run_dir import RunDir
 
 # Nothing heavy at import time (torch, Ray, Optuna, the config's registries): `nas --help` and
 # `nas status` must start fast, so each handler imports what it needs.
 
 EXIT_BAD_INPUT = 2
+EXIT_STORAGE_LOST = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+MAX_IMPORT_PARAMS = 100_000_000  # `nas import --config` refuses cells larger than this (400 MB of weights)
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -34,17 +39,16 @@ def _add_runs_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", default="runs", help="where run directories live (default: runs)")
 
 
-def _study_location(args: argparse.Namespace) -> tuple[Path, str]:
-    """(run directory, storage URL) of an existing study named on the command line. Reads the stored
-    config without validating it (it was validated when written): no torch import for `nas status`."""
-    run = RunDir.of(args.name, args.runs_dir)
-    stored = run.read_config() or {}
-    storage = getattr(args, "storage", None) or (stored.get("search") or {}).get("storage")
-    if storage is None:
-        if not run.study_db.is_file():
-            raise ConfigError(f"no study named {args.name!r} in {args.runs_dir}/ (looked for {run.study_db})")
-        storage = run.storage_url
-    return run.root, storage
+def _locate(args: argparse.Namespace):  # -> nas.locate.StudyLocation
+    """Where the study of run directory ``args.name`` lives (`nas.locate`); no torch import, so
+    `nas status` starts fast. A renamed directory is followed, and says so."""
+    from nas.locate import locate_study
+
+    location = locate_study(args.name, args.runs_dir, getattr(args, "storage", None))
+    if location.renamed:
+        err_console.print(f"note: {location.run.root} holds study {location.name!r} (the directory was renamed)",
+                          highlight=False, soft_wrap=True)
+    return location
 
 
 # ---- search ---------------------------------------------------------------------------------------
@@ -64,6 +68,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
 def _search(args: argparse.Namespace) -> int:
     use_cluster_token(args.address)
     from nas.config import load_config
+    from nas.paths import check_dir
     from nas.search import run_search
 
     config = load_config(
@@ -76,6 +81,10 @@ def _search(args: argparse.Namespace) -> int:
             "search.storage": args.storage,
         },
     )
+    check_dir(args.runs_dir, "--runs-dir")
+    if config.search.artifacts and "://" not in config.search.artifacts:
+        check_dir(config.search.artifacts, "search.artifacts:")
+    args.name = config.name  # for the `nas resume NAME` hint should the storage go away
     outcome = run_search(config, runs_dir=args.runs_dir, address=args.address, console=console)
     return EXIT_INTERRUPTED if outcome.interrupted else 1 if outcome.error else 0
 
@@ -94,18 +103,20 @@ def _add_resume(sub: argparse._SubParsersAction) -> None:
 def _resume(args: argparse.Namespace) -> int:
     use_cluster_token(args.address)
     from nas.config import parse_config
-    from nas.search import run_search, stored_config
+    from nas.search import run_search
 
-    run = RunDir.of(args.name, args.runs_dir)
-    config = stored_config(run.root)
-    if config is None:
-        raise ConfigError(f"no study named {args.name!r} in {args.runs_dir}/ (looked for {run.config_file})")
+    from nas.locate import study_config
+    from nas.study import open_study
+
+    location = _locate(args)
+    config = study_config(location, open_study(location.name, location.storage, create=False))
     updates = {k: v for k, v in (("trials", args.trials), ("storage", args.storage)) if v is not None}
     if updates:
         data = config.to_dict()
         data["search"].update(updates)
-        config = parse_config(data, str(run.config_file))
-    outcome = run_search(config, runs_dir=args.runs_dir, address=args.address, console=console, resume=True)
+        config = parse_config(data, str(location.run.config_file))
+    outcome = run_search(config, runs_dir=args.runs_dir, address=args.address, console=console, resume=True,
+                         run_dir=location.run.root)
     return EXIT_INTERRUPTED if outcome.interrupted else 1 if outcome.error else 0
 
 
@@ -126,14 +137,11 @@ def _status(args: argparse.Namespace) -> int:
     from nas.study import open_study, summarize
     from nas.tables import describe_cell, fit_columns, show_front
 
-    run_dir, storage = _study_location(args)
-    try:
-        study = open_study(args.name, storage, create=False)
-    except KeyError:
-        raise ConfigError(f"no study named {args.name!r} in {storage}") from None
+    location = _locate(args)
+    study = open_study(location.name, location.storage, create=False)
     s = summarize(study)
     trials = study.get_trials(deepcopy=False)
-    table = Table(title=f"study {args.name}: {len(trials)} trials")
+    table = Table(title=f"study {location.name}: {len(trials)} trials")
     for column in ("trial", "state", "val acc", "MACs", "epochs", "note", "cell"):
         wraps = column in ("note", "cell")  # long errors and cells wrap rather than being cut
         table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
@@ -142,7 +150,8 @@ def _status(args: argparse.Namespace) -> int:
     for t in shown:
         acc = f"{t.values[0]:.4f}" if t.values else "-"
         macs = f"{int(t.user_attrs['macs']):,}" if "macs" in t.user_attrs else "-"
-        note = t.user_attrs.get("error") or t.user_attrs.get("interrupted") or t.user_attrs.get("baseline", "")
+        note = (t.user_attrs.get("error") or t.user_attrs.get("interrupted") or t.user_attrs.get("restart")
+                or t.user_attrs.get("baseline", ""))
         rows.append((str(t.number), t.state.name, acc, macs, str(t.user_attrs.get("epochs", "-")), note, describe_cell(t)))
     console.print(fit_columns(table, rows, flexible={"note", "cell"}))
     best = f"{s.best_accuracy:.4f} at {s.best_macs:,} MACs" if s.best_accuracy is not None else "-"
@@ -189,15 +198,12 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 # ---- export, import, pareto, report ---------------------------------------------------------------
-def _load_study(args: argparse.Namespace):  # -> tuple[Path, optuna.Study]
-    """The run directory and the study named on the command line (exit 2 if there is none)."""
+def _load_study(args: argparse.Namespace):  # -> tuple[StudyLocation, optuna.Study]
+    """Where the study named on the command line lives, and the study (exit 2 if there is none)."""
     from nas.study import open_study
 
-    run_dir, storage = _study_location(args)
-    try:
-        return run_dir, open_study(args.name, storage, create=False)
-    except KeyError:
-        raise ConfigError(f"no study named {args.name!r} in {storage}") from None
+    location = _locate(args)
+    return location, open_study(location.name, location.storage, create=False)
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -209,6 +215,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--top", type=int, metavar="K", help="the K most accurate complete trials")
     p.add_argument("--out", required=True, help="directory; each cell goes to OUT/trial_<N>/")
     p.add_argument("--format", default="json,torch,onnx", help="comma-separated: json, torch, onnx (default: all)")
+    p.add_argument("--initial-weights", action="store_true",
+                   help="export a trial whose trained weights are gone with its initial weights (default: refuse)")
     p.add_argument("--storage", help="Optuna storage URL (default: the study's own)")
     _add_runs_dir(p)
     p.set_defaults(handler=_export)
@@ -218,16 +226,16 @@ def _export(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from nas.export import export_study, parse_formats
-    from nas.search import stored_config
+    from nas.locate import study_config
+    from nas.paths import check_dir
 
     formats = parse_formats(args.format)
-    run_dir, study = _load_study(args)
-    config = stored_config(run_dir)
-    if config is None:
-        raise ConfigError(f"{RunDir(run_dir).config_file} is missing: export needs the search config (data, seed)")
-    cells = export_study(study, run_dir, args.out, config=config, trial=args.trial, pareto=args.pareto,
-                         top=args.top, formats=formats)
-    table = Table(title=f"exported {len(cells)} cell(s) of {args.name}")
+    location, study = _load_study(args)
+    config = study_config(location, study)
+    check_dir(args.out, "--out")
+    cells = export_study(study, location.run.root, args.out, config=config, trial=args.trial, pareto=args.pareto,
+                         top=args.top, formats=formats, initial_weights=args.initial_weights)
+    table = Table(title=f"exported {len(cells)} cell(s) of {location.name}")
     for column in ("trial", "val acc", "MACs", "params", "weights", "directory"):
         table.add_column(column, justify="left" if column in ("weights", "directory") else "right")
     for cell in cells:
@@ -254,6 +262,7 @@ def _import(args: argparse.Namespace) -> int:
     from nas.codegen import cell_formula
     from nas.config import load_config
     from nas.export import config_dataset, export_cell, load_cell, parse_formats, train_cell
+    from nas.paths import check_dir
     from nas.splits import accuracy_or_none, fmt_accuracy
     from search_spaces import SpecError, cost
 
@@ -271,15 +280,21 @@ def _import(args: argparse.Namespace) -> int:
         return 0
     config = load_config(args.config)
     formats = parse_formats(args.format)
+    if args.out:
+        check_dir(args.out, "--out")
     data = config_dataset(config)
     task = data.task
     console.print(f"data: {data.summary()}", highlight=False, soft_wrap=True)
     try:
         costs = cost(spec, task)
         console.print(f"on {config.data.name}: {costs['macs']:,} MACs, {costs['params']:,} parameters")
-        trainer = train_cell(spec, config, epochs=args.epochs, console=console)
+        too_big = costs["params"] > MAX_IMPORT_PARAMS
+        trainer = None if too_big else train_cell(spec, config, epochs=args.epochs, console=console)
     except ValueError as exc:  # e.g. a sparsity pattern that does not fit this data's input size
         raise ConfigError(f"{args.cell}: cannot build this cell for {config.data.name}: {exc}") from None
+    if trainer is None:
+        raise ConfigError(f"{args.cell}: {costs['params']:,} parameters on {config.data.name}, more than the "
+                          f"{MAX_IMPORT_PARAMS:,} `nas import` trains; lower the cell's hidden_size")
     best = trainer.best
     console.print(f"best epoch {best.epoch}: val acc {best.accuracy:.4f}, test acc {fmt_accuracy(best.test_accuracy)}")
     if args.out:
@@ -305,15 +320,19 @@ def _add_pareto(sub: argparse._SubParsersAction) -> None:
 
 
 def _pareto(args: argparse.Namespace) -> int:
+    from nas.locate import study_config
+    from nas.paths import writable_file
     from nas.report import hypervolume_curve, plot_pareto, write_front
-    from nas.search import stored_config
     from nas.splits import study_splits
     from nas.study import pareto_front
     from nas.tables import show_front
 
-    run_dir, study = _load_study(args)
+    location, study = _load_study(args)
+    for option, path in (("--csv", args.csv), ("--plot", args.plot)):
+        if path:
+            writable_file(path, option)
     if pareto_front(study):
-        show_front(study, console, splits=study_splits(study, stored_config(run_dir)))
+        show_front(study, console, splits=study_splits(study, study_config(location, study)))
     else:
         console.print(f"study {args.name} has no complete trials yet")
     if args.csv:
@@ -339,11 +358,14 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from nas.locate import study_config
+    from nas.paths import writable_dir
     from nas.report import write_report
-    from nas.search import stored_config
 
-    run_dir, study = _load_study(args)
-    path = write_report(study, args.out or run_dir / "report", fmt=args.format, config=stored_config(run_dir))
+    location, study = _load_study(args)
+    config = study_config(location, study)
+    out = writable_dir(args.out or location.run.root / "report", "--out")
+    path = write_report(study, out, fmt=args.format, config=config)
     console.print(f"wrote {path}", highlight=False, soft_wrap=True)
     return 0
 
@@ -370,9 +392,11 @@ def _add_hyper(sub: argparse._SubParsersAction) -> None:
 def _hyper(args: argparse.Namespace) -> int:
     from nas.config import load_config
     from nas.hyper_cli import hyper_eval, hyper_train
+    from nas.paths import writable_file
 
     config = load_config(args.config)
     if args.hyper_command == "train":
+        writable_file(args.out, "--out")
         hyper_train(config, args.out, steps=args.steps, resume=args.resume, console=console)
     else:
         hyper_eval(args.path, config, candidates=args.candidates, train_epochs=args.train_epochs, seed=args.seed,
@@ -410,17 +434,82 @@ def _obey_sigint() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+class _Terminated:
+    """SIGTERM handled like Ctrl-C: whatever SIGINT does now (Ray Tune's graceful stop during the
+    trials, else KeyboardInterrupt), remembered so the exit code says 143."""
+
+    received = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        type(self).received = True
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not self:
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+
+def _obey_sigterm() -> Any:
+    """Install `_Terminated` on SIGTERM (main thread only); returns the handler it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    _Terminated.received = False
+    return signal.signal(signal.SIGTERM, _Terminated())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _obey_sigint()
     args = build_parser().parse_args(argv)
+    previous = _obey_sigterm()
+    try:
+        code = _run(args)
+    finally:
+        if previous is not None:  # an in-process caller (tests, notebooks) gets its handler back
+            signal.signal(signal.SIGTERM, previous)
+    return EXIT_TERMINATED if code == EXIT_INTERRUPTED and _Terminated.received else code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The subcommand's handler, with its failures turned into one line and an exit code."""
     try:
         return args.handler(args)
     except KeyboardInterrupt:
-        err_console.print("interrupted; the study is saved and `nas resume` continues it")
+        err_console.print(f"interrupted; the study is saved and {_resume_hint(args)} continues it", highlight=False)
         return EXIT_INTERRUPTED
     except _bad_input() as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/] {_escape(str(exc))}", highlight=False)
         return EXIT_BAD_INPUT
+    except Exception as exc:
+        lost = _storage_lost(exc)
+        if lost is None:
+            raise
+        err_console.print(f"[red]error:[/] {_escape(str(lost))}; the study in it is intact: once it answers "
+                          f"again, {_resume_hint(args)} continues the search", highlight=False)
+        return EXIT_STORAGE_LOST
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """The command that continues this study (read late: `nas search` learns the name from its config)."""
+    return f"`nas resume {getattr(args, 'name', None) or 'NAME'}`"
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _storage_lost(exc: BaseException) -> BaseException | None:
+    """The `nas.study.StorageUnavailable` behind ``exc`` (Ray Tune wraps what its callbacks raise)."""
+    study = sys.modules.get("nas.study")
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while study is not None and current is not None and id(current) not in seen:
+        if isinstance(current, study.StorageUnavailable):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _bad_input() -> tuple[type[Exception], ...]:

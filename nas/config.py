@@ -19,13 +19,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas.errors import ConfigError
+from workers.safe_yaml import YamlInputError, load_yaml
 from workers.settings import HyperSettings, Section, TrainConfig
 
-__all__ = ["Config", "ConfigError", "load_config", "parse_config"]
+__all__ = ["Config", "ConfigError", "changed_keys", "load_config", "parse_config"]
 
 _Section = Section
 # not part of a study's identity: how many trials, where and how fast they run, what is kept
@@ -202,6 +202,18 @@ class Config(_Section):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The dotted keys (``section.key``, ``seed``) whose values differ between two config mappings."""
+    sections = ("data", "space", "train", "stopping", "search", "hyper")
+    changed = [
+        f"{section}.{key}"
+        for section in sections
+        for key in sorted(set(old.get(section) or {}) | set(new.get(section) or {}))
+        if (old.get(section) or {}).get(key) != (new.get(section) or {}).get(key)
+    ]
+    return changed + (["seed"] if old.get("seed") != new.get("seed") else [])
+
+
 def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Allowed keys at ``loc`` (a path of field names) inside ``model``."""
     current: Any = model
@@ -251,9 +263,9 @@ def load_config(path: str | Path, **overrides: Any) -> Config:
     if not file.is_file():
         raise ConfigError(f"config file {str(file)!r} does not exist")
     try:
-        data = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid config {file}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        data = load_yaml(file)  # bounded: bytes, elements after alias expansion, nesting; UTF-8 only
+    except YamlInputError as exc:
+        raise ConfigError(f"invalid config {exc}") from None
     data = data if data is not None else {}
     if isinstance(data, dict):
         data.setdefault("name", file.stem)

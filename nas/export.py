@@ -39,6 +39,7 @@ from workers.run_dir import RunDir
 
 FORMATS = ("json", "torch", "onnx")
 MANIFEST_VERSION = 1
+MAX_CELL_BYTES = 1 << 20  # a cell file is a few kilobytes
 ONNX_OPSET = 17  # TorchScript exporter
 DYNAMO_OPSET = 18  # the torch.export-based exporter's lowest
 
@@ -299,10 +300,23 @@ def export_study(
     pareto: bool = False,
     top: int | None = None,
     formats: Sequence[str] = FORMATS,
+    initial_weights: bool = False,
 ) -> list[ExportedCell]:
-    """Export the selected trials of ``study`` to ``out_dir/trial_<N>/`` (see the module docstring)."""
+    """Export the selected trials of ``study`` to ``out_dir/trial_<N>/`` (see the module docstring).
+
+    When weights are exported (torch, onnx), a trial whose trained weights are gone (its checkpoint
+    deleted, or it never finished an epoch) is refused with `ConfigError` naming it, before anything
+    is written, unless ``initial_weights``: then it ships its initial weights and its manifest says so.
+    """
     formats = parse_formats(formats)
     chosen = select_trials(study, trial=trial, pareto=pareto, top=top)
+    weights = {t.number: trial_weights(run_dir, t) for t in chosen}
+    gone = [t for t in chosen if weights[t.number] is None]
+    if gone and not initial_weights and {"torch", "onnx"} & set(formats):  # JSON alone carries no weights
+        numbers = ", ".join(str(t.number) for t in gone)
+        where = gone[0].user_attrs.get("checkpoint") or "none was recorded"
+        raise ConfigError(f"trial(s) {numbers}: no trained weights to export (checkpoint: {where}, not found); "
+                          "export other trials, or pass --initial-weights to export the untrained cell")
     data = config_dataset(config)
     task = data.task
     out = Path(out_dir)
@@ -333,7 +347,7 @@ def export_study(
                 Spec.from_json(t.user_attrs["spec"]),
                 task,
                 directory,
-                state_dict=trial_weights(run_dir, t),
+                state_dict=weights[t.number],
                 seed=config.seed,
                 formats=formats,
                 title=f"Trial {t.number} of study {study.study_name}",
@@ -444,23 +458,33 @@ def load_cell(path: str | Path) -> Spec:
     if not path.is_file():
         raise SpecError(f"{path}: no such cell file")
     try:
+        if path.stat().st_size > MAX_CELL_BYTES:
+            raise SpecError(f"{path.stat().st_size:,} bytes, more than the {MAX_CELL_BYTES:,} a cell file may have")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
         if path.suffix == ".py":
-            text = _spec_json_of_module(path)
-        else:
-            text = path.read_text()
+            text = _spec_json_of_module(text)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SpecError(f"not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise SpecError("nested too deeply to be a cell") from None
         return read_cell_dict(data)
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}") from exc
 
 
-def _spec_json_of_module(path: Path) -> str:
+def _spec_json_of_module(text: str) -> str:
     import ast
 
-    for node in ast.parse(path.read_text()).body:
+    try:
+        body = ast.parse(text).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise SpecError(f"not a Python module ({type(exc).__name__})") from None
+    for node in body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SPEC_JSON" for t in node.targets):
             value = ast.literal_eval(node.value)
             if isinstance(value, str):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -31,6 +32,15 @@ def _data(config: Config) -> Dataset:
     return load_dataset(config.data.name, **config.data.options())
 
 
+def _read_checkpoint(load: Any, path: str | Path) -> Any:
+    """``load(path)``, with a file that is no hypernetwork checkpoint refused as bad input (exit 2)."""
+    try:
+        return load(path)
+    except Exception as exc:  # torch raises many kinds for a truncated or foreign file
+        raise ConfigError(f"{path}: not a hypernetwork checkpoint ({type(exc).__name__}: {str(exc)[:200]}); "
+                          "point to a file written by `nas hyper train`") from None
+
+
 def hyper_train(config: Config, out: str | Path, *, steps: int, resume: bool, console: Console) -> Path:
     """Train a hypernetwork on ``config``'s dataset over its space; checkpoint to ``out`` as it goes."""
     out = Path(out)
@@ -38,7 +48,7 @@ def hyper_train(config: Config, out: str | Path, *, steps: int, resume: bool, co
     space = config.space.make()
     trainer = HyperTrainer(HyperNetwork(HyperConfig(seed=config.seed)), data.task, data.train.x, data.train.y, sample_spec=space.sample)
     if resume and out.is_file():
-        trainer.load(out)
+        _read_checkpoint(trainer.load, out)
         console.print(f"resumed {out} at step {trainer.step}")
     start, every = time.perf_counter(), max(1, min(100, steps // 10))
     while trainer.step < steps:
@@ -56,7 +66,7 @@ def hyper_eval(
     """Proxy-score (and optionally train) ``candidates`` new Specs; print them best first."""
     if not Path(path).is_file():
         raise ConfigError(f"hypernetwork checkpoint {str(path)!r} does not exist (write one with `nas hyper train`)")
-    net = HyperNetwork.load(path)
+    net = _read_checkpoint(HyperNetwork.load, path)
     data = _data(config)
     rows = []
     for spec in distinct_samples(config.space.make(), candidates, np.random.default_rng(seed)):

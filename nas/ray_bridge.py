@@ -26,7 +26,7 @@ from nas.trial_loop import Proposal, SearchCounts, TrialLoop
 from workers.run_dir import RunDir, prune_checkpoints, trial_dir
 from workers.trial import Cost, TrialConfig
 
-__all__ = ["Heartbeat", "SearchCounts", "StudySearcher"]
+__all__ = ["Heartbeat", "SearchCounts", "StudySearcher", "TrialCrashes", "describe_crash"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class StudySearcher(Searcher):
         self._live: dict[str, Proposal] = {}
         self._curves: dict[str, list[float]] = {}
         self._where: dict[str, tuple[str, int]] = {}
+        self._ray_trials: dict[str, Any] = {}  # Ray trial id -> Ray's Trial (`TrialCrashes`), for its error
 
     @property
     def study(self) -> optuna.Study | None:
@@ -128,6 +129,8 @@ class StudySearcher(Searcher):
             attrs = {"node": where[0], "pid": where[1]}
             if result.get("restored_from_epoch"):
                 attrs["restored_from_epoch"] = int(result["restored_from_epoch"])
+            if result.get("restart"):  # its checkpoint was gone: trained from scratch, and says so
+                attrs["restart"] = str(result["restart"])
             self.loop.write(proposal.trial, attrs)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
@@ -139,8 +142,11 @@ class StudySearcher(Searcher):
         curve = self._curves.pop(trial_id, [])
         if "accuracy" in result and len(curve) < int(result.get("epoch", 0)):
             curve.append(float(result["accuracy"]))  # Ray skips on_trial_result for a STOPped result
+        if isinstance(result.get("curve"), list):  # the trainer's own history: whole across resumes
+            curve = [float(a) for a in result["curve"]]
         attrs: dict[str, Any] = {"curve": curve}
-        message = result.get("error") or ("trial process failed (see Ray's trial log)" if error else None)
+        ray_trial = self._ray_trials.pop(trial_id, None)
+        message = result.get("error") or (describe_crash(_ray_error(ray_trial)) if error else None)
         if message is None and "best_accuracy" not in result:
             message = "the trial ended without reporting an epoch"
         self._keep_checkpoints(proposal, result)
@@ -174,6 +180,7 @@ class StudySearcher(Searcher):
         state = self.__dict__.copy()
         state["hyper"] = None
         state["_live"] = {}
+        state["_ray_trials"] = {}
         return state
 
     def save(self, checkpoint_path: str) -> None:
@@ -202,6 +209,49 @@ class StudySearcher(Searcher):
     def heartbeat(self) -> None:
         """Mark this driver's running trials alive in the storage."""
         record_heartbeats(self.study, [p.trial._trial_id for p in self._live.values()])
+
+
+def _ray_error(trial: Any) -> BaseException | None:
+    """The exception Ray stored beside a failed trial (``error.pkl`` in its local folder; Ray writes
+    it before telling the searcher, and uploads it to the trial's storage only later)."""
+    path = getattr(trial, "pickled_error_file", None) if trial is not None else None
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        from ray import cloudpickle
+
+        with open(path, "rb") as f:
+            error = cloudpickle.load(f)
+    except Exception:  # unreadable: say what we know without Ray's words
+        return None
+    return error if isinstance(error, BaseException) else None
+
+
+def describe_crash(error: BaseException | None) -> str:
+    """One line for a trial whose worker process died: "killed (out of memory?)" when Ray says the
+    worker was killed (its memory monitor, the kernel's OOM killer, SIGKILL), with Ray's words."""
+    if error is None:
+        return "trial process failed (see Ray's trial log)"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    telling = [line for line in lines if any(m in line.lower() for m in ("memory", "kill", "died"))]
+    said = (telling or lines or [""])[0][:300]
+    killed = any(m in str(error).lower() for m in ("memory", "sigkill", "killed", "died unexpectedly"))
+    what = "killed (out of memory?)" if killed else "trial process failed"
+    return f"{what}; Ray says: {type(error).__name__}: {said}"
+
+
+class TrialCrashes(Callback):
+    """Hands the searcher Ray's Trial objects, whose stored error says why a process died: Ray
+    tells the searcher of a failed trial before it calls ``on_trial_error`` on callbacks."""
+
+    def __init__(self, searcher: StudySearcher) -> None:
+        self.searcher = searcher
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.searcher._ray_trials[trial.trial_id] = trial
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"searcher": None}
 
 
 class Heartbeat(Callback):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -22,13 +24,14 @@ from rich.console import Console
 from nas import confirm
 from nas.baselines import enqueue_baselines
 from nas.cluster import check_address
-from nas.config import Config, ConfigError, load_config
+from nas.config import Config, ConfigError, changed_keys, load_config
 from nas.progress import LiveProgress
 from nas.tables import show_front
 from nas.proposers import make_sampler
-from nas.ray_bridge import Heartbeat, StudySearcher
+from nas.ray_bridge import Heartbeat, StudySearcher, TrialCrashes
 from nas.splits import STUDY_ATTR
-from nas.study import make_storage, open_study, recover_trials, running_trials, stale_trials, summarize
+from nas.locate import CONFIG_ATTR
+from nas.study import StorageUnavailable, make_storage, open_study, recover_trials, running_trials, stale_trials, summarize
 from nas.trial_loop import TrialLoop
 from workers.data import load_dataset
 from workers.run_dir import RAY_EXPERIMENT, RunDir, experiment_dir, trial_name
@@ -61,13 +64,7 @@ def check_same_study(config: Config, run_dir: Path) -> None:
     """Refuse to add trials of a different config to an existing study."""
     previous = stored_config(run_dir)
     if previous is not None and previous.fingerprint() != config.fingerprint():
-        old, new = previous.to_dict(), config.to_dict()
-        changed = [
-            f"{section}.{key}"
-            for section in ("data", "space", "train", "stopping", "search", "hyper")
-            for key in sorted(set(old[section]) | set(new[section]))
-            if old[section].get(key) != new[section].get(key)
-        ] + (["seed"] if old["seed"] != new["seed"] else [])
+        changed = changed_keys(previous.to_dict(), config.to_dict())
         raise ConfigError(
             f"study {config.name!r} in {run_dir} was created with a different config "
             f"(changed: {', '.join(changed) or 'unknown'}); use --name NEW_NAME for a new study, "
@@ -84,8 +81,11 @@ def _init_ray(address: str | None) -> None:
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     if address:
         check_address(address)
+    logging.getLogger("ray.tune.tune").addFilter(_no_restore_hint)  # added once, however often called
+    logging.getLogger("ray.tune.execution.tune_controller").addFilter(_no_storage_traceback)
     if ray.is_initialized():
         return
+    keep = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
     try:
         ray.init(
             # no address: always a fresh in-process cluster, never one a `ray start` left running
@@ -97,6 +97,21 @@ def _init_ray(address: str | None) -> None:
         )
     except ConnectionError as exc:
         raise ConfigError(f"--address {address}: cannot reach a Ray cluster there ({exc})") from None
+    finally:
+        if keep is not None:  # ray.init installs sys.exit on SIGTERM; the caller's handler stops cleanly
+            signal.signal(signal.SIGTERM, keep)
+
+
+def _no_storage_traceback(record: logging.LogRecord) -> bool:
+    """Drop Ray Tune's traceback for a storage that stopped answering: the command line says it in
+    one line, with `nas resume NAME`."""
+    return not (record.exc_info and isinstance(record.exc_info[1], StorageUnavailable))
+
+
+def _no_restore_hint(record: logging.LogRecord) -> bool:
+    """Drop Ray's "Resume experiment with: Tuner.restore(...)": the study is the source of truth, and
+    the command line says `nas resume NAME` instead."""
+    return "Tuner.restore" not in record.getMessage()
 
 
 def _check_resources(config: Config) -> None:
@@ -140,6 +155,7 @@ def run_search(
     console: Console | None = None,
     resume: bool = False,
     trainable: Callable[[dict[str, Any]], None] | None = None,
+    run_dir: Path | None = None,
 ) -> SearchOutcome:
     """Run (or continue) the study of ``config`` until it has ``search.trials`` finished trials.
 
@@ -147,14 +163,15 @@ def run_search(
     sampler and the stopper have been checked. ``resume`` treats every trial left RUNNING as
     interrupted (one driver per SQLite study); without it, only trials whose driver is known dead are
     recovered. ``trainable`` replaces the candidate trainer (benchmarks measure the stack's overhead
-    with a trivial one).
+    with a trivial one). ``run_dir`` is the study's directory when it is not ``runs_dir/config.name``
+    (a directory renamed after its search: `nas.locate`).
     """
     from ray import tune
 
     from workers.trainable import train_candidate
 
     console = console or Console()
-    run = RunDir.of(config.name, runs_dir)
+    run = RunDir(Path(run_dir).resolve()) if run_dir is not None else RunDir.of(config.name, runs_dir)
     check_same_study(config, run.root)
     data = load_dataset(config.data.name, **config.data.options())
     space = config.space.make()
@@ -188,7 +205,9 @@ def run_search(
     run.write_config(config.to_dict())  # the first write
     study = open_study(config.name, storage or make_storage(storage_url), sampler=sampler)
     study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported accuracy
-    recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study))
+    if CONFIG_ATTR not in study.user_attrs:  # what `nas resume` checks an edited config.yaml against
+        study.set_user_attr(CONFIG_ATTR, config.to_dict())
+    recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study), run)
     if recovered:
         console.print(f"[yellow]trials {recovered} were left running by a stopped driver; continuing them")
     added = enqueue_baselines(study, space.known_cells(config.search.baselines))
@@ -229,7 +248,7 @@ def run_search(
             name=RAY_EXPERIMENT,
             storage_path=artifacts,
             verbose=0,
-            callbacks=[progress, Heartbeat(searcher), SaveStopper(scheduler, run.stopper_state)],
+            callbacks=[progress, Heartbeat(searcher), TrialCrashes(searcher), SaveStopper(scheduler, run.stopper_state)],
             # num_to_keep would force an experiment snapshot at every epoch checkpoint (seconds per
             # trial on 2 cores); the searcher deletes a finished trial's older checkpoints instead.
             checkpoint_config=tune.CheckpointConfig(),
@@ -242,7 +261,7 @@ def run_search(
         f"study {storage_url}"
     )
     interrupted = _fit(tuner, progress, searcher)
-    _print_outcome(config, study, searcher, interrupted, console)
+    _print_outcome(config, study, searcher, interrupted, console, run.root.name)
     if interrupted:
         show_front(study, console)
     else:
@@ -303,27 +322,34 @@ def _start_hyper(config: Config, space: Any, data: Any, run: RunDir, console: Co
 def _fit(tuner: Any, progress: LiveProgress, searcher: StudySearcher) -> bool:
     """Run the trials; True when interrupted (Ctrl-C, or trials left running)."""
     interrupted = False
+    main_thread = threading.current_thread() is threading.main_thread()
+    sigint = signal.getsignal(signal.SIGINT) if main_thread else None
     progress.start()
     try:
         tuner.fit()
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        if sigint is not None:  # Ray Tune leaves its own handler behind; Ctrl-C/SIGTERM must work afterwards
+            signal.signal(signal.SIGINT, sigint)
         progress.stop()
         if searcher.hyper is not None:
             searcher.hyper.save()
-        left = recover_trials(searcher.study, searcher.live_trials())
+        try:
+            left = recover_trials(searcher.study, searcher.live_trials())
+        except StorageUnavailable:  # the storage is gone: `nas resume` recovers the trials instead
+            left = []
         interrupted = interrupted or bool(left)
     return interrupted
 
 
 def _print_outcome(config: Config, study: optuna.Study, searcher: StudySearcher, interrupted: bool,
-                   console: Console) -> None:
+                   console: Console, directory: str) -> None:
     summary = summarize(study)
     console.print(
         f"finished {summary.finished}/{config.search.trials}: {summary.complete} complete, "
         f"{summary.pruned} pruned, {summary.failed} failed"
-        + (" [yellow](interrupted; `nas resume` continues)" if interrupted else "")
+        + (f" [yellow](interrupted; `nas resume {directory}` continues)" if interrupted else "")
     )
     for line in searcher.counts.errors[-5:]:
         console.print(f"[red]failed[/] {line}")

@@ -29,7 +29,7 @@ except ImportError:  # another Optuna layout: one write per attribute
     _rdb_models = _rdb_session = None
 
 from nas.errors import ConfigError
-from workers.run_dir import RunDir
+from workers.run_dir import RunDir, experiment_dir, trial_dir
 
 OBJECTIVES = ("accuracy", "macs")
 DIRECTIONS = ("maximize", "minimize")
@@ -50,6 +50,92 @@ class StorageError(ConfigError):
     """A storage URL that cannot be opened; the message names the URL and the reason."""
 
 
+STORAGE_RETRY_S = 60.0  # how long a driver waits for a lost storage (NAS_STORAGE_RETRY_S overrides)
+
+
+class StorageUnavailable(RuntimeError):
+    """The storage stopped answering for longer than the retry budget (exit 3): the study in it is
+    intact, and `nas resume NAME` continues once it answers again."""
+
+    def __init__(self, url: str, waited_s: float, reason: str) -> None:
+        super().__init__(f"lost the study's storage {url} for {waited_s:.0f} s ({reason})")
+        self.url = url
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database went away (worth waiting for), not bad data."""
+    lost = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError)
+    if isinstance(exc, lost) or getattr(exc, "connection_invalidated", False):
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(exc, optuna.exceptions.StorageInternalError) and cause is not None and _connection_lost(cause)
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL sqlalchemy parses: say it as given
+        return url
+
+
+class RetryingStorage(optuna.storages.RDBStorage):
+    """An RDB storage whose calls wait for a lost database (a restarted server, a dropped network)
+    for up to ``retry_s`` seconds, then raise `StorageUnavailable`; later calls then fail at once.
+    Results that arrive meanwhile wait in the driver, so nothing reported is lost."""
+
+    retry_s: float = STORAGE_RETRY_S
+    _gone: StorageUnavailable | None = None
+
+    def call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        """``method(*args, **kwargs)``, retried while the connection is lost."""
+        if self._gone is not None:
+            raise self._gone
+        start, pause = time.monotonic(), 0.5
+        while True:
+            try:
+                return method(*args, **kwargs)
+            except Exception as exc:
+                if not _connection_lost(exc):
+                    raise
+                waited = time.monotonic() - start
+                if waited + pause > self.retry_s:
+                    reason = (str(exc.__cause__ or exc).strip().splitlines() or [type(exc).__name__])[0]
+                    self._gone = StorageUnavailable(_safe_url(self.url), waited, reason[:200])
+                    raise self._gone from None
+                if pause == 0.5:  # once per outage
+                    logging.getLogger(__name__).warning("storage %s unreachable; retrying for up to %.0f s",
+                                                        _safe_url(self.url), self.retry_s)
+                time.sleep(pause)
+                self.engine.dispose()  # reconnect from scratch
+                pause = min(pause * 2, 5.0)
+
+
+# every call that talks to the database (Optuna's storage API and heartbeats)
+_RETRIED = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+            "get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
+            "get_study_system_attrs", "get_all_studies", "create_new_trial", "set_trial_param",
+            "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id", "get_trial_param",
+            "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr",
+            "set_trial_system_attr", "get_trial", "get_all_trials", "get_best_trial", "record_heartbeat",
+            "_get_stale_trial_ids", "get_n_trials", "_get_trials")
+
+
+def _retried(name: str) -> Any:
+    method = getattr(optuna.storages.RDBStorage, name)
+
+    def call(self: RetryingStorage, *args: Any, **kwargs: Any) -> Any:
+        return self.call(method, self, *args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = method.__doc__
+    return call
+
+
+for _name in _RETRIED:
+    if hasattr(optuna.storages.RDBStorage, _name):
+        setattr(RetryingStorage, _name, _retried(_name))
+
+
 def default_storage(run_dir: Path) -> str:
     """SQLite file inside the run directory: one driver, no server."""
     return RunDir(run_dir).storage_url
@@ -62,7 +148,7 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(
+                storage = RetryingStorage(
                     url,
                     heartbeat_interval=HEARTBEAT_INTERVAL,
                     grace_period=GRACE_PERIOD,
@@ -70,6 +156,7 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
                 )
             if url.startswith("sqlite"):
                 _fast_sqlite(storage)
+            storage.retry_s = float(os.environ.get("NAS_STORAGE_RETRY_S", STORAGE_RETRY_S))
             return storage
         except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this URL"
             text = str(exc)
@@ -229,9 +316,12 @@ def set_user_attrs(study: optuna.Study, trial_id: int, attrs: dict[str, Any]) ->
         for key, value in attrs.items():
             study._storage.set_trial_user_attr(trial_id, key, value)
         return
-    with _rdb_session(backend.scoped_session, True) as session:
-        for key, value in attrs.items():
-            backend._set_trial_attr_without_commit(session, _rdb_models.TrialUserAttributeModel, trial_id, key, value)
+    def write() -> None:
+        with _rdb_session(backend.scoped_session, True) as session:
+            for key, value in attrs.items():
+                backend._set_trial_attr_without_commit(session, _rdb_models.TrialUserAttributeModel, trial_id, key, value)
+
+    backend.call(write) if isinstance(backend, RetryingStorage) else write()
 
 
 def record_heartbeats(study: optuna.Study, trial_ids: Sequence[int]) -> None:
@@ -250,12 +340,15 @@ def latest_checkpoint(trial_dir: Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
-def recover_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[int]:
+def recover_trials(study: optuna.Study, trials: Sequence[FrozenTrial], run: RunDir | None = None) -> list[int]:
     """Fail trials a stopped driver left RUNNING (marked ``interrupted``, so they do not count
     toward the budget) and enqueue each once more with the same params, to continue from its last
     epoch checkpoint (``resume_checkpoint``) when Ray wrote one. A trial the driver had asked for
     but not finished proposing (no ``spec`` yet) is only failed: its partial params are no
-    candidate, and the budget it leaves is refilled by fresh proposals. Returns the trials continued."""
+    candidate, and the budget it leaves is refilled by fresh proposals. ``run``: the run directory,
+    where a trial's folder is looked for when its recorded one is gone (the directory was renamed).
+    A trial whose checkpoint is nowhere restarts from scratch, with a ``restart`` note saying so.
+    Returns the trials continued."""
     recovered = []
     for trial in trials:
         handle = optuna.trial.Trial(study, trial._trial_id)
@@ -270,9 +363,14 @@ def recover_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[i
         if "baseline" in trial.user_attrs:  # a known cell stays tagged (and is not enqueued again)
             attrs["baseline"] = trial.user_attrs["baseline"]
         artifacts = trial.user_attrs.get("artifacts")
-        checkpoint = latest_checkpoint(Path(artifacts)) if artifacts else None
+        folders = [Path(artifacts)] if artifacts else []
+        if artifacts and run is not None:  # the recorded folder, else the same trial's in this directory
+            folders.append(Path(trial_dir(experiment_dir(run.artifacts()), trial.number)))
+        checkpoint = next((c for c in map(latest_checkpoint, folders) if c is not None), None)
         if checkpoint is not None:
             attrs["resume_checkpoint"] = str(checkpoint)
+        elif artifacts:
+            attrs["restart"] = f"restarted from scratch: no checkpoint of trial {trial.number} in {artifacts}"
         study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
         recovered.append(trial.number)
     return recovered

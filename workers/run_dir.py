@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from workers.safe_yaml import load_yaml
+
 TRAINER_FILE = "trainer.pt"  # inside every epoch checkpoint directory
 RAY_EXPERIMENT = "ray"
 
@@ -72,10 +74,11 @@ class RunDir:
         return self.config_file.exists() or self.study_db.exists()
 
     def read_config(self) -> dict[str, Any] | None:
-        """The stored config as a plain mapping (unvalidated), or None when there is none."""
+        """The stored config as a plain mapping (unvalidated), or None when there is none; raises
+        `workers.safe_yaml.YamlInputError` for a file that is not UTF-8 YAML of sane size."""
         if not self.config_file.is_file():
             return None
-        data = yaml.safe_load(self.config_file.read_text())
+        data = load_yaml(self.config_file)
         return data if isinstance(data, dict) else None
 
     def write_config(self, data: dict[str, Any]) -> None:

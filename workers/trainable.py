@@ -3,7 +3,8 @@
 Its config is a `workers.trial.TrialConfig` as a dict (set by `nas.ray_bridge.StudySearcher`). A
 candidate that raises or diverges reports one final result with ``error`` set and ends
 normally, so its trial is recorded as failed and the search goes on; a crashed worker process is
-Ray's to retry, from the last epoch checkpoint.
+Ray's to retry, from the last epoch checkpoint. A checkpoint that is gone restarts the candidate
+from scratch (``restart`` in its reports says why) instead of failing it.
 """
 
 from __future__ import annotations
@@ -25,19 +26,25 @@ from workers.trial import TrialConfig
 from workers.training import EpochResult, Trainer
 
 
-def _restore(trainer: Trainer, resume_checkpoint: str | None) -> None:
+def _restore(trainer: Trainer, resume_checkpoint: str | None) -> str | None:
     """Continue from Ray's checkpoint of this trial (a retried process), or else from the
-    checkpoint of the interrupted trial this one continues (``resume_checkpoint``)."""
+    checkpoint of the interrupted trial this one continues (``resume_checkpoint``). A checkpoint
+    that is gone or unreadable costs the epochs it held, not the candidate: the returned note says
+    why the trainer must start from scratch; None when restored or there was nothing to restore."""
     checkpoint = tune.get_checkpoint()
+    if checkpoint is None and not resume_checkpoint:
+        return None
+    where = "Ray's trial checkpoint" if checkpoint is not None else str(resume_checkpoint)
     try:
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
-                trainer.load_state_dict(torch.load(Path(directory) / TRAINER_FILE, weights_only=False))
-        elif resume_checkpoint:
-            trainer.load_state_dict(torch.load(Path(resume_checkpoint) / TRAINER_FILE, weights_only=False))
+                state = torch.load(Path(directory) / TRAINER_FILE, weights_only=False)
+        else:
+            state = torch.load(Path(resume_checkpoint) / TRAINER_FILE, weights_only=False)
+        trainer.load_state_dict(state)
     except Exception as exc:
-        where = resume_checkpoint if checkpoint is None else "Ray's trial checkpoint"
-        raise RuntimeError(f"cannot restore the checkpoint in {where}: {type(exc).__name__}: {exc}") from exc
+        return f"restarted from scratch: cannot restore the checkpoint in {where} ({type(exc).__name__}: {exc})"
+    return None
 
 
 def _report(trainer: Trainer, metrics: dict[str, Any]) -> None:
@@ -60,7 +67,10 @@ def train_candidate(config: dict[str, Any]) -> None:
             seed=trial.seed,
             init_state=init_state(trial.hyper, spec, data.task),  # hypernetwork warm start, if asked
         )
-        _restore(trainer, trial.resume)
+        note = _restore(trainer, trial.resume)
+        if note is not None:  # a half-loaded trainer is not trusted: build it afresh
+            trainer = Trainer(spec, data, trial.train, seed=trial.seed,
+                              init_state=init_state(trial.hyper, spec, data.task))
     except Exception as exc:  # a candidate that cannot even be built fails its trial only
         tune.report({"error": _describe(exc), "epoch": 0})
         return
@@ -78,6 +88,8 @@ def train_candidate(config: dict[str, Any]) -> None:
                 "best_epoch": best.epoch,
                 "restored_from_epoch": restored_from,
                 "node_id": node,
+                "curve": [r.accuracy for r in trainer.history],  # whole, epochs before a resume included
+                **({"restart": note} if note else {}),
             },
         )
 

@@ -279,8 +279,12 @@ def test_parse_formats():
 # ---- a study's cells ------------------------------------------------------------------------------------
 def test_export_pareto_writes_every_format_and_a_manifest(tmp_path):
     run = fake_run(tmp_path)
+    # trial 1 kept no checkpoint: refused by default, naming it, and nothing is written
+    with pytest.raises(ConfigError, match=r"trial\(s\) 1: no trained weights.*--initial-weights"):
+        export_study(run.study, run.run_dir, tmp_path / "cells", config=run.config, pareto=True)
+    assert not (tmp_path / "cells").exists()
     cells = export_study(run.study, run.run_dir, tmp_path / "cells", config=run.config, pareto=True,
-                         formats=("json", "torch"))
+                         formats=("json", "torch"), initial_weights=True)
     assert [c.manifest["trial"] for c in cells] == [0, 1]
     first = cells[0]
     assert sorted(p.name for p in first.directory.iterdir()) == [

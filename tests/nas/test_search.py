@@ -109,6 +109,7 @@ def test_ctrl_c_leaves_the_study_readable(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode in (0, 130), out.decode()[-2000:]
+    assert "Tuner.restore" not in out.decode() and "`nas resume stopme`" in out.decode()  # our hint, not Ray's
     trials = _study(tmp_path, "stopme").get_trials()
     assert 2 <= len(trials) < 200
     assert not [t for t in trials if t.state == TrialState.RUNNING]
