@@ -77,11 +77,10 @@ def search_task(task: str, minutes: float, seeds: int, top: int, root: Path, con
     diverged = sum("diverged" in e or "became nan" in e or "became inf" in e for e in errors)
     scores = confirm.scores(outcome.study)
     return {"task": task, "wall_s": wall, "trials": len(trials), "failed": len(errors), "diverged": diverged,
-            "minutes": minutes, "seeds": seeds, "cells": [_row(s, outcome.study) for s in scores], **verdicts(scores)}
+            "minutes": minutes, "seeds": seeds, "cells": [_row(s, trials[s.number]) for s in scores], **verdicts(scores)}
 
 
-def _row(score: Score, study: Any) -> dict[str, Any]:
-    trial = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(study._study_id, score.number))
+def _row(score: Score, trial: Any) -> dict[str, Any]:
     return {"trial": score.number, "baseline": score.baseline, "macs": score.macs, "val": score.val,
             "test": score.test, "test_sd": score.test_sd, "seeds": score.seeds, "spec": trial.user_attrs.get("spec")}
 

@@ -4,7 +4,7 @@ search finds.
 A baseline is an ordinary trial of the study whose params are a named cell of the space (see
 `search_spaces.SearchSpace.known_cells`) and whose user attr ``baseline`` holds its tag
 (``"gru-h32"``): it is proposed, trained with the same recipe, stopped and recorded exactly like
-any candidate. `compare` puts each found cell beside the best baseline that costs no more.
+any candidate. `best_baseline_within` finds, for any cell, the best baseline that costs no more.
 """
 
 from __future__ import annotations
@@ -51,30 +51,10 @@ class Score:
     baseline: str | None = None
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """A found cell beside the most accurate baseline with no more MACs (None: every baseline
-    costs more); ``delta`` is the validation difference, positive when the found cell is better."""
-
-    cell: Score
-    baseline: Score | None
-
-    @property
-    def delta(self) -> float | None:
-        return None if self.baseline is None else self.cell.val - self.baseline.val
-
-    @property
-    def test_delta(self) -> float | None:
-        return None if self.baseline is None else self.cell.test - self.baseline.test
-
-
 def best_baseline_within(baselines: Sequence[Score], macs: int) -> Score | None:
+    """The most accurate baseline with no more than ``macs`` MACs (None: every baseline costs more)."""
     affordable = [b for b in baselines if b.macs <= macs]
     return max(affordable, key=lambda b: (b.val, -b.macs), default=None)
-
-
-def compare(found: Sequence[Score], baselines: Sequence[Score]) -> list[Comparison]:
-    return [Comparison(cell, best_baseline_within(baselines, cell.macs)) for cell in found]
 
 
 def single_run_scores(study: optuna.Study) -> list[Score]:
@@ -104,7 +84,7 @@ def summary_line(scores: Sequence[Score]) -> str | None:
         return None
     best = max(found, key=lambda s: (s.val, -s.macs))
     top = max(baselines, key=lambda s: (s.val, -s.macs))
-    what = "confirmed over " + f"{best.seeds} seeds, " if best.seeds > 1 else ""
+    what = f"confirmed over {best.seeds} seeds, " if best.seeds > 1 else ""
     line = (
         f"best found cell: trial {best.number}, val {best.val:.4f} at {best.macs:,} MACs ({what}test {best.test:.4f}); "
         f"best baseline: {top.baseline}, val {top.val:.4f} at {top.macs:,} MACs: "

@@ -25,13 +25,13 @@ from nas import confirm
 from nas.baselines import enqueue_baselines
 from nas.cluster import check_address
 from nas.config import Config, ConfigError, changed_keys, load_config
+from nas.locate import CONFIG_ATTR
 from nas.progress import LiveProgress
-from nas.tables import show_front
 from nas.proposers import make_sampler
 from nas.ray_bridge import Heartbeat, StudySearcher, TrialCrashes
 from nas.splits import STUDY_ATTR
-from nas.locate import CONFIG_ATTR
 from nas.study import StorageUnavailable, make_storage, open_study, recover_trials, running_trials, stale_trials, summarize
+from nas.tables import show_front
 from nas.trial_loop import TrialLoop
 from workers.data import load_dataset
 from workers.run_dir import RAY_EXPERIMENT, RunDir, experiment_dir, trial_name
