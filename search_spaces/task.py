@@ -27,6 +27,8 @@ class Task:
             export carries them. ``None``: inputs are used as they are.
         variable_length: sequences are right-padded to ``seq_len`` and the model reads each one's
             output at its last valid step (it takes their ``lengths`` beside ``x``).
+        vocab: the string of each token id (``tokens`` only; a text task's characters or words),
+            so an exported language model can read a prompt and write what it generates.
     """
 
     input_size: int
@@ -37,6 +39,7 @@ class Task:
     input_mean: tuple[float, ...] | None = None
     input_std: tuple[float, ...] | None = None
     variable_length: bool = False
+    vocab: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for field in ("input_size", "seq_len", "output_size"):
@@ -57,6 +60,12 @@ class Task:
                     raise ValueError(f"Task.{field} must hold {self.input_size} finite numbers, got {values!r}")
             if any(v <= 0 for v in self.input_std):
                 raise ValueError("Task.input_std must be positive")
+
+        if self.vocab is not None:
+            if self.input_kind != "tokens" or len(self.vocab) != self.input_size:
+                raise ValueError(f"Task.vocab names the {self.input_size} token ids of a tokens task, got {len(self.vocab)} strings")
+            if len(set(self.vocab)) != len(self.vocab) or not all(isinstance(v, str) for v in self.vocab):
+                raise ValueError("Task.vocab must hold distinct strings")
 
     @property
     def standardized(self) -> bool:
