@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from search_spaces import Spec, build
+from workers import lm_training
 from workers.data import Dataset, Split
 from workers.settings import TrainConfig
 
@@ -31,6 +32,8 @@ class EpochResult:
     loss: float
     train_loss: float
     test_accuracy: float
+    test_loss: float = math.nan  # lm: the test stream's mean cross-entropy per token, in nats
+
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -111,33 +114,59 @@ class Trainer:
         progress = 1.0 if until <= 0 else self.epoch / until
         self.model.prune_magnitude(progress)
 
-    def train_epoch(self) -> EpochResult:
-        """One pass over the training split, then validation and test; raises `CandidateDiverged`."""
-        task = self.data.task
-        self._prune()
-        self.model.train()
+    def _step(self, loss: torch.Tensor) -> None:
+        """Backward, clip, update and re-apply the masks; raises `CandidateDiverged` on a NaN/inf loss."""
+        if not torch.isfinite(loss):
+            raise CandidateDiverged(f"training loss became {float(loss.detach())} at epoch {self.epoch + 1}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.model.apply_masks()
+
+    def _sequence_epoch(self) -> float:
+        """One pass over the training sequences in a seeded random order; the mean training loss."""
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(len(self.data.train), generator=gen)
         total, count = 0.0, 0
         for start in range(0, len(order), self.config.batch_size):
             idx = order[start : start + self.config.batch_size]
-            loss, _ = _batch_loss(self.model, self.data.train[idx], task.objective)
-            if not torch.isfinite(loss):
-                raise CandidateDiverged(f"training loss became {float(loss.detach())} at epoch {self.epoch + 1}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-            self.optimizer.step()
-            self.model.apply_masks()
+            loss, _ = _batch_loss(self.model, self.data.train[idx], self.data.task.objective)
+            self._step(loss)
             total += float(loss.detach()) * len(idx)
             count += len(idx)
+        return total / count
+
+    def _evaluate(self, split: Split) -> tuple[float, float]:
+        """(accuracy, mean loss) on ``split``; a language model's over its whole stream, state carried."""
+        task = self.data.task
+        if task.objective == "lm":
+            return lm_training.evaluate(self.model, split, task.seq_len)
+        return evaluate(self.model, split, task.objective)
+
+    def train_epoch(self) -> EpochResult:
+        """One epoch of training, then validation and test; raises `CandidateDiverged`.
+
+        A language model (``objective: lm``) trains by stateful truncated BPTT on its token stream
+        (`workers.lm_training`; ``train.steps_per_epoch`` windows, default one pass); its accuracy is
+        next-token accuracy and its losses are mean cross-entropy per token in nats.
+        """
+        task = self.data.task
+        self._prune()
+        self.model.train()
+        if task.objective == "lm":
+            train_loss = lm_training.train_epoch(
+                self.model, self.data.train, batch_size=self.config.batch_size, bptt=task.seq_len,
+                epoch=self.epoch, steps=self.config.steps_per_epoch, step=self._step)
+        else:
+            train_loss = self._sequence_epoch()
         self.epoch += 1
-        accuracy, val_loss = evaluate(self.model, self.data.val, task.objective)
+        accuracy, val_loss = self._evaluate(self.data.val)
         if not math.isfinite(val_loss):
             raise CandidateDiverged(f"validation loss became {val_loss} at epoch {self.epoch}")
-        test_accuracy, _ = evaluate(self.model, self.data.test, task.objective)
-        result = EpochResult(self.epoch, accuracy, val_loss, total / count, test_accuracy)
+        test_accuracy, test_loss = self._evaluate(self.data.test)
+        result = EpochResult(self.epoch, accuracy, val_loss, train_loss, test_accuracy, test_loss)
         self.history.append(result)
         if self.best is result:
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
