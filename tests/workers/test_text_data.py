@@ -269,3 +269,20 @@ def test_evaluate_is_nan_on_an_empty_split():
     model = build(gated_cell(4, NAMED["elman"]), task)
     empty = Split(torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64))
     assert all(math.isnan(v) for v in lm_training.evaluate(model, empty, bptt=8))
+
+
+def test_hypernetwork_reads_a_stream_in_bptt_windows(tmp_path):
+    from hyper import HyperConfig, HyperNetwork, HyperTrainer, proxy_score
+    from search_spaces import get_space
+    from workers.data import sequences
+
+    data = load_dataset("text", path=write(tmp_path, "t.txt", "the quick brown fox\n" * 30), bptt=8)
+    train, val = sequences(data, "train"), sequences(data, "val")
+    assert train.x.shape == (len(data.train) // 8, 8) and train.y.shape == train.x.shape
+    assert torch.equal(train.x.reshape(-1), data.train.x[: train.x.numel()])
+    assert torch.equal(train.y[:, :-1], train.x[:, 1:])  # each window's targets are its next tokens
+    space = get_space("gated", hidden_sizes=(8,))
+    trainer = HyperTrainer(HyperNetwork(HyperConfig(seed=0)), data.task, train.x, train.y, sample_spec=space.sample)
+    assert math.isfinite(trainer.train(2))
+    score = proxy_score(trainer.net, gated_cell(8, NAMED["gru"]), data.task, val.x, val.y)
+    assert 0.0 < score < 1.0

@@ -26,7 +26,7 @@ from typing import Any
 
 from workers.data.base import Dataset, DataError, Split, describe_splits
 from workers.data.builtin import REBER_SYMBOLS, adding, digits_seq, reber
-from workers.data.text import text, tinyshakespeare
+from workers.data.text import sequences, text, tinyshakespeare
 from workers.data.user import csv, npz, parquet, resolve_paths, ts, uea
 
 LOADERS: dict[str, Callable[..., Dataset]] = {
@@ -76,4 +76,5 @@ __all__ = [
     "load_dataset",
     "reber",
     "resolve_paths",
+    "sequences",
 ]

@@ -108,6 +108,22 @@ def stream(ids: torch.Tensor) -> Split:
     return Split(ids[:-1], ids[1:])
 
 
+def windows(split: Split, bptt: int) -> Split:
+    """A stream cut into consecutive windows of ``bptt`` steps, ``x`` and ``y`` ``[N, bptt]`` (the
+    last partial window left off), for code that samples independent sequences (the hypernetwork);
+    a split that is no stream (``x`` already ``[N, T]``) comes back as it is."""
+    if split.x.dim() != 1:
+        return split
+    n = len(split) // bptt
+    return Split(split.x[: n * bptt].view(n, bptt), split.y[: n * bptt].view(n, bptt))
+
+
+def sequences(data: Dataset, role: str) -> Split:
+    """Split ``role`` of ``data`` as sequences: a language model's stream in ``seq_len`` windows."""
+    split = getattr(data, role)
+    return windows(split, data.task.seq_len) if data.task.objective == "lm" else split
+
+
 def _check_options(level: str, bptt: int | None, vocab_size: int | None) -> tuple[int, int | None]:
     """``level``, ``bptt`` and ``vocab_size`` checked; (bptt, vocab_size) with the level's defaults."""
     if level not in LEVELS:
