@@ -35,7 +35,7 @@ def study_splits(study: optuna.Study, config: Any = None) -> dict[str, dict[str,
 def _part(splits: dict[str, dict[str, Any]], name: str) -> str:
     info = splits.get(name) or {}
     source = f": {info['source']}" if info.get("source") else ""
-    return f"{info.get('size', '?')} sequences{source}"
+    return f"{info.get('size', '?')} {info.get('unit', 'sequences')}{source}"
 
 
 def accuracy_caption(splits: dict[str, dict[str, Any]] | None) -> str:

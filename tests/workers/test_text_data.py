@@ -59,7 +59,8 @@ def test_one_file_is_split_by_position_into_streams(tmp_path):
     assert (task.input_size, task.output_size, task.seq_len) == (7, 7, 8)
     assert (task.input_kind, task.objective) == ("tokens", "lm")
     assert data.sources["val"] == "next 10% of abc.txt, by position"
-    assert "test 99 (last 10% of abc.txt, by position)" in data.summary()
+    assert "test 99 tokens (last 10% of abc.txt, by position)" in data.summary()
+    assert data.describe()["val"] == {"size": 99, "source": "next 10% of abc.txt, by position", "unit": "tokens"}
 
 
 def test_vocabulary_comes_from_training_text_only(tmp_path):
