@@ -200,9 +200,8 @@ class Recorder(nn.Module):
 
 
 def test_epochs_walk_the_windows_in_turn_and_reset_the_state():
-    # 2 columns of 40 tokens (position = token id... modulo nothing: the ids are the positions' own)
-    stream = torch.arange(81) % 5
-    split = Split(torch.arange(80), stream[1:])
+    # 2 columns of 40 tokens; x holds each token's position, so a window's first id says where it starts
+    split = Split(torch.arange(80), torch.arange(1, 81) % 5)
     model, steps = Recorder(), []
     assert lm_training.windows_per_pass(split, batch_size=2, bptt=12) == 4  # 12, 12, 12, 4
     for epoch in range(3):
@@ -287,3 +286,32 @@ def test_hypernetwork_reads_a_stream_in_bptt_windows(tmp_path):
     assert math.isfinite(trainer.train(2))
     score = proxy_score(trainer.net, gated_cell(8, NAMED["gru"]), data.task, val.x, val.y)
     assert 0.0 < score < 1.0
+
+
+@pytest.mark.slow
+def test_language_model_search_end_to_end(ray_cluster, tmp_path, monkeypatch, capsys):
+    """A real search on a text file through Ray, with baselines and the curve stopper: every trial
+    trains by stateful TBPTT, the study records token splits, and `nas status` names them."""
+    import optuna
+    import yaml
+
+    from nas.cli import main
+    from nas.study import default_storage
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "play.txt", "to be or not to be that is the question\nwhether tis nobler in the mind\n" * 40)
+    config = {"name": "lm", "data": {"name": "text", "path": "play.txt", "bptt": 16},
+              "space": {"name": "gated", "hidden_sizes": [8]},
+              "train": {"epochs": 3, "steps_per_epoch": 4, "batch_size": 8},
+              "search": {"trials": 3, "sampler": "rea", "baselines": ["gru", "lstm"], "max_concurrent": 2},
+              "stopping": {"policy": "curve"}}
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump(config))
+    assert main(["search", "lm.yaml", "--runs-dir", "runs"]) == 0
+    study = optuna.load_study(study_name="lm", storage=default_storage(tmp_path / "runs" / "lm"))
+    complete = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 3, [t.user_attrs.get("error") for t in study.get_trials()]
+    assert all(0 < t.values[0] < 1 for t in complete)  # next-character accuracy
+    capsys.readouterr()
+    assert main(["status", "lm", "--runs-dir", "runs"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "validation 141 tokens (next 5% of play.txt, by position)" in out
