@@ -63,8 +63,10 @@ class Dataset:
             raise DataError(f"train.metric: {exc} (data {self.name!r})") from None
 
     def describe(self) -> dict[str, dict[str, Any]]:
-        """``{split: {"size": n, "source": text}}`` for manifests, reports and study attributes."""
-        return {s: {"size": len(getattr(self, s)), "source": self.sources.get(s, "")} for s in SPLITS}
+        """``{split: {"size": n, "source": text}}`` for manifests, reports and study attributes; ``n``
+        counts sequences, or a language model's predicted tokens (then ``"unit": "tokens"`` says so)."""
+        unit = {"unit": "tokens"} if self.task.objective == "lm" else {}
+        return {s: {"size": len(getattr(self, s)), "source": self.sources.get(s, ""), **unit} for s in SPLITS}
 
     def summary(self) -> str:
         """One line: the size and source of each split, e.g. for ``nas status``."""
@@ -77,5 +79,6 @@ def describe_splits(splits: dict[str, dict[str, Any]]) -> str:
     for name in SPLITS:
         info = splits.get(name) or {}
         source = f" ({info['source']})" if info.get("source") else ""
-        parts.append(f"{SPLIT_TITLES[name]} {info.get('size', '?')}{source}")
+        unit = " tokens" if info.get("unit") == "tokens" else ""
+        parts.append(f"{SPLIT_TITLES[name]} {info.get('size', '?')}{unit}{source}")
     return ", ".join(parts)
