@@ -68,7 +68,7 @@ def encode(text: str) -> list[int]:
     if unknown and _UNK is None:
         raise ValueError(
             f"{{unknown[:10]!r}}: not in the model's vocabulary of {{len(VOCAB)}} {unit}, which has no {UNK!r}; "
-            f"use {unit} of the training text"
+            "use {unit} of the training text"
         )
     return [_IDS.get(t, _UNK) for t in tokens]
 

@@ -103,7 +103,7 @@ def dataset_prompt(data: Any) -> str | None:
         return None
     x = data.train.x
     row = x[0] if x.ndim >= 2 else x  # [N, T] sequences, or one stream
-    return sample_prompt(task, None if x.is_floating_point() else row[: 4 * max(PROMPT_TOKENS.values())].tolist())
+    return sample_prompt(task, None if x.is_floating_point() else row[: max(PROMPT_TOKENS.values())].tolist())
 
 
 def write_sample(model: torch.nn.Module, task: Task, out: Path, *, prompt: str, seed: int) -> dict:
@@ -118,4 +118,4 @@ def write_sample(model: torch.nn.Module, task: Task, out: Path, *, prompt: str, 
     tmp.write_text(prompt + separator + text + "\n", encoding="utf-8")
     tmp.replace(out / SAMPLE_FILE)
     return {"prompt": prompt, "tokens": tokens, "temperature": SAMPLE_TEMPERATURE, "seed": seed, "level": level,
-            "command": f"Model().generate({prompt!r}, {tokens}, temperature={SAMPLE_TEMPERATURE}, seed={seed})"}
+            "command": f"model.generate({prompt!r}, {tokens}, temperature={SAMPLE_TEMPERATURE}, seed={seed})"}
