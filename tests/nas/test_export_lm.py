@@ -81,8 +81,9 @@ def test_model_matches_the_package_model_and_loads_its_weights(name, tmp_path):
         _, final = package.cell(package.embedding(x))
     torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-5)
     assert len(state) == len(spec.states)
-    for s, got in zip(spec.states, state):
-        torch.testing.assert_close(got, final[s], rtol=1e-4, atol=1e-5)
+    final = [final[s] for s in spec.states] if isinstance(final, dict) else list(final)  # by name, or in order
+    for got, want in zip(state, final, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", list(CELLS))
