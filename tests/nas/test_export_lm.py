@@ -278,3 +278,20 @@ def test_onnx_step_with_state_matches_torch_over_several_steps(name, tmp_path):
         torch.testing.assert_close(torch.from_numpy(logits), expected[:, t:t + 1], rtol=1e-4, atol=1e-5)
     for got, want in zip(state, expected_state):
         torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_onnx_step_with_the_dynamo_exporter(tmp_path):
+    """The torch.export-based exporter (the fallback) takes the state as one tuple argument."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from nas.export import export_onnx, onnx_max_difference
+
+    spec = CELLS["lstm"]
+    _export(spec, CHARS, tmp_path)
+    model = load_module(tmp_path / "cell.py").Model()
+    model.load_state_dict(torch.load(tmp_path / "weights.pt"))
+    assert export_onnx(model, CHARS, tmp_path / "step.onnx", exporter="dynamo", states=spec.states) == "dynamo"
+    session = ort.InferenceSession(str(tmp_path / "step.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["x", "state_h", "state_c"]
+    assert onnx_max_difference(model, CHARS, tmp_path / "step.onnx", batch=3) < 1e-4
