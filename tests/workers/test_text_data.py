@@ -6,6 +6,7 @@ against a hand-computed token-weighted mean."""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import subprocess
 import sys
@@ -319,3 +320,11 @@ def test_language_model_search_end_to_end(ray_cluster, tmp_path, monkeypatch, ca
     assert main(["status", "lm", "--runs-dir", "runs"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "validation 141 tokens (next 5% of play.txt, by position)" in out
+    assert "val bpc" in out and "lower is better" in out
+    # the best cell taken away: a stateful cell.py that writes text, and a manifest in bits per character
+    assert main(["export", "lm", "--runs-dir", "runs", "--top", "1", "--out", "cells", "--format", "json,torch"]) == 0
+    (cell_dir,) = (tmp_path / "cells").iterdir()
+    manifest = json.loads((cell_dir / "manifest.json").read_text())
+    assert manifest["metric"]["name"] == "bpc" and manifest["objectives"]["val_score"] == min(t.values[0] for t in complete)
+    sample = (cell_dir / "sample.txt").read_text(encoding="utf-8")
+    assert len(sample) > 20 and set(sample) <= set("to be or not to be that is the question\nwhether tis nobler in the mind\n")
