@@ -30,7 +30,7 @@ from nas.progress import LiveProgress
 from nas.proposers import make_sampler
 from nas.ray_bridge import Heartbeat, StudySearcher, TrialCrashes
 from nas.splits import STUDY_ATTR
-from nas.study import StorageUnavailable, make_storage, open_study, recover_trials, running_trials, stale_trials, summarize
+from nas.study import REFERENCE_ATTR, StorageUnavailable, make_storage, open_study, recover_trials, running_trials, stale_trials, summarize
 from nas.tables import show_front
 from nas.trial_loop import TrialLoop
 from workers.data import load_dataset
@@ -206,6 +206,8 @@ def run_search(
     run.write_config(config.to_dict())  # the first write
     study = open_study(config.name, storage or make_storage(storage_url), sampler=sampler, metric=metric)
     study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported score
+    if REFERENCE_ATTR not in study.user_attrs:  # where hypervolumes of an unbounded metric start
+        study.set_user_attr(REFERENCE_ATTR, data.chance_score(metric))
     if CONFIG_ATTR not in study.user_attrs:  # what `nas resume` checks an edited config.yaml against
         study.set_user_attr(CONFIG_ATTR, config.to_dict())
     recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study), run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,19 @@ class Dataset:
             return check_metric(name, self.task.objective)
         except ValueError as exc:
             raise DataError(f"train.metric: {exc} (data {self.name!r})") from None
+
+    def chance_score(self, metric: Metric) -> float:
+        """The validation score of a model that ignores its input: the floor a hypervolume is
+        measured from. Bits per character: log2(V) (every token equally likely); perplexity: V;
+        MSE and MAE: predicting the training targets' mean; bounded metrics: their worst value."""
+        if metric.name == "bpc":
+            return math.log2(self.task.output_size)
+        if metric.name == "perplexity":
+            return float(self.task.output_size)
+        if metric.name in ("mse", "mae") and len(self.val) and len(self.train):
+            error = self.val.y.double() - self.train.y.double().mean(dim=0)
+            return float((error**2).mean() if metric.name == "mse" else error.abs().mean())
+        return metric.worst
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """``{split: {"size": n, "source": text}}`` for manifests, reports and study attributes; ``n``
