@@ -174,6 +174,10 @@ def run_search(
     run = RunDir(Path(run_dir).resolve()) if run_dir is not None else RunDir.of(config.name, runs_dir)
     check_same_study(config, run.root)
     data = load_dataset(config.data.name, **config.data.options())
+    metric = data.scoring(config.train.metric)
+    if config.train.steps_per_epoch is not None and data.task.objective != "lm":
+        raise ConfigError(f"train.steps_per_epoch: caps the bptt windows of a language model's epoch; "
+                          f"{config.data.name!r} is not text: remove it (an epoch is one pass over the sequences)")
     space = config.space.make()
     storage_url = config.search.storage or run.storage_url
     storage = make_storage(storage_url) if config.search.storage or run.study_db.exists() else None
@@ -196,7 +200,6 @@ def run_search(
             options=config.search.sampler_options,
             state_dir=run.proposer_dir,
         )
-    metric = data.scoring(config.train.metric)
     scheduler = make_scheduler(config.stopping.policy, metric="score", mode="max" if metric.maximize else "min",
                                max_epochs=config.train.epochs, options=config.stopping.options)
     _restore_stopper(scheduler, run.stopper_state)

@@ -152,3 +152,21 @@ def test_an_unbounded_metric_is_measured_from_the_score_of_guessing():
     assert reg.chance_score(METRICS["mae"]) == pytest.approx(2.0) and reg.chance_score(ACC) == 0.0
     assert reference_score(BPC, [2.0, 461.0], recorded=3.0) == 3.0
     assert hypervolume_2d([(2.0, 0.5), (461.0, 0.1)], (3.0, 1.0), BPC) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("train, expected", [
+    ({"metric": "bpc"}, "train.metric: metric 'bpc' does not score 'classify' tasks"),
+    ({"metric": "recall"}, "unknown metric 'recall'"),
+    ({"steps_per_epoch": 10}, "train.steps_per_epoch: caps the bptt windows of a language model"),
+])
+def test_a_metric_or_option_that_does_not_fit_the_data_exits_2_and_writes_nothing(tmp_path, capsys, train, expected):
+    import yaml
+
+    from nas.cli import main
+
+    config = {"name": "bad", "data": {"name": "digits-seq"}, "train": train, "search": {"trials": 2}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    assert main(["search", str(tmp_path / "bad.yaml"), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert expected in " ".join(err.split()) and "Traceback" not in err
+    assert not (tmp_path / "runs" / "bad").exists()
