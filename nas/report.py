@@ -36,6 +36,7 @@ from nas.splits import (  # noqa: E402
     accuracy_caption,
     accuracy_or_none,
     fmt_accuracy,
+    study_eval_seeds,
     study_splits,
     validation_label,
 )
@@ -382,8 +383,8 @@ def write_report(
     ]
     blocks.append(("table", ["trial", "val acc", "test acc", "MACs", "params", "epochs", "vs baseline", "cell"], rows))
     splits = study_splits(study, config)
-    blocks.append(("p", f"Data: {describe_splits(splits)}. {accuracy_caption(splits)}." if splits
-                   else f"{accuracy_caption(None)}."))
+    caption = accuracy_caption(splits, study_eval_seeds(study))  # the front table holds each trial's own numbers
+    blocks.append(("p", f"Data: {describe_splits(splits)}. {caption}." if splits else f"{caption}."))
     from nas.baselines import summary_line
     from nas.confirm import study_scores
 

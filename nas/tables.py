@@ -17,15 +17,17 @@ from nas import confirm
 from nas.baselines import Score, best_baseline_within, front_of, summary_line
 
 
-def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits: dict | None = None) -> RenderableType:
+def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits: dict | None = None,
+                eval_seeds: int = 1) -> RenderableType:
     """The Pareto front of ``scores``; each found cell beside the most accurate baseline that costs
     no more MACs (``vs baseline``: the validation difference and that baseline's tag). The caption
-    names the split behind each accuracy (`nas.splits`)."""
+    names the split behind each accuracy (`nas.splits`) and, when each score is the mean of
+    ``eval_seeds`` seeded runs, says so."""
     from nas.splits import accuracy_caption, fmt_accuracy
 
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     baselines = [s for s in scores if s.baseline is not None]
-    table = Table(title=title, caption=accuracy_caption(splits), caption_justify="left")
+    table = Table(title=title, caption=accuracy_caption(splits, eval_seeds), caption_justify="left")
     for column in ("trial", "val acc", "test acc", "MACs", "vs baseline", "cell"):
         wide = column == "cell"  # the cell wraps onto more lines rather than being cut
         table.add_column(column, justify="left" if column in ("cell", "vs baseline") else "right",
@@ -52,7 +54,7 @@ def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits
 def show_front(study: optuna.Study, console: Console, splits: dict | None = None) -> None:
     """The front (from the confirmed means where the study has them) and one line on how the best
     found cell compares with the baselines; ``splits`` default to those the search recorded."""
-    from nas.splits import study_splits
+    from nas.splits import study_eval_seeds, study_splits
 
     scores, confirmed = confirm.study_scores(study)
     if not scores:
@@ -60,7 +62,8 @@ def show_front(study: optuna.Study, console: Console, splits: dict | None = None
     seeds = max(s.seeds for s in scores)
     title = (f"confirmed Pareto front (mean over {seeds} more seeds; accuracy up, MACs down)" if confirmed
              else "Pareto front (accuracy up, MACs down)")
-    console.print(front_table(scores, study, title, splits if splits is not None else study_splits(study)))
+    console.print(front_table(scores, study, title, splits if splits is not None else study_splits(study),
+                              eval_seeds=1 if confirmed else study_eval_seeds(study)))  # confirmed: single runs
     line = summary_line(scores)
     if line:
         console.print(line)

@@ -32,7 +32,9 @@ class TrainConfig(Section):
     """How a candidate is trained. ``prune_until`` is the fraction of epochs over which magnitude
     masks go from dense to their target density (gradual magnitude pruning). ``keep_checkpoints``:
     ``last`` keeps a trial's last epoch checkpoint only (it holds the trainer state to resume from and
-    the best epoch's weights, which export reads); ``all`` keeps every epoch's."""
+    the best epoch's weights, which export reads); ``all`` keeps every epoch's. ``eval_seeds``: each
+    trial trains this many independently seeded models of its cell and reports their mean per epoch
+    (`workers.ensemble`), so selection on a small validation split is not one noisy run."""
 
     epochs: int = Field(10, ge=1, le=10_000)
     batch_size: int = Field(64, ge=1)
@@ -42,6 +44,7 @@ class TrainConfig(Section):
     grad_clip: float = Field(1.0, ge=0)
     prune_until: float = Field(0.6, ge=0, le=1)
     keep_checkpoints: Literal["last", "all"] = "last"
+    eval_seeds: int = Field(1, ge=1, le=100)
 
 
 class HyperSettings(Section):

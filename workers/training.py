@@ -36,6 +36,13 @@ class EpochResult:
         return asdict(self)
 
 
+def best_result(history: list[EpochResult]) -> EpochResult | None:
+    """The epoch whose weights a user would keep: the highest validation score. The one place that
+    picks a best epoch (a Trainer's, and a seed ensemble's mean curve's), so a metric that is
+    minimised is one change here."""
+    return max(history, key=lambda r: r.accuracy, default=None)
+
+
 def _loss_fn(objective: str) -> nn.Module:
     return nn.MSELoss() if objective == "regress" else nn.CrossEntropyLoss()
 
@@ -103,8 +110,8 @@ class Trainer:
 
     @property
     def best(self) -> EpochResult | None:
-        """The epoch with the highest validation accuracy (the weights a user would keep)."""
-        return max(self.history, key=lambda r: r.accuracy, default=None)
+        """The epoch with the best validation score (`best_result`: the weights a user would keep)."""
+        return best_result(self.history)
 
     def _prune(self) -> None:
         until = self.config.prune_until * self.config.epochs
