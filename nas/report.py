@@ -144,7 +144,7 @@ def pareto_figure(study: optuna.Study, *, title: str | None = None) -> ParetoFig
     if everything and min(p[1] for p in everything) > 0:
         ax.set_xscale("log")
     ax.set_xlabel("MACs per sample (log scale)" if ax.get_xscale() == "log" else "MACs per sample")
-    ax.set_ylabel(validation_label(study.user_attrs.get(STUDY_ATTR)))
+    ax.set_ylabel(validation_label(study.user_attrs.get(STUDY_ATTR), study_eval_seeds(study)))
     extra = []
     if points.failed:
         extra.append(f"{points.failed} failed")

@@ -68,10 +68,12 @@ def accuracy_caption(splits: dict[str, dict[str, Any]] | None, eval_seeds: int =
     return f"val acc: {on}validation split ({_part(splits, 'val')}), which selects; {test_text}"
 
 
-def validation_label(splits: dict[str, dict[str, Any]] | None) -> str:
-    """Axis label of validation accuracy, with the split's size when known."""
+def validation_label(splits: dict[str, dict[str, Any]] | None, eval_seeds: int = 1) -> str:
+    """Axis label of validation accuracy, with the split's size when known and the number of seeds
+    each point averages."""
     size = ((splits or {}).get("val") or {}).get("size")
-    return f"validation accuracy ({size} sequences)" if size else "validation accuracy"
+    notes = [f"mean of {eval_seeds} seeds"] * (eval_seeds > 1) + [f"{size} sequences"] * bool(size)
+    return f"validation accuracy ({', '.join(notes)})" if notes else "validation accuracy"
 
 
 def splits_line(splits: dict[str, dict[str, Any]] | None) -> str:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nas.config import ConfigError, parse_config
-from nas.splits import accuracy_caption, eval_seeds_line
+from nas.splits import accuracy_caption, eval_seeds_line, validation_label
 from search_spaces import gru
 from workers.data import load_dataset
 from workers.ensemble import SeedEnsemble, make_trainer, member_seeds, seed_runs
@@ -102,3 +102,5 @@ def test_eval_seeds_is_validated_and_its_cost_said():
     splits = {"val": {"size": 8, "source": "x"}, "test": {"size": 40, "source": "y"}}
     assert "val acc: mean of 3 seeds on the validation split (8" in accuracy_caption(splits, 3)
     assert "mean of" not in accuracy_caption(splits)
+    assert validation_label(splits, 3) == "validation accuracy (mean of 3 seeds, 8 sequences)"
+    assert validation_label(None) == "validation accuracy"
