@@ -13,7 +13,6 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
-from pathlib import Path
 
 from rich.console import Console
 
@@ -133,7 +132,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 def _status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from nas.splits import splits_line, study_splits
+    from nas.splits import splits_line, study_eval_seeds, study_splits
     from nas.study import open_study, summarize
     from nas.tables import describe_cell, fit_columns, show_front
 
@@ -162,6 +161,10 @@ def _status(args: argparse.Namespace) -> int:
     )
     splits = study_splits(study)
     console.print(splits_line(splits), highlight=False, soft_wrap=True)
+    seeds = study_eval_seeds(study)
+    if seeds > 1:
+        console.print(f"each trial's numbers are the mean of {seeds} training seeds (train.eval_seeds: {seeds}); "
+                      "the trial's seed_runs attribute holds each seed's", highlight=False, soft_wrap=True)
     show_front(study, console, splits=splits)
     return 0
 
@@ -263,9 +266,10 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 def _import(args: argparse.Namespace) -> int:
     from nas.codegen import cell_formula
-    from nas.config import load_config
-    from nas.export import config_dataset, dataset_prompt, export_cell, load_cell, parse_formats, score_entries, train_cell
+    from nas.config import load_config, parse_config
+    from nas.export import config_dataset, export_trained, load_cell, parse_formats, train_cell
     from nas.paths import check_dir
+    from nas.splits import eval_seeds_line
     from search_spaces import SpecError, cost
 
     try:
@@ -281,17 +285,25 @@ def _import(args: argparse.Namespace) -> int:
             raise ConfigError("--out needs --config (the data the cell is trained on)")
         return 0
     config = load_config(args.config)
+    notes = (eval_seeds_line(config.train), _import_differs(spec, config, args.epochs))
+    if args.epochs is not None:  # validated as the config's own, and the exported config.yaml says it
+        changed = config.to_dict()
+        changed["train"]["epochs"] = args.epochs
+        config = parse_config(changed, f"{args.config} with --epochs {args.epochs}")
     formats = parse_formats(args.format)
     if args.out:
         check_dir(args.out, "--out")
     data = config_dataset(config)
     task = data.task
     console.print(f"data: {data.summary()}", highlight=False, soft_wrap=True)
+    for line in notes:
+        if line:
+            console.print(line, highlight=False, soft_wrap=True)
     try:
         costs = cost(spec, task)
         console.print(f"on {config.data.name}: {costs['macs']:,} MACs, {costs['params']:,} parameters")
         too_big = costs["params"] > MAX_IMPORT_PARAMS
-        trainer = None if too_big else train_cell(spec, config, epochs=args.epochs, console=console)
+        trainer = None if too_big else train_cell(spec, config, console=console)
     except ValueError as exc:  # e.g. a sparsity pattern that does not fit this data's input size
         raise ConfigError(f"{args.cell}: cannot build this cell for {config.data.name}: {exc}") from None
     if trainer is None:
@@ -302,16 +314,22 @@ def _import(args: argparse.Namespace) -> int:
     console.print(f"best epoch {best.epoch}: val {metric.label} {metric.fmt(best.score)}, "
                   f"test {metric.label} {metric.fmt(best.test_score)}")
     if args.out:
-        cell = export_cell(spec, task, args.out, state_dict=trainer.best_state, seed=config.seed, formats=formats,
-                           title=f"Cell {Path(args.cell).name} trained on {config.data.name}",
-                           manifest={"source": str(args.cell),
-                                     **score_entries(metric, best.score, best.test_score, costs["macs"]),
-                                     "splits": data.describe(),
-                                     "best_epoch": best.epoch, "seed": config.seed,
-                                     "config_hash": config.fingerprint()},
-                           prompt=dataset_prompt(data))
+        cell = export_trained(spec, config, trainer, args.out, source=str(args.cell), formats=formats)
         console.print(f"wrote {', '.join(p.name for p in cell.files.values())} to {cell.directory}")
     return 0
+
+
+def _import_differs(spec: Any, config: Any, epochs: int | None) -> str | None:
+    """Why this run's curve will differ from the search's trial, when it will (otherwise it is the same,
+    float for float: same seed, data order, threads and kernel)."""
+    if config.hyper.enabled and config.hyper.warm_start:
+        return ("note: the search's trials started from the hypernetwork's generated weights (hyper.warm_start); "
+                "this run starts from the seed's initial weights, so its curve differs from the trial's")
+    pruned = any(e.pattern == "magnitude" and e.density < 1 for e in spec.linear_edges(1))  # shapes unused
+    if epochs is not None and epochs != config.train.epochs and pruned and config.train.prune_until > 0:
+        return (f"note: --epochs {epochs} rescales the magnitude-pruning schedule (train.prune_until) of sparse "
+                f"cells, so their curve differs from the search's {config.train.epochs}-epoch trial")
+    return None
 
 
 def _add_pareto(sub: argparse._SubParsersAction) -> None:

@@ -127,6 +127,12 @@ class SearchSection(_Section):
     confirm: int = Field(0, ge=0, le=100)  # retrain the top front cells and the baselines with K more seeds
     confirm_top: int = Field(3, ge=1)  # how many found cells of the front are confirmed
 
+    @property
+    def threads_per_trial(self) -> int:
+        """Torch threads a trial trains with (its whole CPUs, at least one); `nas import` uses the same,
+        since the thread count changes how float sums are split, and so the curve."""
+        return max(1, int(self.cpus_per_trial))
+
     @field_validator("baselines")
     @classmethod
     def _known_baselines(cls, value: list[str] | None) -> list[str] | None:

@@ -48,6 +48,7 @@ from nas.lm_export import (
 )
 from nas.splits import number_or_none
 from search_spaces import Spec, SpecError, Task, build, canonical_hash, cost
+from workers.ensemble import SEED_RUNS
 from workers.run_dir import RunDir
 from workers.metrics import Metric
 
@@ -375,24 +376,14 @@ def export_study(
     comparisons, metric = baseline_comparisons(study), study_metric(study)
     for t in chosen:
         directory = out / f"trial_{t.number}"
-        manifest = {
-            **comparisons.get(t.number, {}),
-            "study": study.study_name,
-            "trial": t.number,
-            "state": t.state.name,
-            **score_entries(metric, t.values[0] if t.values else None, t.user_attrs.get("test_score"),
-                            t.values[1] if t.values else None),
-            "splits": data.describe(),  # val_score is on "val" (it selects), test_score on "test"
-            "best_epoch": t.user_attrs.get("best_epoch"),
-            "epochs": t.user_attrs.get("epochs"),
-            "curve": t.user_attrs.get("curve"),
-            "seed": config.seed,
-            "config_hash": config.fingerprint(),
-            "reproduce": {
-                "train": "nas import cell.json --config config.yaml",
-                "search": f"nas search config.yaml --name {study.study_name}",
-            },
-        }
+        manifest = run_manifest(
+            config, data, metric,
+            comparison={**NO_COMPARISON, "baseline": t.user_attrs.get("baseline"), **comparisons.get(t.number, {})},
+            study=study.study_name, trial=t.number, state=t.state.name,
+            val=t.values[0] if t.values else None, test=t.user_attrs.get("test_score"),
+            macs=t.values[1] if t.values else None, best_epoch=t.user_attrs.get("best_epoch"),
+            epochs=t.user_attrs.get("epochs"), curve=t.user_attrs.get("curve"), seed_runs=t.user_attrs.get(SEED_RUNS),
+        )
         exported.append(
             export_cell(
                 Spec.from_json(t.user_attrs["spec"]),
@@ -408,6 +399,52 @@ def export_study(
             )
         )
     return exported
+
+
+NO_COMPARISON = {"baseline": None, "confirmed": None, "vs_baseline": None}  # keys every manifest has
+
+
+def run_manifest(
+    config: Config,
+    data: Any,
+    metric: Metric,
+    *,
+    val: float | None,
+    test: float | None,
+    macs: float | None,
+    best_epoch: int | None,
+    epochs: int | None,
+    curve: list[float] | None,
+    seed_runs: dict[str, Any] | None,
+    comparison: dict[str, Any] = NO_COMPARISON,
+    study: str | None = None,
+    trial: int | None = None,
+    state: str | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """The manifest entries of one trained cell, the same keys for a search's trial (`export_study`)
+    and a cell trained by `nas import` (`export_trained`): which run, its numbers and their splits,
+    the per-seed values behind them (``seed_runs``: whose weights ship), and how to reproduce it."""
+    return {
+        **comparison,
+        "source": source if source is not None else f"study {study}, trial {trial}",
+        "study": study,
+        "trial": trial,
+        "state": state,
+        **score_entries(metric, val, test, macs),
+        "splits": data.describe(),  # val_score is on "val" (it selects), test_score on "test"
+        "best_epoch": best_epoch,
+        "epochs": epochs,
+        "curve": curve,
+        "eval_seeds": config.train.eval_seeds,
+        SEED_RUNS: seed_runs,
+        "seed": config.seed,
+        "config_hash": config.fingerprint(),
+        "reproduce": {
+            "train": "nas import cell.json --config config.yaml",
+            "search": None if study is None else f"nas search config.yaml --name {study}",
+        },
+    }
 
 
 def baseline_comparisons(study: optuna.Study) -> dict[int, dict[str, Any]]:
@@ -556,22 +593,48 @@ def _spec_json_of_module(text: str) -> str:
 
 
 def train_cell(spec: Spec, config: Config, *, epochs: int | None = None, console: Any = None) -> Any:
-    """Train ``spec`` as a search trial of ``config`` would (its data, training settings and seed);
-    returns the `workers.training.Trainer` (``history``, ``best``, ``best_state``)."""
-    from workers.training import Trainer
+    """Train ``spec`` exactly as a trial of ``config``'s search does: its data, training settings
+    (``train.eval_seeds`` runs included), seed, and torch threads (``search.cpus_per_trial``: the
+    thread count changes how float sums are split, and so, epochs later, the curve). Returns the
+    trainer (`workers.ensemble.make_trainer`: ``history``, ``best``, ``best_state``, ``metric``)."""
+    from workers.ensemble import make_trainer
 
     data = config_dataset(config)
     train = config.train if epochs is None else config.train.updated(epochs=epochs)
-    trainer = Trainer(spec, data, train, seed=config.seed)
-    label, fmt = trainer.metric.label, trainer.metric.fmt
-    while trainer.epoch < train.epochs:
-        result = trainer.train_epoch()
-        if console is not None:
-            console.print(
-                f"epoch {result.epoch:>3}  train loss {result.train_loss:.4f}  val {label} {fmt(result.score)}  "
-                f"test {label} {fmt(result.test_score)}"
-            )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.search.threads_per_trial)
+    try:
+        trainer = make_trainer(spec, data, train, seed=config.seed)
+        label, fmt = trainer.metric.label, trainer.metric.fmt
+        while trainer.epoch < train.epochs:
+            result = trainer.train_epoch()
+            if console is not None:
+                console.print(
+                    f"epoch {result.epoch:>3}  train loss {result.train_loss:.4f}  val {label} {fmt(result.score)}  "
+                    f"test {label} {fmt(result.test_score)}"
+                )
+    finally:
+        torch.set_num_threads(threads)  # an in-process caller (tests, notebooks) keeps its own
     return trainer
+
+
+def export_trained(spec: Spec, config: Config, trainer: Any, out_dir: str | Path, *, source: str,
+                   formats: Sequence[str] = FORMATS) -> ExportedCell:
+    """Export a cell `train_cell` trained: its best epoch's weights, ``config.yaml``, and a manifest
+    with the same keys as a search's export (`run_manifest`)."""
+    from workers.ensemble import seed_runs
+
+    data = config_dataset(config)
+    best = trainer.best
+    manifest = run_manifest(
+        config, data, trainer.metric, source=source,
+        val=best.score, test=best.test_score, macs=cost(spec, data.task)["macs"],
+        best_epoch=best.epoch, epochs=trainer.epoch,
+        curve=[r.score for r in trainer.history], seed_runs=seed_runs(trainer),
+    )
+    return export_cell(spec, data.task, out_dir, state_dict=trainer.best_state, seed=config.seed, formats=formats,
+                       title=f"Cell {Path(source).name} trained on {config.data.name}", manifest=manifest,
+                       extra_files={"config.yaml": _yaml(config)}, prompt=dataset_prompt(data))
 
 
 __all__ = [
@@ -585,9 +648,11 @@ __all__ = [
     "example_inputs",
     "export_onnx",
     "export_study",
+    "export_trained",
     "load_cell",
     "load_module",
     "parse_formats",
+    "run_manifest",
     "read_cell_dict",
     "select_trials",
     "train_cell",

@@ -9,6 +9,7 @@ or mark early-stopped trials as PRUNED rather than finished (Ray Tune issue 6056
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -24,6 +25,7 @@ from ray.tune.search import Searcher
 from nas.study import HEARTBEAT_INTERVAL, driver_id, record_heartbeats, study_metric
 from nas.trial_loop import Proposal, SearchCounts, TrialLoop
 from workers.run_dir import RunDir, prune_checkpoints, trial_dir
+from workers.ensemble import SEED_RUNS
 from workers.trial import Cost, TrialConfig
 
 __all__ = ["Heartbeat", "SearchCounts", "StudySearcher", "TrialCrashes", "describe_crash"]
@@ -156,6 +158,8 @@ class StudySearcher(Searcher):
             return
         epoch = int(result.get("epoch", 0))
         attrs.update(best_epoch=int(result["best_epoch"]), test_score=float(result["best_test_score"]), epochs=epoch)
+        if isinstance(result.get(SEED_RUNS), str):  # the per-seed values behind the numbers (train.eval_seeds)
+            attrs[SEED_RUNS] = json.loads(result[SEED_RUNS])
         if result.get("checkpoint_dir_name") and self.artifacts is not None:
             # <checkpoint>/trainer.pt holds the last epoch's trainer state with the best epoch's
             # weights under "best_state"; relative to the run directory when it lies inside it

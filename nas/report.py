@@ -35,6 +35,7 @@ from nas.splits import (  # noqa: E402
     STUDY_ATTR,
     number_or_none,
     split_caption,
+    study_eval_seeds,
     study_splits,
     validation_label,
 )
@@ -145,7 +146,7 @@ def pareto_figure(study: optuna.Study, *, title: str | None = None) -> ParetoFig
     if everything and min(p[1] for p in everything) > 0:
         ax.set_xscale("log")
     ax.set_xlabel("MACs per sample (log scale)" if ax.get_xscale() == "log" else "MACs per sample")
-    ax.set_ylabel(validation_label(study.user_attrs.get(STUDY_ATTR), metric))
+    ax.set_ylabel(validation_label(study.user_attrs.get(STUDY_ATTR), metric, study_eval_seeds(study)))
     extra = []
     if points.failed:
         extra.append(f"{points.failed} failed")
@@ -387,8 +388,8 @@ def write_report(
     ]
     blocks.append(("table", ["trial", f"val {metric.label}", f"test {metric.label}", "MACs", "params", "epochs", "vs baseline", "cell"], rows))
     splits = study_splits(study, config)
-    blocks.append(("p", f"Data: {describe_splits(splits)}. {split_caption(splits, metric)}." if splits
-                   else f"{split_caption(None, metric)}."))
+    caption = split_caption(splits, metric, study_eval_seeds(study))  # the front table holds each trial's own numbers
+    blocks.append(("p", f"Data: {describe_splits(splits)}. {caption}." if splits else f"{caption}."))
     from nas.baselines import summary_line
     from nas.confirm import study_scores
 

@@ -29,7 +29,7 @@ from nas.locate import CONFIG_ATTR
 from nas.progress import LiveProgress
 from nas.proposers import make_sampler
 from nas.ray_bridge import Heartbeat, StudySearcher, TrialCrashes
-from nas.splits import STUDY_ATTR
+from nas.splits import STUDY_ATTR, eval_seeds_line
 from nas.study import REFERENCE_ATTR, StorageUnavailable, make_storage, open_study, recover_trials, running_trials, stale_trials, summarize
 from nas.tables import show_front
 from nas.trial_loop import TrialLoop
@@ -189,6 +189,9 @@ def run_search(
         interrupted = not conclude(config, study, console)
         return SearchOutcome(study, run.root, interrupted, 0)
 
+    cost_line = eval_seeds_line(config.train)
+    if cost_line:  # the price of selecting on a mean, before anything starts
+        console.print(cost_line, highlight=False, soft_wrap=True)
     _init_ray(address)
     _check_resources(config)
     with warnings.catch_warnings():
@@ -298,7 +301,7 @@ def _trial_template(config: Config) -> TrialConfig:
     """What every trial of ``config`` shares; the searcher fills in the proposal."""
     return TrialConfig(
         spec="", data={"name": config.data.name, **config.data.options()}, train=config.train, seed=config.seed,
-        number=-1, cost=Cost(0, 0), threads=max(1, int(config.search.cpus_per_trial)),
+        number=-1, cost=Cost(0, 0), threads=config.search.threads_per_trial,
     )
 
 

@@ -4,7 +4,8 @@ A search records its dataset's splits (`workers.data.Dataset.describe`: size and
 validation and test) as the study attribute ``data_splits``. "val" numbers (the task's metric, e.g.
 "val acc", "val bpc") are always on the validation split, the one that selects (best epoch, early
 stopping, the Pareto front); "test" numbers on the test split, evaluated at the selected epoch and
-never used to choose.
+never used to choose. With ``train.eval_seeds: K`` each of them is the mean of K seeded runs, and
+the captions say so.
 """
 
 from __future__ import annotations
@@ -18,6 +19,23 @@ from workers.data import DataError, describe_splits, load_dataset
 from workers.metrics import METRICS, Metric
 
 STUDY_ATTR = "data_splits"
+
+
+def study_eval_seeds(study: optuna.Study) -> int:
+    """How many seeded runs each trial of ``study`` averages (``train.eval_seeds`` of the config it
+    was created with; 1 for a study from before it was recorded)."""
+    from nas.locate import CONFIG_ATTR
+
+    return int(((study.user_attrs.get(CONFIG_ATTR) or {}).get("train") or {}).get("eval_seeds", 1))
+
+
+def eval_seeds_line(train: Any) -> str | None:
+    """What ``train.eval_seeds`` costs, said before anything trains (None for one seed)."""
+    k = train.eval_seeds
+    if k == 1:
+        return None
+    return (f"each trial trains {k} seeds (train.eval_seeds: {k}) and is scored by their mean: "
+            f"{k}x the training time of one run")
 
 
 def study_splits(study: optuna.Study, config: Any = None) -> dict[str, dict[str, Any]] | None:
@@ -40,25 +58,33 @@ def _part(splits: dict[str, dict[str, Any]], name: str) -> str:
     return f"{info.get('size', '?')} {info.get('unit', 'sequences')}{source}"
 
 
-def split_caption(splits: dict[str, dict[str, Any]] | None, metric: Metric = METRICS["accuracy"]) -> str:
+def split_caption(splits: dict[str, dict[str, Any]] | None, metric: Metric = METRICS["accuracy"],
+                  eval_seeds: int = 1) -> str:
     """``val acc: validation split (8 sequences: ...), selects; test acc: test split (...)``, with
-    the metric's label and direction (``val bpc (lower is better)``)."""
+    the metric's label and direction (``val bpc (lower is better)``), each "the mean of K seeds on"
+    the split when trials average ``eval_seeds`` runs."""
     val, test_label = f"val {metric.label}", f"test {metric.label}"
     if metric.name != "accuracy":
         val += f" ({metric.phrase}, {'higher' if metric.maximize else 'lower'} is better)"
+    on = f"mean of {eval_seeds} seeds on the " if eval_seeds > 1 else ""
     if not splits:
-        return f"{val}: the validation split, which selects; {test_label}: the test split, never used to select"
+        return f"{val}: {on}the validation split, which selects; {test_label}: {on}the test split, never used to select"
     test = splits.get("test") or {}
     test_text = (f"{test_label}: no test split (give data.test_path)" if not test.get("size")
-                 else f"{test_label}: test split ({_part(splits, 'test')}), never used to select")
-    return f"{val}: validation split ({_part(splits, 'val')}), which selects; {test_text}"
+                 else f"{test_label}: {on}test split ({_part(splits, 'test')}), never used to select")
+    return f"{val}: {on}validation split ({_part(splits, 'val')}), which selects; {test_text}"
 
 
-def validation_label(splits: dict[str, dict[str, Any]] | None, metric: Metric = METRICS["accuracy"]) -> str:
-    """Axis label of the validation metric, with the split's size when known."""
+def validation_label(splits: dict[str, dict[str, Any]] | None, metric: Metric = METRICS["accuracy"],
+                     eval_seeds: int = 1) -> str:
+    """Axis label of the validation metric, with the split's size when known and the number of
+    seeds each point averages."""
     val = (splits or {}).get("val") or {}
     text = f"validation {metric.phrase}" + ("" if metric.maximize else " (lower is better)")
-    return f"{text} ({val['size']} {val.get('unit', 'sequences')})" if val.get("size") else text
+    notes = [f"mean of {eval_seeds} seeds"] if eval_seeds > 1 else []
+    if val.get("size"):
+        notes.append(f"{val['size']} {val.get('unit', 'sequences')}")
+    return f"{text} ({', '.join(notes)})" if notes else text
 
 
 def splits_line(splits: dict[str, dict[str, Any]] | None) -> str:

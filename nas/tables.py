@@ -17,17 +17,19 @@ from nas import confirm
 from nas.baselines import Score, best_baseline_within, front_of, summary_line
 
 
-def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits: dict | None = None) -> RenderableType:
+def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits: dict | None = None,
+                eval_seeds: int = 1) -> RenderableType:
     """The Pareto front of ``scores``; each found cell beside the best baseline that costs no more
     MACs (``vs baseline``: the validation difference and that baseline's tag). The caption names the
-    metric and the split behind each number (`nas.splits`)."""
+    metric and the split behind each number (`nas.splits`) and, when each score is the mean of
+    ``eval_seeds`` seeded runs, says so."""
     from nas.splits import split_caption
     from nas.study import study_metric
 
     metric = study_metric(study)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     baselines = [s for s in scores if s.baseline is not None]
-    table = Table(title=title, caption=split_caption(splits, metric), caption_justify="left")
+    table = Table(title=title, caption=split_caption(splits, metric, eval_seeds), caption_justify="left")
     for column in ("trial", f"val {metric.label}", f"test {metric.label}", "MACs", "vs baseline", "cell"):
         wide = column == "cell"  # the cell wraps onto more lines rather than being cut
         table.add_column(column, justify="left" if column in ("cell", "vs baseline") else "right",
@@ -54,7 +56,7 @@ def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits
 def show_front(study: optuna.Study, console: Console, splits: dict | None = None) -> None:
     """The front (from the confirmed means where the study has them) and one line on how the best
     found cell compares with the baselines; ``splits`` default to those the search recorded."""
-    from nas.splits import study_splits
+    from nas.splits import study_eval_seeds, study_splits
 
     scores, confirmed = confirm.study_scores(study)
     if not scores:
@@ -65,7 +67,8 @@ def show_front(study: optuna.Study, console: Console, splits: dict | None = None
     axes = f"{metric.label} {'up' if metric.maximize else 'down'}, MACs down"
     title = (f"confirmed Pareto front (mean over {seeds} more seeds; {axes})" if confirmed
              else f"Pareto front ({axes})")
-    console.print(front_table(scores, study, title, splits if splits is not None else study_splits(study)))
+    console.print(front_table(scores, study, title, splits if splits is not None else study_splits(study),
+                              eval_seeds=1 if confirmed else study_eval_seeds(study)))  # confirmed: single runs
     line = summary_line(scores, metric)
     if line:
         console.print(line)

@@ -36,7 +36,9 @@ class TrainConfig(Section):
     ``last`` keeps a trial's last epoch checkpoint only (it holds the trainer state to resume from and
     the best epoch's weights, which export reads); ``all`` keeps every epoch's. ``steps_per_epoch``
     (language models only): training windows of ``bptt`` steps per epoch, each epoch going on where
-    the last one stopped; None: one pass over the training text per epoch."""
+    the last one stopped; None: one pass over the training text per epoch. ``eval_seeds``: each
+    trial trains this many independently seeded models of its cell and reports their mean per epoch
+    (`workers.ensemble`), so selection on a small validation split is not one noisy run."""
 
     epochs: int = Field(10, ge=1, le=10_000)
     batch_size: int = Field(64, ge=1)
@@ -47,6 +49,7 @@ class TrainConfig(Section):
     prune_until: float = Field(0.6, ge=0, le=1)
     keep_checkpoints: Literal["last", "all"] = "last"
     steps_per_epoch: int | None = Field(None, ge=1, le=1_000_000)  # lm: bptt windows per epoch (None: one pass)
+    eval_seeds: int = Field(1, ge=1, le=100)
     metric: str | None = None  # the validation score trials are selected by; None: the data set's default
 
     @field_validator("metric")

@@ -1,5 +1,8 @@
 """The Ray Tune function trainable: train one candidate, report every epoch, checkpoint every epoch.
 
+With ``train.eval_seeds: K`` the candidate is K seeded runs (`workers.ensemble`): every report is their
+mean, the checkpoint holds all K, and ``seed_runs`` carries the per-seed values.
+
 Its config is a `workers.trial.TrialConfig` as a dict (set by `nas.ray_bridge.StudySearcher`). A
 candidate that raises or diverges reports one final result with ``error`` set and ends
 normally, so its trial is recorded as failed and the search goes on; a crashed worker process is
@@ -9,6 +12,7 @@ from scratch (``restart`` in its reports says why) instead of failing it.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import traceback
 from pathlib import Path
@@ -20,13 +24,14 @@ from ray import tune
 
 from search_spaces import Spec
 from workers.data import load_dataset
+from workers.ensemble import SEED_RUNS, SeedEnsemble, make_trainer, seed_runs
 from workers.hyper_bridge import init_state
 from workers.run_dir import TRAINER_FILE
 from workers.trial import TrialConfig
 from workers.training import EpochResult, Trainer
 
 
-def _restore(trainer: Trainer, resume_checkpoint: str | None) -> str | None:
+def _restore(trainer: Trainer | SeedEnsemble, resume_checkpoint: str | None) -> str | None:
     """Continue from Ray's checkpoint of this trial (a retried process), or else from the
     checkpoint of the interrupted trial this one continues (``resume_checkpoint``). A checkpoint
     that is gone or unreadable costs the epochs it held, not the candidate: the returned note says
@@ -47,7 +52,7 @@ def _restore(trainer: Trainer, resume_checkpoint: str | None) -> str | None:
     return None
 
 
-def _report(trainer: Trainer, metrics: dict[str, Any]) -> None:
+def _report(trainer: Trainer | SeedEnsemble, metrics: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as directory:
         torch.save(trainer.state_dict(), Path(directory) / TRAINER_FILE)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
@@ -60,17 +65,12 @@ def train_candidate(config: dict[str, Any]) -> None:
         torch.set_num_threads(trial.threads)
         spec = Spec.from_json(trial.spec)
         data = load_dataset(**trial.data)
-        trainer = Trainer(
-            spec,
-            data,
-            trial.train,
-            seed=trial.seed,
-            init_state=init_state(trial.hyper, spec, data.task),  # hypernetwork warm start, if asked
-        )
+        trainer = make_trainer(spec, data, trial.train, seed=trial.seed,  # K seeds when train.eval_seeds > 1
+                               init_state=init_state(trial.hyper, spec, data.task))  # hypernetwork warm start
         note = _restore(trainer, trial.resume)
         if note is not None:  # a half-loaded trainer is not trusted: build it afresh
-            trainer = Trainer(spec, data, trial.train, seed=trial.seed,
-                              init_state=init_state(trial.hyper, spec, data.task))
+            trainer = make_trainer(spec, data, trial.train, seed=trial.seed,
+                                   init_state=init_state(trial.hyper, spec, data.task))
     except Exception as exc:  # a candidate that cannot even be built fails its trial only
         tune.report({"error": _describe(exc), "epoch": 0})
         return
@@ -89,6 +89,7 @@ def train_candidate(config: dict[str, Any]) -> None:
                 "restored_from_epoch": restored_from,
                 "node_id": node,
                 "curve": [r.score for r in trainer.history],  # whole, epochs before a resume included
+                SEED_RUNS: json.dumps(seed_runs(trainer)),  # as text: Ray would flatten a dict, and warn
                 **({"restart": note} if note else {}),
             },
         )

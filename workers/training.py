@@ -40,6 +40,13 @@ class EpochResult:
         return asdict(self)
 
 
+def best_result(history: list[EpochResult], metric: Metric) -> EpochResult | None:
+    """The epoch whose weights a user would keep: the best validation score in ``metric``'s
+    direction. The one place that picks a best epoch (a Trainer's, and a seed ensemble's mean
+    curve's)."""
+    return max(history, key=lambda r: metric.oriented(r.score), default=None)
+
+
 def _batch_loss(model: nn.Module, batch: Split, objective: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch's mean loss and the model's outputs (padded sequences read at their last valid step)."""
     y = batch.y
@@ -102,8 +109,8 @@ class Trainer:
 
     @property
     def best(self) -> EpochResult | None:
-        """The epoch with the best validation score (the weights a user would keep)."""
-        return max(self.history, key=lambda r: self.metric.oriented(r.score), default=None)
+        """The epoch with the best validation score (`best_result`: the weights a user would keep)."""
+        return best_result(self.history, self.metric)
 
     def _prune(self) -> None:
         until = self.config.prune_until * self.config.epochs

@@ -386,3 +386,30 @@ def test_import_on_user_data_exports_models_that_standardise_raw_inputs(tmp_path
         session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
         (onnx_out,) = session.run(None, {"x": raw.numpy()})
         torch.testing.assert_close(torch.from_numpy(onnx_out), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_import_says_when_its_curve_cannot_match_the_search(tmp_path, capsys):
+    """A warm-started search (its trials began from generated weights), or --epochs that rescales a
+    sparse cell's pruning schedule, is named, not silently missed."""
+    import yaml
+
+    from search_spaces.sparsity_space import SparsitySpace
+
+    space = SparsitySpace(cell="elman", hidden_size=8, input_size=8, densities=(0.5,), patterns=("magnitude",))
+    sparse = tmp_path / "sparse.json"
+    sparse.write_text(space.decode({d.name: d.choices[0] for d in space.decisions()}).to_json())
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump({"train": {"epochs": 2, "batch_size": 512}}))
+    assert main(["import", str(sparse), "--config", str(plain), "--epochs", "1"]) == 0
+    assert "--epochs 1 rescales the magnitude-pruning schedule" in " ".join(capsys.readouterr().out.split())
+    assert main(["import", str(sparse), "--config", str(plain)]) == 0
+    assert "note:" not in capsys.readouterr().out
+    assert main(["import", str(sparse), "--config", str(plain), "--epochs", "0"]) == 2
+    assert "train.epochs" in capsys.readouterr().err
+    config = tmp_path / "warm.yaml"
+    config.write_text(yaml.safe_dump({"train": {"epochs": 1, "batch_size": 512},
+                                      "hyper": {"enabled": True, "warm_start": True}}))
+    cell = tmp_path / "cell.json"
+    cell.write_text(gru(4).to_json())
+    assert main(["import", str(cell), "--config", str(config)]) == 0
+    assert "hyper.warm_start" in capsys.readouterr().out

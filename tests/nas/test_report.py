@@ -92,6 +92,16 @@ def test_report_links_plots_front_table_and_cell_drawings(tmp_path, fmt):
         assert text.startswith("<!doctype html>") and text.rstrip().endswith("</html>")
 
 
+def test_report_says_how_many_seeds_each_number_averages(tmp_path):
+    from nas.locate import CONFIG_ATTR
+
+    run = fake_run(tmp_path)
+    config = run.config.to_dict()
+    run.study.set_user_attr(CONFIG_ATTR, {**config, "train": {**config["train"], "eval_seeds": 3}})
+    text = write_report(run.study, tmp_path / "report", config=run.config).read_text()
+    assert "val acc: mean of 3 seeds on the validation split" in " ".join(text.split())
+
+
 def test_pareto_and_report_commands(tmp_path, capsys):
     run = fake_run(tmp_path)
     runs = ["--runs-dir", str(run.runs_dir)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from ray import tune
 
@@ -56,3 +58,23 @@ def test_resuming_after_the_last_epoch_reports_the_final_result(ray_cluster, tmp
         again = _run(_config(gru(8).to_json(), 1, resume=directory), tmp_path / "b")
     assert again.metrics["epoch"] == 1 and again.metrics["restored_from_epoch"] == 1
     assert again.metrics["best_score"] == first.metrics["best_score"]
+
+
+def test_k_seeds_resumed_mid_trial_end_as_an_uninterrupted_run(ray_cluster, tmp_path):
+    """train.eval_seeds: 2: every report is the mean of both runs with their per-seed values, and a
+    trial continued from its epoch-1 checkpoint ends exactly where the uninterrupted one does."""
+    def config(**overrides):
+        trial = TrialConfig(spec=gru(8).to_json(), data={"name": "digits-seq"}, seed=3, number=0, cost=Cost(0, 0),
+                            train=TrainConfig(epochs=2, batch_size=256, eval_seeds=2), **overrides)
+        return trial.to_dict()
+
+    straight = _run(config(), tmp_path / "a")
+    runs = json.loads(straight.metrics["seed_runs"])
+    assert straight.error is None and runs["seeds"] == [3, 1003] and len(runs["curves"]) == 2
+    assert straight.metrics["best_score"] == sum(r["score"] for r in runs["at_best_epoch"]) / 2
+    first = min(straight.best_checkpoints, key=lambda c: c[1]["epoch"])[0]  # the epoch-1 checkpoint
+    with first.as_directory() as directory:
+        resumed = _run(config(resume=directory), tmp_path / "b")
+    assert resumed.metrics["restored_from_epoch"] == 1 and resumed.metrics["epoch"] == 2
+    for key in ("score", "loss", "train_loss", "test_score", "curve", "seed_runs"):
+        assert resumed.metrics[key] == straight.metrics[key], key
