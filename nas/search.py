@@ -34,6 +34,7 @@ from nas.study import StorageUnavailable, make_storage, open_study, recover_tria
 from nas.tables import show_front
 from nas.trial_loop import TrialLoop
 from workers.data import load_dataset
+from workers.faults import maybe_die
 from workers.run_dir import RAY_EXPERIMENT, RunDir, experiment_dir, trial_name
 from workers.stopping import CurveStopper, make_scheduler
 from workers.trial import Cost, TrialConfig
@@ -203,10 +204,12 @@ def run_search(
         _prepare_cpu_engine(console)
 
     run.write_config(config.to_dict())  # the first write
+    maybe_die("startup")
     study = open_study(config.name, storage or make_storage(storage_url), sampler=sampler)
     study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported accuracy
     if CONFIG_ATTR not in study.user_attrs:  # what `nas resume` checks an edited config.yaml against
         study.set_user_attr(CONFIG_ATTR, config.to_dict())
+    maybe_die("study")
     recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study), run)
     if recovered:
         console.print(f"[yellow]trials {recovered} were left running by a stopped driver; continuing them")
@@ -413,6 +416,7 @@ class SaveStopper(Callback):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         self.scheduler.save(str(tmp))
+        maybe_die("checkpoint")
         os.replace(tmp, self.path)
 
     def __getstate__(self) -> dict[str, Any]:

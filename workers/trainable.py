@@ -20,6 +20,7 @@ from ray import tune
 
 from search_spaces import Spec
 from workers.data import load_dataset
+from workers.faults import maybe_die
 from workers.hyper_bridge import init_state
 from workers.run_dir import TRAINER_FILE
 from workers.trial import TrialConfig
@@ -50,6 +51,7 @@ def _restore(trainer: Trainer, resume_checkpoint: str | None) -> str | None:
 def _report(trainer: Trainer, metrics: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as directory:
         torch.save(trainer.state_dict(), Path(directory) / TRAINER_FILE)
+        maybe_die("worker_checkpoint")
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
@@ -102,6 +104,7 @@ def train_candidate(config: dict[str, Any]) -> None:
         except Exception as exc:
             tune.report({"error": _describe(exc), "epoch": trainer.epoch})
             return
+        maybe_die("worker_train")
         report(result)
 
 
