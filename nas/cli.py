@@ -105,11 +105,17 @@ def _resume(args: argparse.Namespace) -> int:
     from nas.config import parse_config
     from nas.search import run_search
 
-    from nas.locate import study_config
+    from nas.locate import NoStudyYet, study_config
     from nas.study import open_study
 
-    location = _locate(args)
-    config = study_config(location, open_study(location.name, location.storage, create=False))
+    try:
+        location = _locate(args)
+        study = open_study(location.name, location.storage, create=False)
+    except NoStudyYet as missing:  # stopped at start-up, before its study existed: start it now
+        location, study = missing.location, None
+        err_console.print(f"note: {location.run.root} holds no study yet; starting its search from config.yaml",
+                          highlight=False, soft_wrap=True)
+    config = study_config(location, study)
     updates = {k: v for k, v in (("trials", args.trials), ("storage", args.storage)) if v is not None}
     if updates:
         data = config.to_dict()
