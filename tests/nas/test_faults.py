@@ -360,17 +360,47 @@ def test_sigterm_is_handled_like_ctrl_c(monkeypatch, capsys):
         return 0
 
     parser = nas.cli.build_parser()
-    parser._subparsers._group_actions[0].choices["status"].set_defaults(handler=handler)
+    parser._subparsers._group_actions[0].choices["resume"].set_defaults(handler=handler)
     monkeypatch.setattr(nas.cli, "build_parser", lambda: parser)
     before, sigint = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         start = time.monotonic()
-        assert main(["status", "x"]) == 143
+        assert main(["resume", "x"]) == 143
         assert time.monotonic() - start < 4
         assert signal.getsignal(signal.SIGTERM) is before
     finally:
         signal.signal(signal.SIGINT, sigint)
     assert "interrupted; the study is saved and `nas resume x` continues it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, interrupted, lost",
+    [
+        (["search", "c.yaml"], "`nas resume NAME` continues it", "`nas resume NAME` continues the search"),
+        (["status", "x"], "interrupted\n", "run the command again"),
+        (["hyper", "train", "c.yaml", "--out", "h.pt"], "`nas hyper train c.yaml --out h.pt --resume` continues",
+         "run the command again"),
+    ],
+)
+def test_ctrl_c_and_a_lost_storage_say_what_continues_each_command(monkeypatch, capsys, argv, interrupted, lost):
+    """Exit 130 and 3 name `nas resume` only for the commands it continues."""
+    import nas.cli
+
+    def stopped(args):
+        raise KeyboardInterrupt
+
+    def lost_storage(args):
+        raise StorageUnavailable("sqlite:///x.db", 60, "database is locked")
+
+    for handler, code, said in ((stopped, 130, interrupted), (lost_storage, 3, lost)):
+        parser = nas.cli.build_parser()
+        monkeypatch.setattr(nas.cli, "build_parser", lambda: parser)
+        commands = parser._subparsers._group_actions[0].choices
+        target = commands["hyper"]._subparsers._group_actions[0].choices["train"] if argv[0] == "hyper" else commands[argv[0]]
+        target.set_defaults(handler=handler)
+        assert main(argv) == code
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_recovery_finds_checkpoints_in_a_renamed_directory_or_says_it_restarts(tmp_path):
