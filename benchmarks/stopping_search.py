@@ -70,7 +70,7 @@ def one_search(base: dict[str, Any], policy: str, seed: int, trials: int, root: 
         "epochs": sum(len(t.user_attrs.get("curve", [])) for t in finished),
         "stopped": sum(1 for t in trials_ if t.state == TrialState.PRUNED),
         "best_val": best.values[0],
-        "best_test": best.user_attrs.get("test_accuracy"),
+        "best_test": best.user_attrs.get("test_score"),
         "front": [(t.values[0], t.values[1]) for t in front],
         "max_macs": max(t.values[1] for t in complete),
     }

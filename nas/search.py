@@ -197,7 +197,8 @@ def run_search(
             options=config.search.sampler_options,
             state_dir=run.proposer_dir,
         )
-    scheduler = make_scheduler(config.stopping.policy, metric="accuracy", mode="max",
+    metric = data.scoring(config.train.metric)
+    scheduler = make_scheduler(config.stopping.policy, metric="score", mode="max" if metric.maximize else "min",
                                max_epochs=config.train.epochs, options=config.stopping.options)
     _restore_stopper(scheduler, run.stopper_state)
     if config.search.gpus_per_trial == 0:
@@ -205,8 +206,8 @@ def run_search(
 
     run.write_config(config.to_dict())  # the first write
     maybe_die("startup")
-    study = open_study(config.name, storage or make_storage(storage_url), sampler=sampler)
-    study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported accuracy
+    study = open_study(config.name, storage or make_storage(storage_url), sampler=sampler, metric=metric)
+    study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported score
     if CONFIG_ATTR not in study.user_attrs:  # what `nas resume` checks an edited config.yaml against
         study.set_user_attr(CONFIG_ATTR, config.to_dict())
     maybe_die("study")
@@ -233,7 +234,7 @@ def run_search(
         run_dir=run,
         hyper=_start_hyper(config, space, data, run, console),
     )
-    progress = LiveProgress(searcher.counts, total=config.search.trials, done_before=done, console=console)
+    progress = LiveProgress(searcher.counts, total=config.search.trials, done_before=done, console=console, metric=metric)
     max_concurrent = _max_concurrent(config)
     tuner = tune.Tuner(
         tune.with_resources(trainable or train_candidate,
