@@ -396,7 +396,9 @@ def test_ctrl_c_and_a_lost_storage_say_what_continues_each_command(monkeypatch, 
         parser = nas.cli.build_parser()
         monkeypatch.setattr(nas.cli, "build_parser", lambda: parser)
         commands = parser._subparsers._group_actions[0].choices
-        target = commands["hyper"]._subparsers._group_actions[0].choices["train"] if argv[0] == "hyper" else commands[argv[0]]
+        target = commands[argv[0]]
+        if argv[0] == "hyper":
+            target = target._subparsers._group_actions[0].choices["train"]
         target.set_defaults(handler=handler)
         assert main(argv) == code
         err = capsys.readouterr().err

@@ -88,7 +88,8 @@ DRIVER_KILLS = {
 }
 
 
-needs_compiler = pytest.mark.skipif(shutil.which(native.compiler()) is None, reason="needs a C++ compiler")
+needs_compiler = pytest.mark.skipif(shutil.which(native.compiler()) is None or native.mode() == "fused",
+                                    reason="needs a C++ compiler and the engine not switched off")
 
 
 @pytest.mark.parametrize("moment", [*DRIVER_KILLS, pytest.param("build", marks=needs_compiler)])
@@ -113,7 +114,7 @@ def test_kill_9_of_the_driver_at_each_moment_then_resume_finishes_the_study(ray_
         driver.wait(timeout=REACH_S)
     finally:
         end_session(driver)
-    assert driver.returncode == -9, f"the driver did not die at {moment} (rc {driver.returncode}):\n{log.read_text()[-3000:]}"
+    assert driver.returncode == -9, f"not killed at {moment} (rc {driver.returncode}):\n{log.read_text()[-3000:]}"
     if fault is None:
         no_build_left(cache)
     before = _snapshot(runs, name)
@@ -166,7 +167,8 @@ def test_a_locked_sqlite_study_stops_the_driver_with_exit_3_and_resume_continues
     than the driver's retry budget: it stops with exit 3 in one line naming `nas resume`; once the lock
     is gone, `nas resume` finishes the study, continuing the running trials from their checkpoints."""
     runs, name = tmp_path / "runs", "locked"
-    path = write_config(tmp_path, name, {**CONFIG, "train": {**CONFIG["train"], "epochs": 10}})
+    long = {**CONFIG, "train": {**CONFIG["train"], "epochs": 20}}  # trials outlast the moment the lock is taken
+    path = write_config(tmp_path, name, long)
     log = tmp_path / "driver.log"
     driver = start_nas("search", str(path), "--runs-dir", str(runs), cwd=tmp_path, log=log,
                        env={**os.environ, "NAS_STORAGE_RETRY_S": "3"})
@@ -188,7 +190,8 @@ def test_a_locked_sqlite_study_stops_the_driver_with_exit_3_and_resume_continues
     output = log.read_text()
     assert driver.returncode == 3, output[-3000:]
     assert waited < 60 and "Traceback" not in output, output[-3000:]
-    assert "lost the study's storage sqlite:///" in output and f"`nas resume {name}` continues" in output, output[-2000:]
+    assert "lost the study's storage sqlite:///" in output, output[-2000:]
+    assert f"`nas resume {name}` continues" in output, output[-2000:]
     before = _snapshot(runs, name)
     assert any(t.state == TrialState.RUNNING for t in before.values())
     trials = _resume(runs, name)
