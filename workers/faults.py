@@ -7,8 +7,8 @@ tests (``tests/nas/test_kill_matrix.py``) run a real search with ``NAS_FAULT`` s
 
 - in the driver: ``startup`` (config.yaml written, no study yet), ``study`` (the study created, no
   trial yet), ``propose`` (a trial asked, its proposal not yet recorded), ``train`` (a trial's epoch
-  result arrives), ``checkpoint`` (the driver's own state written to its temporary name, not yet
-  renamed into place), ``tell`` (a finished trial's attributes written, its state not yet told);
+  result arrives), ``checkpoint`` (the driver's own checkpoint, the curve stopper's state, written
+  to its temporary name, not yet renamed into place), ``tell`` (a finished trial's attributes written, its state not yet told);
 - in a trial's worker process: ``worker_train`` (an epoch trained, not yet reported) and
   ``worker_checkpoint`` (the epoch's checkpoint being written, not yet handed to Ray).
 
