@@ -104,11 +104,17 @@ def _resume(args: argparse.Namespace) -> int:
     from nas.config import parse_config
     from nas.search import run_search
 
-    from nas.locate import study_config
+    from nas.locate import NoStudyYet, study_config
     from nas.study import open_study
 
-    location = _locate(args)
-    config = study_config(location, open_study(location.name, location.storage, create=False))
+    try:
+        location = _locate(args)
+        study = open_study(location.name, location.storage, create=False)
+    except NoStudyYet as missing:  # stopped at start-up, before its study existed: start it now
+        location, study = missing.location, None
+        err_console.print(f"note: {location.run.root} holds no study yet; starting its search from config.yaml",
+                          highlight=False, soft_wrap=True)
+    config = study_config(location, study)
     updates = {k: v for k, v in (("trials", args.trials), ("storage", args.storage)) if v is not None}
     if updates:
         data = config.to_dict()
@@ -497,7 +503,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
     except KeyboardInterrupt:
-        err_console.print(f"interrupted; the study is saved and {_resume_hint(args)} continues it", highlight=False)
+        err_console.print(_interrupted(args), highlight=False, soft_wrap=True)
         return EXIT_INTERRUPTED
     except _bad_input() as exc:
         err_console.print(f"[red]error:[/] {_escape(str(exc))}", highlight=False)
@@ -506,9 +512,23 @@ def _run(args: argparse.Namespace) -> int:
         lost = _storage_lost(exc)
         if lost is None:
             raise
+        again = f"{_resume_hint(args)} continues the search" if args.command in SEARCHES else "run the command again"
         err_console.print(f"[red]error:[/] {_escape(str(lost))}; the study in it is intact: once it answers "
-                          f"again, {_resume_hint(args)} continues the search", highlight=False)
+                          f"again, {again}", highlight=False)
         return EXIT_STORAGE_LOST
+
+
+SEARCHES = ("search", "resume")  # the commands a study's `nas resume` continues
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """The line after Ctrl-C or SIGTERM: how to continue, where something can be continued."""
+    if args.command in SEARCHES:
+        return f"interrupted; the study is saved and {_resume_hint(args)} continues it"
+    if args.command == "hyper" and args.hyper_command == "train":
+        return (f"interrupted; `nas hyper train {args.config} --out {args.out} --resume` continues from its "
+                "last checkpoint")
+    return "interrupted"
 
 
 def _resume_hint(args: argparse.Namespace) -> str:

@@ -6,7 +6,9 @@ it holds is found by that name in the storage recorded in the directory (its ``c
 study by the name the storage knows (the one in its ``config.yaml``). The config the study was
 created with is recorded on the study itself (`CONFIG_ATTR`), so an edited ``config.yaml`` is
 followed where it changes only how the search runs (trials, concurrency, storage) and refused,
-naming the keys, where it would change what the trials are.
+naming the keys, where it would change what the trials are. A directory whose search was stopped
+after writing its ``config.yaml`` but before creating its study (`NoStudyYet`) is started by
+``nas resume``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import ConfigError
-from workers.run_dir import RunDir
+from workers.run_dir import RAY_EXPERIMENT, RunDir
 from workers.safe_yaml import YamlInputError
 
 CONFIG_ATTR = "config"  # study user attr: the config (as a mapping) the study was created with
@@ -36,6 +38,16 @@ class StudyLocation:
     @property
     def renamed(self) -> bool:
         return self.name != self.run.root.name
+
+
+class NoStudyYet(ConfigError):
+    """A run directory holding its ``config.yaml`` and nothing else of a search: the search was
+    stopped (killed) before it created its study. ``nas resume`` starts it; other commands refuse."""
+
+    def __init__(self, location: StudyLocation) -> None:
+        super().__init__(f"{location.run.root} holds no study yet (its search stopped before creating it); "
+                         f"`nas resume {location.run.root.name}` starts it")
+        self.location = location
 
 
 def check_name(name: str) -> str:
@@ -64,20 +76,28 @@ def locate_study(name: str, runs_dir: str | Path, storage: str | None = None) ->
     stored = read_stored(run)
     recorded = (stored.get("search") or {}).get("storage") if isinstance(stored.get("search"), dict) else None
     url = storage or recorded
+    stored_name = stored.get("name") if isinstance(stored.get("name"), str) else None
     if url is None:
         if not run.study_db.is_file():
+            _check_started(run, stored_name or name, run.storage_url, stored)
             raise ConfigError(f"no study named {name!r} in {runs_dir}/ (looked for {run.study_db})")
         url = run.storage_url
     names = _study_names(make_storage(url))
-    stored_name = stored.get("name") if isinstance(stored.get("name"), str) else None
     if name in names:
         return StudyLocation(run, name, url, stored)
     if stored_name in names:  # the directory was renamed after its search: its study keeps its name
         return StudyLocation(run, stored_name, url, stored)
     if url == run.storage_url and len(names) == 1:  # its own database, one study: that one
         return StudyLocation(run, names[0], url, stored)
+    _check_started(run, stored_name or name, url, stored)
     held = ", ".join(sorted(names)[:10]) or "none"
     raise ConfigError(f"no study named {name!r} in {url} (it holds: {held})")
+
+
+def _check_started(run: RunDir, name: str, url: str, stored: dict[str, Any]) -> None:
+    """Raise `NoStudyYet` when ``run`` holds a config.yaml but no trial folder (its study is absent)."""
+    if stored and not any((run.root / RAY_EXPERIMENT).glob("trial_*")):
+        raise NoStudyYet(StudyLocation(run, name, url, stored))
 
 
 def _study_names(storage: Any) -> list[str]:
@@ -87,10 +107,11 @@ def _study_names(storage: Any) -> list[str]:
 def study_config(location: StudyLocation, study: Any) -> Any:  # -> nas.config.Config
     """The validated config of the located study: the directory's ``config.yaml``, refused (exit 2)
     where it differs from the config recorded on the study in what defines its trials; the study's
-    record alone when ``config.yaml`` is gone."""
+    record alone when ``config.yaml`` is gone; ``config.yaml`` alone when there is no study yet
+    (``study`` None: `NoStudyYet`)."""
     from nas.config import NOT_FINGERPRINTED, changed_keys, parse_config
 
-    recorded = study.user_attrs.get(CONFIG_ATTR)
+    recorded = study.user_attrs.get(CONFIG_ATTR) if study is not None else None
     source = str(location.run.config_file)
     if not location.stored:
         if recorded is None:

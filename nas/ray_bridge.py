@@ -24,6 +24,7 @@ from ray.tune.search import Searcher
 
 from nas.study import HEARTBEAT_INTERVAL, driver_id, record_heartbeats, study_metric
 from nas.trial_loop import Proposal, SearchCounts, TrialLoop
+from workers.faults import maybe_die
 from workers.run_dir import RunDir, prune_checkpoints, trial_dir
 from workers.ensemble import SEED_RUNS
 from workers.trial import Cost, TrialConfig
@@ -122,6 +123,7 @@ class StudySearcher(Searcher):
         return self.trial_config(proposal).to_dict()
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        maybe_die("train")
         if "score" in result and trial_id in self._curves:
             self._curves[trial_id].append(float(result["score"]))
         proposal = self._live.get(trial_id)

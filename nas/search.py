@@ -34,6 +34,7 @@ from nas.study import REFERENCE_ATTR, StorageUnavailable, make_storage, open_stu
 from nas.tables import show_front
 from nas.trial_loop import TrialLoop
 from workers.data import load_dataset
+from workers.faults import maybe_die
 from workers.run_dir import RAY_EXPERIMENT, RunDir, experiment_dir, trial_name
 from workers.stopping import CurveStopper, make_scheduler
 from workers.trial import Cost, TrialConfig
@@ -210,12 +211,14 @@ def run_search(
         _prepare_cpu_engine(console)
 
     run.write_config(config.to_dict())  # the first write
+    maybe_die("startup")
     study = open_study(config.name, storage or make_storage(storage_url), sampler=sampler, metric=metric)
     study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported score
     if REFERENCE_ATTR not in study.user_attrs:  # where hypervolumes of an unbounded metric start
         study.set_user_attr(REFERENCE_ATTR, data.chance_score(metric))
     if CONFIG_ATTR not in study.user_attrs:  # what `nas resume` checks an edited config.yaml against
         study.set_user_attr(CONFIG_ATTR, config.to_dict())
+    maybe_die("study")
     recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study), run)
     if recovered:
         console.print(f"[yellow]trials {recovered} were left running by a stopped driver; continuing them")
@@ -422,6 +425,7 @@ class SaveStopper(Callback):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         self.scheduler.save(str(tmp))
+        maybe_die("checkpoint")
         os.replace(tmp, self.path)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ except ImportError:  # another Optuna layout: one write per attribute
 
 from nas.errors import ConfigError
 from workers.metrics import METRICS, Metric, get_metric
-from workers.run_dir import RunDir, experiment_dir, trial_dir
+from workers.run_dir import TRAINER_FILE, RunDir, experiment_dir, trial_dir
 
 METRIC_ATTR = "metric"  # study user attr: the name of the metric behind the first objective
 REFERENCE_ATTR = "reference_score"  # study user attr: the score hypervolumes are measured from
@@ -371,11 +372,22 @@ def record_heartbeats(study: optuna.Study, trial_ids: Sequence[int]) -> None:
 
 
 def latest_checkpoint(trial_dir: Path) -> Path | None:
-    """The newest ``checkpoint_*`` folder Ray wrote for a trial, if any."""
+    """The newest ``checkpoint_*`` folder Ray wrote whole for a trial, if any. Ray copies a
+    checkpoint into place file by file, so a process killed meanwhile leaves a folder whose trainer
+    file is missing or cut short; that folder is skipped for the one before it."""
     if not trial_dir.is_dir():
         return None
-    checkpoints = sorted(trial_dir.glob("checkpoint_*"))
-    return checkpoints[-1] if checkpoints else None
+    return next((c for c in sorted(trial_dir.glob("checkpoint_*"), reverse=True) if _whole(c / TRAINER_FILE)), None)
+
+
+def _whole(trainer_file: Path) -> bool:
+    """Whether ``trainer_file`` (a `torch.save` zip archive) is complete: its central directory, the
+    last thing written, is there and parses."""
+    try:
+        with zipfile.ZipFile(trainer_file):
+            return True
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def recover_trials(study: optuna.Study, trials: Sequence[FrozenTrial], run: RunDir | None = None) -> list[int]:

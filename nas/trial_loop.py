@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from nas.study import counted_trials, record_heartbeats, set_user_attrs, study_metric
 from search_spaces import SearchSpace, SpecError, Task
+from workers.faults import maybe_die
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class TrialLoop:
                 return None
             # beat at once: should this driver die while proposing, other drivers see the trial go stale
             record_heartbeats(self.study, [trial._trial_id])
+            maybe_die("propose")
             proposal = self._settle(trial, dict(self.attrs))
             if proposal is not None:
                 self.counts.started += 1
@@ -258,6 +260,7 @@ class TrialLoop:
             self.write(proposal.trial, attrs)
 
     def _tell(self, number: int, state: TrialState, values: list[float] | None = None) -> None:
+        maybe_die("tell")
         self.study.tell(number, values=values, state=state, skip_if_finished=True)
         logger.debug("trial %d -> %s %s", number, state.name, values)
 

@@ -25,6 +25,7 @@ from ray import tune
 from search_spaces import Spec
 from workers.data import load_dataset
 from workers.ensemble import SEED_RUNS, SeedEnsemble, make_trainer, seed_runs
+from workers.faults import maybe_die
 from workers.hyper_bridge import init_state
 from workers.run_dir import TRAINER_FILE
 from workers.trial import TrialConfig
@@ -55,6 +56,7 @@ def _restore(trainer: Trainer | SeedEnsemble, resume_checkpoint: str | None) -> 
 def _report(trainer: Trainer | SeedEnsemble, metrics: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as directory:
         torch.save(trainer.state_dict(), Path(directory) / TRAINER_FILE)
+        maybe_die("worker_checkpoint")
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
@@ -103,6 +105,7 @@ def train_candidate(config: dict[str, Any]) -> None:
         except Exception as exc:
             tune.report({"error": _describe(exc), "epoch": trainer.epoch})
             return
+        maybe_die("worker_train")
         report(result)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _processes import compiling, no_build_left
 
 from kernels.recurrent import native
 
@@ -92,31 +93,6 @@ def _wait_for(condition: Callable[[], bool], timeout: float, what: str, process:
         if time.monotonic() > deadline:
             pytest.fail(f"no {what} after {timeout:g} s")
         time.sleep(0.1)
-
-
-def _compiling(cache: Path) -> bool:
-    """Whether a build under ``cache`` has reached the compiler (torch writes build.ninja, then runs it)."""
-    return any((cache / "recurrent_native").rglob("build.ninja"))
-
-
-def _processes_in(directory: Path) -> list[int]:
-    """Processes working in ``directory`` (ninja and the compiler run in the build directory)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")).is_relative_to(directory):
-                found.append(int(entry.name))
-        except OSError:  # exited meanwhile, or not ours to read
-            continue
-    return found
-
-
-def _no_build_left(cache: Path) -> None:
-    """No process of an ended build still runs (a killed build must not leave its compiler behind)."""
-    deadline = time.monotonic() + 15
-    while (left := _processes_in(cache)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not left, f"build processes left running in {cache}: {left}"
 
 
 def _libraries(cache: Path) -> list[Path]:
@@ -197,13 +173,13 @@ def test_a_build_killed_midway_neither_blocks_nor_lingers(tmp_path) -> None:
     cache = tmp_path / "cache"
     victim = _start(LOAD, cache)
     try:
-        _wait_for(lambda: _compiling(cache), BUILD_TIMEOUT, "compiler started", victim)
+        _wait_for(lambda: compiling(cache), BUILD_TIMEOUT, "compiler started", victim)
         time.sleep(2)
         victim.kill()  # SIGKILL: no handler, no cleanup of its own
         victim.wait()
     finally:
         _kill(victim)
-    _no_build_left(cache)
+    no_build_left(cache)
     started = time.monotonic()
     output = _finish(_start(CHECK, cache), BUILD_TIMEOUT)
     assert [str(p) for p in _libraries(cache)] == [output.strip().splitlines()[-1]]
@@ -260,7 +236,7 @@ def test_sigint_during_the_build_stops_it_at_once(tmp_path) -> None:
     cache = tmp_path / "cache"
     process = _start(LOAD, cache)
     try:
-        _wait_for(lambda: _compiling(cache), BUILD_TIMEOUT, "compiler started", process)
+        _wait_for(lambda: compiling(cache), BUILD_TIMEOUT, "compiler started", process)
         time.sleep(1)
         process.send_signal(signal.SIGINT)
         sent = time.monotonic()
@@ -269,7 +245,7 @@ def test_sigint_during_the_build_stops_it_at_once(tmp_path) -> None:
         _kill(process)
     assert process.returncode != 0 and "KeyboardInterrupt" in output, output
     print(f"exited {time.monotonic() - sent:.1f} s after SIGINT")
-    _no_build_left(cache)
+    no_build_left(cache)
     assert not _libraries(cache) and not list((cache / "recurrent_native").glob("*/build-*"))
 
 
@@ -282,7 +258,7 @@ def test_nas_search_interrupted_during_the_build_exits_130(tmp_path) -> None:
     args = ("-m", "nas.cli", "search", "configs/quickstart.yaml", "--runs-dir", str(runs))
     process = _start("", cache, sigint=signal.SIG_IGN, args=args)
     try:
-        _wait_for(lambda: _compiling(cache), BUILD_TIMEOUT, "compiler started", process)
+        _wait_for(lambda: compiling(cache), BUILD_TIMEOUT, "compiler started", process)
         time.sleep(1)
         process.send_signal(signal.SIGINT)
         sent = time.monotonic()
@@ -291,7 +267,7 @@ def test_nas_search_interrupted_during_the_build_exits_130(tmp_path) -> None:
         _kill(process)
     assert process.returncode == 130, output
     print(f"nas search exited {time.monotonic() - sent:.1f} s after SIGINT")
-    _no_build_left(cache)
+    no_build_left(cache)
     study = runs / "quickstart" / "study.db"
     if study.exists():  # written before the build: it must still open, with no trial left running
         import optuna

@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
+from _processes import start_nas
 from optuna.trial import TrialState
 
 from nas.config import parse_config
@@ -35,13 +35,6 @@ def _config(tmp_path: Path, name: str, **search) -> Path:
     return path
 
 
-def _nas(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "nas.cli", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
 def _finish(proc: subprocess.Popen, timeout: float = 400) -> str:
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -59,7 +52,7 @@ def test_two_node_search_survives_a_killed_worker_process(ray_head_and_worker, t
     data["train"] = {"epochs": 20, "batch_size": 32}
     path.write_text(yaml.safe_dump(data))
     runs = tmp_path / "runs"
-    proc = _nas("search", str(path), "--runs-dir", str(runs), "--address", ray_head_and_worker, cwd=tmp_path)
+    proc = start_nas("search", str(path), "--runs-dir", str(runs), "--address", ray_head_and_worker, cwd=tmp_path)
     storage = default_storage(runs / "spread")
     killed = None
     deadline = time.time() + 240
@@ -89,8 +82,8 @@ def test_two_node_search_survives_a_killed_worker_process(ray_head_and_worker, t
 
 def test_two_drivers_share_one_postgres_study(postgres_url, tmp_path):
     path = _config(tmp_path, "shared", trials=8, storage=postgres_url, max_concurrent=1)
-    first = _nas("search", str(path), "--runs-dir", str(tmp_path / "a"), cwd=tmp_path)
-    second = _nas("search", str(path), "--runs-dir", str(tmp_path / "b"), cwd=tmp_path)
+    first = start_nas("search", str(path), "--runs-dir", str(tmp_path / "a"), cwd=tmp_path)
+    second = start_nas("search", str(path), "--runs-dir", str(tmp_path / "b"), cwd=tmp_path)
     _finish(first)
     _finish(second)
     trials = optuna.load_study(study_name="shared", storage=postgres_url).get_trials()

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import ray.exceptions
+import torch
 import yaml
 from _fake_study import CHECKPOINT, TASK, fake_run
 
@@ -359,17 +360,49 @@ def test_sigterm_is_handled_like_ctrl_c(monkeypatch, capsys):
         return 0
 
     parser = nas.cli.build_parser()
-    parser._subparsers._group_actions[0].choices["status"].set_defaults(handler=handler)
+    parser._subparsers._group_actions[0].choices["resume"].set_defaults(handler=handler)
     monkeypatch.setattr(nas.cli, "build_parser", lambda: parser)
     before, sigint = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         start = time.monotonic()
-        assert main(["status", "x"]) == 143
+        assert main(["resume", "x"]) == 143
         assert time.monotonic() - start < 4
         assert signal.getsignal(signal.SIGTERM) is before
     finally:
         signal.signal(signal.SIGINT, sigint)
     assert "interrupted; the study is saved and `nas resume x` continues it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, interrupted, lost",
+    [
+        (["search", "c.yaml"], "`nas resume NAME` continues it", "`nas resume NAME` continues the search"),
+        (["status", "x"], "interrupted\n", "run the command again"),
+        (["hyper", "train", "c.yaml", "--out", "h.pt"], "`nas hyper train c.yaml --out h.pt --resume` continues",
+         "run the command again"),
+    ],
+)
+def test_ctrl_c_and_a_lost_storage_say_what_continues_each_command(monkeypatch, capsys, argv, interrupted, lost):
+    """Exit 130 and 3 name `nas resume` only for the commands it continues."""
+    import nas.cli
+
+    def stopped(args):
+        raise KeyboardInterrupt
+
+    def lost_storage(args):
+        raise StorageUnavailable("sqlite:///x.db", 60, "database is locked")
+
+    for handler, code, said in ((stopped, 130, interrupted), (lost_storage, 3, lost)):
+        parser = nas.cli.build_parser()
+        monkeypatch.setattr(nas.cli, "build_parser", lambda: parser)
+        commands = parser._subparsers._group_actions[0].choices
+        target = commands[argv[0]]
+        if argv[0] == "hyper":
+            target = target._subparsers._group_actions[0].choices["train"]
+        target.set_defaults(handler=handler)
+        assert main(argv) == code
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_recovery_finds_checkpoints_in_a_renamed_directory_or_says_it_restarts(tmp_path):
@@ -384,8 +417,45 @@ def test_recovery_finds_checkpoints_in_a_renamed_directory_or_says_it_restarts(t
         trial.set_user_attr("spec", "{}")
         trial.set_user_attr("artifacts", str(tmp_path / "old" / "ray" / f"trial_{number}"))  # moved away
     (run.root / "ray" / "trial_0" / "checkpoint_000002").mkdir(parents=True)
+    torch.save({}, run.root / "ray" / "trial_0" / "checkpoint_000002" / TRAINER_FILE)  # a whole checkpoint
     assert recover_trials(study, running_trials(study), run) == [0, 1]
     continued = {t.user_attrs["resumed_from"]: t for t in study.get_trials() if "resumed_from" in t.user_attrs}
     assert continued[0].user_attrs["resume_checkpoint"] == str(run.root / "ray" / "trial_0" / "checkpoint_000002")
     assert "restart" not in continued[0].user_attrs
     assert continued[1].user_attrs["restart"].startswith("restarted from scratch: no checkpoint of trial 1")
+
+
+# ---- what a kill leaves behind ----------------------------------------------------------------------
+def test_a_half_written_checkpoint_is_never_picked_to_continue_from(tmp_path):
+    """Ray copies a checkpoint into place file by file: a process killed meanwhile leaves the newest
+    folder with its trainer file cut short, or missing. Recovery continues from the one before."""
+    from nas.study import latest_checkpoint
+
+    trial = tmp_path / "trial_0"
+    for epoch in range(3):
+        (trial / f"checkpoint_{epoch:06d}").mkdir(parents=True)
+        torch.save({"epoch": epoch, "w": torch.randn(256)}, trial / f"checkpoint_{epoch:06d}" / TRAINER_FILE)
+    assert latest_checkpoint(trial) == trial / "checkpoint_000002"
+    newest = trial / "checkpoint_000002" / TRAINER_FILE
+    newest.write_bytes(newest.read_bytes()[:-1])
+    assert latest_checkpoint(trial) == trial / "checkpoint_000001"
+    (trial / "checkpoint_000001" / TRAINER_FILE).unlink()  # the folder made, the file not yet copied
+    assert latest_checkpoint(trial) == trial / "checkpoint_000000"
+    assert torch.load(latest_checkpoint(trial) / TRAINER_FILE)["epoch"] == 0
+
+
+def test_a_run_directory_killed_before_its_study_existed_says_that_resume_starts_it(tmp_path, capsys):
+    """A kill between writing config.yaml and creating the study leaves the directory with its config
+    alone: `nas status` says `nas resume NAME` starts it (which `test_kill_matrix` runs); once the
+    directory holds trial folders, no study is plainly missing (resume would not start it afresh)."""
+    runs = tmp_path / "runs"
+    run = runs / "early"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("name: early\nspace: {name: recurrent_cell, hidden_sizes: [8]}\n")
+    assert main(["status", "early", "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert "holds no study yet" in err and "`nas resume early` starts it" in err
+    (run / "ray" / "trial_0").mkdir(parents=True)
+    assert main(["resume", "early", "--runs-dir", str(runs)]) == 2
+    assert "no study named 'early'" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "ray"]  # nothing written

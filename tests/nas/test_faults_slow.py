@@ -13,11 +13,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
+from _processes import load_study, write_config
 from optuna.trial import TrialState
 
 from nas.cli import main
-from nas.study import default_storage, interrupted
+from nas.study import interrupted
 
 pytestmark = pytest.mark.slow
 
@@ -29,16 +29,6 @@ CONFIG = {
 }
 
 
-def _write(tmp_path: Path, name: str, data: dict) -> Path:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"name": name, **data}))
-    return path
-
-
-def _study(run_dir: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=default_storage(run_dir))
-
-
 def _checkpointed(runs: Path, name: str, count: int) -> bool:
     folders = list((runs / name / "ray").glob("trial_*/checkpoint_*/trainer.pt"))
     return len({p.parent.parent for p in folders}) >= count
@@ -47,7 +37,7 @@ def _checkpointed(runs: Path, name: str, count: int) -> bool:
 def test_sigterm_stops_like_ctrl_c_and_resume_restarts_a_trial_whose_checkpoint_is_gone(ray_cluster, tmp_path):
     runs = tmp_path / "runs"
     epochs = 30
-    path = _write(tmp_path, "term", {**CONFIG, "train": {**CONFIG["train"], "epochs": epochs}})
+    path = write_config(tmp_path, "term", {**CONFIG, "train": {**CONFIG["train"], "epochs": epochs}})
     proc = subprocess.Popen(
         [sys.executable, "-m", "nas.cli", "search", str(path), "--runs-dir", str(runs)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True,
@@ -66,7 +56,7 @@ def test_sigterm_stops_like_ctrl_c_and_resume_restarts_a_trial_whose_checkpoint_
     assert proc.returncode == 143, (proc.returncode, err[-2000:])
     assert "Traceback" not in err and "Tuner.restore" not in err + out
     assert "`nas resume term`" in out
-    study = _study(runs / "term", "term")
+    study = load_study(runs, "term")
     stopped = [t for t in study.get_trials() if interrupted(t)]
     assert len(stopped) == 2 and all(t.state == TrialState.FAIL for t in stopped)
 
@@ -75,7 +65,7 @@ def test_sigterm_stops_like_ctrl_c_and_resume_restarts_a_trial_whose_checkpoint_
     lost, kept = sorted(continued)
     shutil.rmtree(Path(stopped[lost].user_attrs["artifacts"]))
     assert main(["resume", "term", "--runs-dir", str(runs)]) == 0
-    trials = {t.user_attrs.get("resumed_from"): t for t in _study(runs / "term", "term").get_trials()}
+    trials = {t.user_attrs.get("resumed_from"): t for t in load_study(runs, "term").get_trials()}
     restarted, resumed = trials[lost], trials[kept]
     assert restarted.state == TrialState.COMPLETE and "restarted from scratch" in restarted.user_attrs["restart"]
     assert resumed.state == TrialState.COMPLETE and "restart" not in resumed.user_attrs
@@ -86,14 +76,14 @@ def test_sigterm_stops_like_ctrl_c_and_resume_restarts_a_trial_whose_checkpoint_
 
 def test_a_renamed_run_directory_resumes_its_own_study(ray_cluster, tmp_path, capsys):
     runs = tmp_path / "runs"
-    assert main(["search", str(_write(tmp_path, "first", CONFIG)), "--runs-dir", str(runs)]) == 0
+    assert main(["search", str(write_config(tmp_path, "first", CONFIG)), "--runs-dir", str(runs)]) == 0
     (runs / "first").rename(runs / "second")
     capsys.readouterr()
     assert main(["resume", "second", "--trials", "3", "--runs-dir", str(runs)]) == 0
     captured = capsys.readouterr()
     assert "holds study 'first'" in captured.err and "1 trials to run (2 done)" in captured.out
     assert not (runs / "first").exists()
-    study = _study(runs / "second", "first")
+    study = load_study(runs, "first", "second")
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials()) == 3
     assert main(["status", "second", "--runs-dir", str(runs)]) == 0
 
@@ -136,7 +126,7 @@ def test_a_lost_database_stops_the_driver_with_exit_3_and_resume_continues(ray_c
     server = _Postgres(base)
     try:
         runs = tmp_path / "runs"
-        path = _write(tmp_path, "lost", {**CONFIG, "train": {**CONFIG["train"], "epochs": 30}})
+        path = write_config(tmp_path, "lost", {**CONFIG, "train": {**CONFIG["train"], "epochs": 30}})
         proc = subprocess.Popen(
             [sys.executable, "-m", "nas.cli", "search", str(path), "--runs-dir", str(runs), "--storage", server.url],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True,

@@ -7,16 +7,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import optuna
 import pytest
 import yaml
+from _processes import load_study, wait_for, write_config
 from optuna.trial import TrialState
 
 from nas.cli import main
-from nas.study import default_storage, interrupted
+from nas.study import interrupted
 
 pytestmark = pytest.mark.slow
 
@@ -28,54 +26,32 @@ CONFIG = {
 }
 
 
-def _write(tmp_path: Path, name: str, data: dict) -> Path:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"name": name, **data}))
-    return path
-
-
-def _study(runs: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=default_storage(runs / name))
-
-
-def _wait_for(predicate, timeout: float = 120.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("timed out waiting")
-
-
 def test_kill_9_of_the_driver_then_resume_loses_nothing(ray_cluster, tmp_path, capsys):
     runs = tmp_path / "runs"
     # trials of about a second, so that the kill lands while some run (6 epochs end too quickly)
-    path = _write(tmp_path, "killed", {**CONFIG, "train": {**CONFIG["train"], "epochs": 100}})
+    path = write_config(tmp_path, "killed", {**CONFIG, "train": {**CONFIG["train"], "epochs": 100}})
     proc = subprocess.Popen(
         [sys.executable, "-m", "nas.cli", "search", str(path), "--runs-dir", str(runs)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True,
     )
     try:
         def two_done_and_running() -> bool:
-            trials = _study(runs, "killed").get_trials()
+            trials = load_study(runs, "killed").get_trials()
             done = sum(t.state == TrialState.COMPLETE for t in trials)
             running = [t for t in trials if t.state == TrialState.RUNNING and "spec" in t.user_attrs]
             return done >= 2 and bool(running)
 
-        _wait_for(two_done_and_running)
+        wait_for(two_done_and_running)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local cluster it started
         proc.wait()
-    before = {t.number: t for t in _study(runs, "killed").get_trials()}
+    before = {t.number: t for t in load_study(runs, "killed").get_trials()}
     complete_before = {n: t.values for n, t in before.items() if t.state == TrialState.COMPLETE}
     running_before = [n for n, t in before.items() if t.state == TrialState.RUNNING]
     assert complete_before and running_before
 
     assert main(["resume", "killed", "--runs-dir", str(runs)]) == 0
-    study = _study(runs, "killed")
+    study = load_study(runs, "killed")
     trials = study.get_trials()
     counted = [t for t in trials if not interrupted(t)]
     assert len(counted) == 8
@@ -97,7 +73,7 @@ def test_kill_9_of_the_driver_then_resume_loses_nothing(ray_cluster, tmp_path, c
     capsys.readouterr()
     assert main(["resume", "killed", "--runs-dir", str(runs)]) == 0
     assert "is finished" in capsys.readouterr().out
-    assert len(_study(runs, "killed").get_trials()) == len(trials)
+    assert len(load_study(runs, "killed").get_trials()) == len(trials)
 
 
 def _free_port() -> int:
@@ -116,7 +92,7 @@ def _free_port() -> int:
     ],
 )
 def test_bad_addresses_and_urls_exit_2_and_write_nothing(tmp_path, capsys, args, expected):
-    path = _write(tmp_path, "bad", CONFIG)
+    path = write_config(tmp_path, "bad", CONFIG)
     runs = tmp_path / "runs"
     port = _free_port()
     code = main(["search", str(path), "--runs-dir", str(runs), *[a.format(port=port) for a in args]])
@@ -128,12 +104,12 @@ def test_bad_addresses_and_urls_exit_2_and_write_nothing(tmp_path, capsys, args,
 
 def test_impossible_budget_and_corrupt_files(ray_cluster, tmp_path, capsys):
     runs = tmp_path / "runs"
-    greedy = _write(tmp_path, "greedy", {**CONFIG, "search": {**CONFIG["search"], "cpus_per_trial": 64}})
+    greedy = write_config(tmp_path, "greedy", {**CONFIG, "search": {**CONFIG["search"], "cpus_per_trial": 64}})
     assert main(["search", str(greedy), "--runs-dir", str(runs)]) == 2
     assert "cpus_per_trial: 64 CPUs per trial" in capsys.readouterr().err
     assert not (runs / "greedy").exists()
 
-    small = _write(tmp_path, "fine", {**CONFIG, "search": {**CONFIG["search"], "trials": 2}, "train": {"epochs": 1}})
+    small = write_config(tmp_path, "fine", {**CONFIG, "search": {**CONFIG["search"], "trials": 2}, "train": {"epochs": 1}})
     assert main(["search", str(small), "--runs-dir", str(runs)]) == 0
     db = runs / "fine" / "study.db"
     snapshot = db.read_bytes()
