@@ -55,7 +55,7 @@ def _finish(s: CurveStopper, trial: _Trial, top: float) -> None:
 
 def _stopper(**kw: Any) -> CurveStopper:
     kw = {"metric": "accuracy", "mode": "max", "max_epochs": EPOCHS, "grace_period": 3,
-          "min_finished": 3, **kw}
+          "min_finished": 3, "lower": 0.0, "upper": 1.0, **kw}
     return CurveStopper(**kw)
 
 
@@ -231,11 +231,11 @@ def test_oracle_rule_keeps_best_and_front_on_synthetic_curves() -> None:
               for t, c in zip(tops, costs)]
     finals = np.array([c.final for c in curves])
     truth = {str(i): float(f) for i, f in enumerate(finals)}
-    single = bench.replay(curves, bench.OracleStopper(truth, metric="accuracy", mode="max", max_epochs=20,
+    single = bench.replay(curves, bench.OracleStopper(truth, metric="score", mode="max", max_epochs=20,
                                                       objective="single"), workers=4)
     assert int(np.argmax(finals)) in single.finished
     assert single.epochs < 0.6 * 40 * 20
-    pareto = bench.replay(curves, bench.OracleStopper(truth, metric="accuracy", mode="max", max_epochs=20),
+    pareto = bench.replay(curves, bench.OracleStopper(truth, metric="score", mode="max", max_epochs=20),
                           workers=4)
     assert bench.pareto_front(finals, costs) <= set(pareto.finished)
     assert single.epochs < pareto.epochs < 40 * 20

@@ -11,6 +11,16 @@ one bar and 0.07 against the front (every front member must survive, so each get
 both were chosen on ppuda replays that the reported benchmark does not use
 (``benchmarks/early_stopping.py``).
 
+Any metric, any direction: values are oriented (larger is better; ``mode="min"`` negates) and
+the bounds ``lower``/``upper`` are those of the oriented metric, None where it is unbounded
+(``make_scheduler`` takes them from the task's `workers.metrics.Metric`). The curve models see the
+values in one frame: ``(value - lower) / (upper - lower)`` when both bounds are known (accuracy
+unchanged), else divided by the range the first finished curve covered (bits per character, MSE:
+the families' and the population model's constants are in units of a typical curve's rise). A
+value reported outside the given bounds means they are wrong, and a stopper under wrong bounds
+may never stop anything (a loss fed as ``-loss`` under accuracy's ``[0, 1]``): that is logged as
+an error once, not ignored.
+
 Only trials that reached their last epoch count as finished: a trial this scheduler stopped is
 reported to ``on_trial_complete`` by Ray too, and must not enter the front or count as a finished
 reference curve with its partial value (the mistake of Ray Tune issue 6056, on the searcher side).
@@ -19,7 +29,9 @@ reference curve with its partial value (the mistake of Ray Tune issue 6056, on t
 from __future__ import annotations
 
 import logging
+import math
 import pickle
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,8 +74,8 @@ class CurveStopper(FIFOScheduler):
             (bar = ``top_k``-th best) or ``"auto"`` (pareto when the trial config has a ``cost``).
         top_k: for ``"single"``: the rank a trial must be able to reach.
         cost_key: the key of the compute objective in the trial config's ``cost``.
-        upper: the metric's bound (after negation for ``min``); 1.0 for accuracy.
-        lower: the metric's floor (after negation).
+        lower, upper: the oriented metric's bounds (after negation for ``min``: bits per
+            character, >= 0, has ``upper=0``); None where it is unbounded.
         min_references: finished curves before the population model replaces the families.
         time_attr: result key holding the 1-based epoch; ``training_iteration`` if absent.
         track: ``"best"``: a trial's value is the best so far (the search keeps the best epoch's
@@ -72,7 +84,7 @@ class CurveStopper(FIFOScheduler):
 
     Example:
         >>> from workers.stopping import CurveStopper
-        >>> stopper = CurveStopper(metric="accuracy", mode="max", max_epochs=20)
+        >>> stopper = CurveStopper(metric="accuracy", mode="max", max_epochs=20, lower=0.0, upper=1.0)
         >>> stopper.debug_string()
         'CurveStopper: 0 finished, 0 stopped.'
     """
@@ -100,10 +112,13 @@ class CurveStopper(FIFOScheduler):
         super().__init__()
         if max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
-        if grace_period < 1:
-            raise ValueError(f"grace_period must be >= 1, got {grace_period}")
-        if threshold is not None and not 0.0 <= threshold < 1.0:
-            raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+        if not 1 <= grace_period < max_epochs:
+            raise ValueError(f"grace_period must be in [1, max_epochs={max_epochs}): at {grace_period} the "
+                             "curve stopper could never stop a trial (use policy 'none' for that)")
+        if threshold is not None and not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold} (0 never stops a trial: use policy 'none')")
+        if lower is not None and upper is not None and not lower < upper:
+            raise ValueError(f"lower must be below upper, got lower={lower}, upper={upper}")
         if margin < 0.0 or noise_margin < 0.0:
             raise ValueError(f"margin and noise_margin must be >= 0, got {margin}, {noise_margin}")
         if min_finished < 1:
@@ -137,6 +152,9 @@ class CurveStopper(FIFOScheduler):
         self._stopped: set[str] = set()
         self._populations: dict[int, CurvePopulation] = {}  # final epoch -> finished curves
         self._noise: list[float] = []  # per finished curve: noise std of its reports
+        self._frame: tuple[float, float] | None = self._bounded_frame()  # (offset, scale) for the models
+        self._backlog: list[tuple[int, np.ndarray, np.ndarray, bool]] = []  # curves waiting for a frame
+        self._out_of_bounds = 0  # reports outside [lower, upper]: the bounds are wrong
 
     # ---- Ray contract -------------------------------------------------------------------
 
@@ -166,6 +184,7 @@ class CurveStopper(FIFOScheduler):
             return TrialScheduler.CONTINUE
         if trial.trial_id in self._stopped:
             return TrialScheduler.STOP
+        self._check_bounds(value)
         curve = self._curves.setdefault(trial.trial_id, [])
         _append(curve, epoch, value, self._track)
         final = self._final_epoch(trial)
@@ -177,7 +196,10 @@ class CurveStopper(FIFOScheduler):
         if bar is None:
             return TrialScheduler.CONTINUE
         bar -= self._margin_value()
-        prob = self._predict(curve, final).prob_above(bar)
+        pred = self._predict(curve, final)
+        if pred is None:  # no frame yet: nothing finished has moved
+            return TrialScheduler.CONTINUE
+        prob = pred.prob_above(self._to_frame(bar))
         threshold = self._threshold_for(trial)
         if prob >= threshold:
             return TrialScheduler.CONTINUE
@@ -197,11 +219,11 @@ class CurveStopper(FIFOScheduler):
         if trial.trial_id in self._stopped or not curve or curve[-1][0] < final:
             if curve:  # pruned or cut short: its partial value is not a result, but its shape is data
                 epochs, values, _ = np.array(curve).T
-                self._population(final).add(epochs, values, finished=False)
+                self._add_curve(final, epochs, values, finished=False)
             return
         self._finished[trial.trial_id] = (curve[-1][1], self._cost(trial))
         epochs, values, raw = np.array(curve).T
-        self._population(final).add(epochs, values)
+        self._add_curve(final, epochs, values, finished=True)
         self._noise.append(_noise_std(raw[len(raw) // 2 :]))
 
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
@@ -211,7 +233,8 @@ class CurveStopper(FIFOScheduler):
         self._curves.pop(trial.trial_id, None)
 
     def debug_string(self) -> str:
-        return f"CurveStopper: {len(self._finished)} finished, {len(self._stopped)} stopped."
+        wrong = f" {self._out_of_bounds} reports outside the bounds {self._bounds()}!" if self._out_of_bounds else ""
+        return f"CurveStopper: {len(self._finished)} finished, {len(self._stopped)} stopped.{wrong}"
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
@@ -219,7 +242,11 @@ class CurveStopper(FIFOScheduler):
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
+            state = pickle.load(f)
+        if "_frame" not in state:  # saved before bounds came from the metric: keep the ones given now
+            state.pop("_lower", None)
+            state.pop("_upper", None)
+        self.__dict__.update(state)
 
     @property
     def stopped_trial_ids(self) -> frozenset[str]:
@@ -246,26 +273,70 @@ class CurveStopper(FIFOScheduler):
         return config_cost(getattr(trial, "config", None), self._cost_key)
 
     def _bounds(self) -> tuple[float, float]:
-        upper = self._upper if self._upper is not None else (1.0 if self._mode == "max" else 0.0)
-        lower = self._lower if self._lower is not None else (0.0 if self._mode == "max" else -np.inf)
+        """The oriented metric's bounds, infinite where it is unbounded."""
+        lower = -math.inf if self._lower is None else float(self._lower)
+        upper = math.inf if self._upper is None else float(self._upper)
         return lower, upper
+
+    def _bounded_frame(self) -> tuple[float, float] | None:
+        """``(lower, upper - lower)`` when both bounds are known; else None until a curve finishes."""
+        lower, upper = self._bounds()
+        return (lower, upper - lower) if math.isfinite(lower) and math.isfinite(upper) else None
+
+    def _to_frame(self, value: float | np.ndarray) -> float | np.ndarray:
+        """A value (or values) in the curve models' frame; needs ``self._frame``."""
+        offset, scale = self._frame
+        return (value - offset) / scale
+
+    def _add_curve(self, final: int, epochs: np.ndarray, values: np.ndarray, *, finished: bool) -> None:
+        """Hand a curve to the population of its budget; before the frame is known (an unbounded
+        metric and no finished curve that moved yet) keep it until it is."""
+        self._backlog.append((final, epochs, values, finished))
+        if self._frame is None:
+            span = float(np.ptp(values)) if finished else 0.0
+            if not span > 0.0:
+                return
+            lower, upper = self._bounds()
+            self._frame = (lower if math.isfinite(lower) else (upper if math.isfinite(upper) else 0.0), span)
+        for final_, epochs_, values_, finished_ in self._backlog:
+            self._population(final_).add(epochs_, self._to_frame(values_), finished=finished_)
+        self._backlog = []
 
     def _population(self, final: int) -> CurvePopulation:
         if final not in self._populations:
-            lower, upper = self._bounds()
+            lower, upper = (self._to_frame(b) for b in self._bounds())
             self._populations[final] = CurvePopulation(
                 final, upper=upper, lower=lower, min_curves=self._min_references
             )
         return self._populations[final]
 
-    def _predict(self, curve: list[tuple[float, float, float]], final: int) -> Prediction:
-        """Population model when enough curves finished at this budget, else the families."""
+    def _predict(self, curve: list[tuple[float, float, float]], final: int) -> Prediction | None:
+        """The final value's distribution in the models' frame (`_to_frame`): the population model
+        when enough curves finished at this budget, else the families; None before a frame."""
+        if self._frame is None:
+            return None
         epochs, values, _ = np.array(curve).T
+        values = self._to_frame(values)
         pred = self._population(final).predict(epochs, values)
         if pred is None:
-            lower, upper = self._bounds()
+            lower, upper = (self._to_frame(b) for b in self._bounds())
             pred = fit_curve(epochs, values, final, lower=lower, upper=upper)
         return pred
+
+    def _check_bounds(self, value: float) -> None:
+        """Say loudly, once, that a report lies outside the bounds: they belong to another metric."""
+        lower, upper = self._bounds()
+        if lower <= value <= upper:
+            return
+        self._out_of_bounds += 1
+        if self._out_of_bounds == 1:
+            message = (
+                f"CurveStopper: {self._metric!r} reported {value if self._mode == 'max' else -value!r}, outside "
+                f"its bounds (oriented for mode={self._mode!r}: [{lower}, {upper}]); with wrong bounds the "
+                "stopper may never stop a trial: pass the task's metric (make_scheduler(..., scoring=metric))"
+            )
+            logger.error(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def _margin_value(self) -> float:
         noise = float(np.median(self._noise)) if self._noise else 0.0
