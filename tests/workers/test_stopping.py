@@ -496,3 +496,14 @@ def test_stopped_trials_partial_curve_reaches_every_proposer(direction: str) -> 
     assert nxt.params not in taken
     study, _, _ = _pruned_study("random", direction)
     assert study.trials[-1].state == TrialState.PRUNED and isinstance(optuna.samplers.RandomSampler(), optuna.samplers.BaseSampler)
+
+
+def test_units_of_an_unbounded_metric_change_no_decision() -> None:
+    """A metric without bounds reported in other units (x 250, shifted by 40) is stopped exactly alike:
+    the curve models see it in the frame of the first finished curve."""
+    curves, macs = _accuracy_curves(seed=4)
+    opts = {"objective": "single", "min_finished": 4, "min_references": 4}
+    runs = [_decisions(make_scheduler("curve", max_epochs=EPOCHS, scoring=_Metric("minimize", None, None), options=opts),
+                       [scale * (5.0 - 4.0 * c) + shift for c in curves], macs)
+            for scale, shift in ((1.0, 0.0), (250.0, 40.0))]
+    assert runs[0] == runs[1] and sum(d is not None for d in runs[0]) >= 6

@@ -17,8 +17,9 @@ validation curves with 10 finished and 60 stopped references, from epoch 5, the 
 
 Values are modelled as ``z = -log(upper - y)`` (log distance to the bound), where the spread
 of final accuracies close to 100% is roughly even; a metric without an upper bound (``upper=inf``)
-is modelled as it is, ``z = y``. The regression is invariant to the metric's units apart from the
-floors (``_GAP_FLOOR``, the kernel width's), which assume values in units of a typical curve's rise.
+is modelled as it is, ``z = y``. The ridge penalty and the floors (``_GAP_FLOOR``, the kernel
+width's) are absolute: they assume values in units of a typical curve's rise (accuracy), which is
+how `workers.stopping.CurveStopper` hands any metric over.
 """
 from __future__ import annotations
 

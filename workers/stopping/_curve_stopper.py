@@ -15,8 +15,10 @@ Any metric, any direction: values are oriented (larger is better; ``mode="min"``
 the bounds ``lower``/``upper`` are those of the oriented metric, None where it is unbounded
 (``make_scheduler`` takes them from the task's `workers.metrics.Metric`). The curve models see the
 values in one frame: ``(value - lower) / (upper - lower)`` when both bounds are known (accuracy
-unchanged), else divided by the range the first finished curve covered (bits per character, MSE:
-the families' and the population model's constants are in units of a typical curve's rise). A
+unchanged), else measured from the known bound (or, with none, from the first finished curve's
+final value) in units of the range the first finished curve covered (bits per character, MSE: the
+families' and the population model's constants -- ridge, floors, model error -- are in units of a
+typical curve's rise, and a change of the metric's units changes no decision). A
 value reported outside the given bounds means they are wrong, and a stopper under wrong bounds
 may never stop anything (a loss fed as ``-loss`` under accuracy's ``[0, 1]``): that is logged as
 an error once, not ignored.
@@ -108,6 +110,9 @@ class CurveStopper(FIFOScheduler):
         min_references: int = 5,
         time_attr: str = "epoch",
         track: str = "best",
+        calibrate: bool = False,
+        calibration_window: float = 0.125,
+        min_calibration: int = 20,
     ) -> None:
         super().__init__()
         if max_epochs < 1:
@@ -147,6 +152,11 @@ class CurveStopper(FIFOScheduler):
         self._min_references = min_references
         self._time_attr = time_attr
         self._track = track
+        self._calibrate = calibrate
+        self._calibration_window = calibration_window
+        self._min_calibration = min_calibration
+        self._predictions: dict[str, list[tuple[float, Prediction]]] = {}  # a running trial's decisions
+        self._pits: list[tuple[float, float]] = []  # (epoch fraction, predicted P(final > truth)) of finished trials
         self._curves: dict[str, list[tuple[float, float, float]]] = {}  # (epoch, value, raw)
         self._finished: dict[str, tuple[float, float]] = {}  # trial_id -> (value, cost)
         self._stopped: set[str] = set()
@@ -200,6 +210,9 @@ class CurveStopper(FIFOScheduler):
         if pred is None:  # no frame yet: nothing finished has moved
             return TrialScheduler.CONTINUE
         prob = pred.prob_above(self._to_frame(bar))
+        if self._calibrate:
+            self._predictions.setdefault(trial.trial_id, []).append((epoch / final, pred))
+            prob = self._calibrated(prob, epoch / final)
         threshold = self._threshold_for(trial)
         if prob >= threshold:
             return TrialScheduler.CONTINUE
@@ -212,6 +225,7 @@ class CurveStopper(FIFOScheduler):
 
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
         curve = self._curves.pop(trial.trial_id, [])
+        predictions = self._predictions.pop(trial.trial_id, [])
         value, epoch = self._value(result), self._epoch(result)
         if value is not None and epoch is not None and (not curve or curve[-1][0] < epoch):
             _append(curve, epoch, value, self._track)
@@ -222,15 +236,30 @@ class CurveStopper(FIFOScheduler):
                 self._add_curve(final, epochs, values, finished=False)
             return
         self._finished[trial.trial_id] = (curve[-1][1], self._cost(trial))
+        truth = self._to_frame(curve[-1][1]) if self._frame is not None else None
+        for fraction, pred in predictions:
+            self._pits.append((fraction, pred.prob_above(truth)))
         epochs, values, raw = np.array(curve).T
         self._add_curve(final, epochs, values, finished=True)
         self._noise.append(_noise_std(raw[len(raw) // 2 :]))
 
+    def _calibrated(self, prob: float, fraction: float) -> float:
+        """``prob`` = P(final > bar) as predicted at ``fraction`` of the budget, recalibrated on the
+        finished trials: the share of their predictions made near that fraction for which the truth
+        was less likely than ``prob`` (conformal: one pseudo-count, so few references never yield
+        an overconfident stop). Unchanged until ``min_calibration`` such predictions exist."""
+        pits = np.array([u for f, u in self._pits if abs(f - fraction) <= self._calibration_window])
+        if len(pits) < self._min_calibration:
+            return prob
+        return float((np.sum(pits < prob) + 1) / (len(pits) + 1))
+
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
         self._curves.pop(trial.trial_id, None)
+        self._predictions.pop(trial.trial_id, None)
 
     def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
         self._curves.pop(trial.trial_id, None)
+        self._predictions.pop(trial.trial_id, None)
 
     def debug_string(self) -> str:
         wrong = f" {self._out_of_bounds} reports outside the bounds {self._bounds()}!" if self._out_of_bounds else ""
@@ -297,7 +326,8 @@ class CurveStopper(FIFOScheduler):
             if not span > 0.0:
                 return
             lower, upper = self._bounds()
-            self._frame = (lower if math.isfinite(lower) else (upper if math.isfinite(upper) else 0.0), span)
+            offset = lower if math.isfinite(lower) else (upper if math.isfinite(upper) else float(values[-1]))
+            self._frame = (offset, span)
         for final_, epochs_, values_, finished_ in self._backlog:
             self._population(final_).add(epochs_, self._to_frame(values_), finished=finished_)
         self._backlog = []
