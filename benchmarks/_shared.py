@@ -74,7 +74,7 @@ def search(space: SearchSpace, task: Any, args: argparse.Namespace, train: dict[
         jobs = [jobs_for(p.spec, f"trial{p.number}", range(1), args, train)[0] for p in batch]
         for p, result in zip(batch, run_jobs(jobs, args.workers)):
             macs = p.cost["macs"]
-            loop.complete(p, [result["accuracy"], macs])
+            loop.complete(p, [result["score"], macs])
             trials.append({**result, "macs": macs, "params": p.trial.params, "hash": p.key,
                            "source": "warm" if p.number < n_warm else "tpe", "cell": describe(p.spec, task.input_size),
                            "spec": p.spec.to_json(), "density": overall_density(p.spec, task.input_size)})

@@ -79,7 +79,7 @@ def tpe_search(args: argparse.Namespace) -> list[dict[str, Any]]:
             break
         jobs = [_job(space.expression(p.trial.params), "digits-seq", 0, args.screen_epochs, {}, args.hidden) for p in batch]
         for p, result in zip(batch, run_jobs(jobs, args.workers)):
-            loop.complete(p, [result["accuracy"]])
+            loop.complete(p, [result["score"]])
             log.append({"kind": "trained", **result})
     for t in study.get_trials(deepcopy=False):
         if "error" in t.user_attrs:
@@ -147,24 +147,24 @@ def main() -> None:
     torch.set_num_threads(1)
     space = load_config(args.config).space.make(hidden_size=args.hidden)
     screened = screen(space, args)
-    screened.sort(key=lambda r: -r["accuracy"])
+    screened.sort(key=lambda r: -r["score"])
     baseline_signatures = {probe_signature(t) for t in BASELINES.values()}
     top = [r for r in screened if probe_signature(r["activation"]) not in baseline_signatures][: args.top]
     print("screen top 10 (seed 0, digits-seq val acc):")
     for r in screened[:10]:
-        print(f"  {r['accuracy']:.4f}  {label(r['activation'])}")
+        print(f"  {r['score']:.4f}  {label(r['activation'])}")
     candidates = dict(BASELINES)
     for i, r in enumerate(top):
         candidates[f"screen#{i + 1}"] = r["activation"]
     tpe_log: list[dict[str, Any]] = []
     if args.tpe_trials > 0:
         tpe_log = tpe_search(args)
-        trained = sorted((r for r in tpe_log if r["kind"] == "trained"), key=lambda r: -r["accuracy"])
+        trained = sorted((r for r in tpe_log if r["kind"] == "trained"), key=lambda r: -r["score"])
         new = [r for r in trained if probe_signature(r["activation"]) not in
                {probe_signature(t) for t in candidates.values()}]
         if new:
             candidates["tpe#1"] = new[0]["activation"]
-            print(f"tpe best new function: {new[0]['accuracy']:.4f}  {label(new[0]['activation'])}")
+            print(f"tpe best new function: {new[0]['score']:.4f}  {label(new[0]['activation'])}")
     rows = confirm(candidates, args)
     summary = print_table(rows, candidates)
     elapsed = time.perf_counter() - start

@@ -53,7 +53,7 @@ def _train_curve(job: tuple[str, dict[str, torch.Tensor] | None, int, int]) -> l
     curve = [accuracy(trainer.model, dict(trainer.model.named_parameters()), data.val.x, data.val.y, "classify")[0]]
     try:
         for _ in range(epochs):
-            curve.append(trainer.train_epoch().accuracy)
+            curve.append(trainer.train_epoch().score)
     except Exception:  # a diverged candidate scores what it reached
         curve += [0.0] * (epochs + 1 - len(curve))
     return curve

@@ -50,8 +50,8 @@ def _report_done(config: dict, seconds: float) -> None:
         time.sleep(seconds)
     _log_span(start)
     epochs = config["train"]["epochs"]
-    tune.report({"accuracy": 0.5, "loss": 1.0, "epoch": epochs, "best_accuracy": 0.5,
-                 "best_test_accuracy": 0.5, "best_epoch": epochs})
+    tune.report({"score": 0.5, "loss": 1.0, "epoch": epochs, "best_score": 0.5,
+                 "best_test_score": 0.5, "best_epoch": epochs})
 
 
 def spans(path: Path, begin: float, end: float) -> dict[str, float]:

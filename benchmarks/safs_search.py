@@ -56,7 +56,7 @@ def pick_top(space: JointSpace, trials: list[dict[str, Any]], top: int, max_dens
     tanh = probe_signature(space.replace)
     rows = [t for t in trials if t["density"] <= max_density + 1e-9
             and probe_signature(space.expression(t["params"])) != tanh]
-    return sorted(rows, key=lambda t: (-t["accuracy"], t["macs"]))[:top]
+    return sorted(rows, key=lambda t: (-t["score"], t["macs"]))[:top]
 
 
 def print_tables(table: list[dict[str, Any]], seeds: int) -> list[str]:

@@ -89,7 +89,7 @@ def warm_params(space: SparsitySpace, task: Task, budgets: list[int]) -> list[di
     return out
 
 
-def pareto(rows: list[dict[str, Any]], acc: str = "accuracy") -> list[dict[str, Any]]:
+def pareto(rows: list[dict[str, Any]], acc: str = "score") -> list[dict[str, Any]]:
     """Rows not dominated in (``acc`` up, MACs down), by MACs."""
     front = [r for r in rows if not any(o[acc] >= r[acc] and o["macs"] <= r["macs"] and
                                         (o[acc] > r[acc] or o["macs"] < r["macs"]) for o in rows)]
@@ -101,7 +101,7 @@ def select_confirm(trials: list[dict[str, Any]], bands: dict[str, int], per_band
     """(band, trial) pairs to confirm: for each band (name -> MACs, cheapest first), the ``per_band``
     best trials (seed-0 accuracy) with at most its MACs not chosen yet; then the ``low_density`` best
     at <= 25% density. Trials whose hash is in ``exclude`` (the baselines) are never chosen."""
-    ranked = sorted((t for t in trials if t["hash"] not in exclude), key=lambda t: (-t["accuracy"], t["macs"]))
+    ranked = sorted((t for t in trials if t["hash"] not in exclude), key=lambda t: (-t["score"], t["macs"]))
     chosen: list[tuple[str, dict[str, Any]]] = []
     taken: set[str] = set()
     groups = [(name, per_band, lambda t, m=macs: t["macs"] <= m) for name, macs in sorted(bands.items(), key=lambda b: b[1])]

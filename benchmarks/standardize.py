@@ -36,7 +36,7 @@ def main() -> None:
                 trainer = Trainer(make(), data, config, seed=seed)
                 while trainer.epoch < config.epochs:
                     trainer.train_epoch()
-                accuracies.append(trainer.best.accuracy)
+                accuracies.append(trainer.best.score)
             cells.append(f"{statistics.mean(accuracies):.4f} ± {statistics.stdev(accuracies):.4f}")
         print(f"| {name} | {cells[0]} | {cells[1]} | {args.seeds} |", flush=True)
     print(f"({time.perf_counter() - start:.0f} s)")

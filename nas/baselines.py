@@ -17,6 +17,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from workers.metrics import Metric
+
 BASELINE_ATTR = "baseline"
 
 
@@ -39,7 +41,8 @@ def enqueue_baselines(study: optuna.Study, cells: dict[str, dict[str, Any]]) -> 
 
 @dataclass(frozen=True)
 class Score:
-    """A cell's result: the search's single run, or the mean and s.d. over confirmation seeds."""
+    """A cell's result: the search's single run, or the mean and s.d. over confirmation seeds. ``val``
+    and ``test`` are values of the study's metric (`nas.study.study_metric`), in its direction."""
 
     number: int
     macs: int
@@ -51,47 +54,53 @@ class Score:
     baseline: str | None = None
 
 
-def best_baseline_within(baselines: Sequence[Score], macs: int) -> Score | None:
-    """The most accurate baseline with no more than ``macs`` MACs (None: every baseline costs more)."""
-    affordable = [b for b in baselines if b.macs <= macs]
-    return max(affordable, key=lambda b: (b.val, -b.macs), default=None)
+def best_of(scores: Sequence[Score], metric: Metric) -> Score | None:
+    """The score with the best validation value (the cheaper one on a tie); None for none."""
+    return max(scores, key=lambda s: (metric.oriented(s.val), -s.macs), default=None)
+
+
+def best_baseline_within(baselines: Sequence[Score], macs: int, metric: Metric) -> Score | None:
+    """The best baseline with no more than ``macs`` MACs (None: every baseline costs more)."""
+    return best_of([b for b in baselines if b.macs <= macs], metric)
 
 
 def single_run_scores(study: optuna.Study) -> list[Score]:
     """Every completed trial's search result (no confirmation)."""
     return [
-        Score(t.number, int(t.values[1]), t.values[0], float(t.user_attrs.get("test_accuracy", math.nan)),
+        Score(t.number, int(t.values[1]), t.values[0], float(t.user_attrs.get("test_score", math.nan)),
               baseline=t.user_attrs.get(BASELINE_ATTR))
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     ]
 
 
-def front_of(scores: Sequence[Score]) -> list[Score]:
-    """Scores no other score dominates (validation up, MACs down), most accurate first."""
+def front_of(scores: Sequence[Score], metric: Metric) -> list[Score]:
+    """Scores no other score dominates (validation in the metric's direction, MACs down), best first."""
+    val = lambda s: metric.oriented(s.val)  # noqa: E731
     front = [
         s for s in scores
-        if not any(o.val >= s.val and o.macs <= s.macs and (o.val > s.val or o.macs < s.macs) for o in scores)
+        if not any(val(o) >= val(s) and o.macs <= s.macs and (val(o) > val(s) or o.macs < s.macs) for o in scores)
     ]
-    return sorted(front, key=lambda s: (-s.val, s.macs))
+    return sorted(front, key=lambda s: (-val(s), s.macs))
 
 
-def summary_line(scores: Sequence[Score]) -> str | None:
+def summary_line(scores: Sequence[Score], metric: Metric) -> str | None:
     """One sentence: the best found cell against the best baseline, and against the best baseline
     it does not out-cost. None when the study holds no found cell or no baseline."""
     found = [s for s in scores if s.baseline is None]
     baselines = [s for s in scores if s.baseline is not None]
-    if not found or not baselines:
+    best, top = best_of(found, metric), best_of(baselines, metric)
+    if best is None or top is None:
         return None
-    best = max(found, key=lambda s: (s.val, -s.macs))
-    top = max(baselines, key=lambda s: (s.val, -s.macs))
     what = f"confirmed over {best.seeds} seeds, " if best.seeds > 1 else ""
+    gain, fmt = metric.gain(best.val, top.val), metric.fmt
     line = (
-        f"best found cell: trial {best.number}, val {best.val:.4f} at {best.macs:,} MACs ({what}test {best.test:.4f}); "
-        f"best baseline: {top.baseline}, val {top.val:.4f} at {top.macs:,} MACs: "
-        f"{'beats' if best.val > top.val else 'trails' if best.val < top.val else 'ties'} it by "
-        f"{abs(best.val - top.val):.4f} at {best.macs / top.macs:.2f}x its MACs"
+        f"best found cell: trial {best.number}, val {metric.label} {fmt(best.val)} at {best.macs:,} MACs "
+        f"({what}test {fmt(best.test)}); best baseline: {top.baseline}, val {fmt(top.val)} at {top.macs:,} MACs: "
+        f"{'beats' if gain > 0 else 'trails' if gain < 0 else 'ties'} it by "
+        f"{abs(best.val - top.val):.{metric.digits}f} at {best.macs / top.macs:.2f}x its MACs"
     )
-    within = best_baseline_within(baselines, best.macs)
+    within = best_baseline_within(baselines, best.macs, metric)
     if within is not None and within is not top:
-        line += f"; the best baseline at no more MACs is {within.baseline} (val {within.val:.4f}, {best.val - within.val:+.4f})"
+        line += (f"; the best baseline at no more MACs is {within.baseline} "
+                 f"(val {fmt(within.val)}, {best.val - within.val:+.{metric.digits}f})")
     return line

@@ -140,21 +140,22 @@ def _status(args: argparse.Namespace) -> int:
     location = _locate(args)
     study = open_study(location.name, location.storage, create=False)
     s = summarize(study)
+    metric = s.metric
     trials = study.get_trials(deepcopy=False)
     table = Table(title=f"study {location.name}: {len(trials)} trials")
-    for column in ("trial", "state", "val acc", "MACs", "epochs", "note", "cell"):
+    for column in ("trial", "state", f"val {metric.label}", "MACs", "epochs", "note", "cell"):
         wraps = column in ("note", "cell")  # long errors and cells wrap rather than being cut
         table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
     shown = trials if args.all else trials[-20:]
     rows = []
     for t in shown:
-        acc = f"{t.values[0]:.4f}" if t.values else "-"
+        score = metric.fmt(t.values[0]) if t.values else "-"
         macs = f"{int(t.user_attrs['macs']):,}" if "macs" in t.user_attrs else "-"
         note = (t.user_attrs.get("error") or t.user_attrs.get("interrupted") or t.user_attrs.get("restart")
                 or t.user_attrs.get("baseline", ""))
-        rows.append((str(t.number), t.state.name, acc, macs, str(t.user_attrs.get("epochs", "-")), note, describe_cell(t)))
+        rows.append((str(t.number), t.state.name, score, macs, str(t.user_attrs.get("epochs", "-")), note, describe_cell(t)))
     console.print(fit_columns(table, rows, flexible={"note", "cell"}))
-    best = f"{s.best_accuracy:.4f} at {s.best_macs:,} MACs" if s.best_accuracy is not None else "-"
+    best = f"{metric.label} {metric.fmt(s.best_score)} at {s.best_macs:,} MACs" if s.best_score is not None else "-"
     console.print(
         f"complete {s.complete}, pruned {s.pruned}, failed {s.failed}, running {s.running}; best {best}; "
         f"front size {s.front_size}"
@@ -228,6 +229,7 @@ def _export(args: argparse.Namespace) -> int:
     from nas.export import export_study, parse_formats
     from nas.locate import study_config
     from nas.paths import check_dir
+    from nas.study import study_metric
 
     formats = parse_formats(args.format)
     location, study = _load_study(args)
@@ -236,12 +238,13 @@ def _export(args: argparse.Namespace) -> int:
     cells = export_study(study, location.run.root, args.out, config=config, trial=args.trial, pareto=args.pareto,
                          top=args.top, formats=formats, initial_weights=args.initial_weights)
     table = Table(title=f"exported {len(cells)} cell(s) of {location.name}")
-    for column in ("trial", "val acc", "MACs", "params", "weights", "directory"):
+    metric = study_metric(study)
+    for column in ("trial", f"val {metric.label}", "MACs", "params", "weights", "directory"):
         table.add_column(column, justify="left" if column in ("weights", "directory") else "right")
     for cell in cells:
         m = cell.manifest
-        acc = f"{m['objectives']['val_accuracy']:.4f}" if m.get("objectives") else "-"
-        table.add_row(str(m["trial"]), acc, f"{m['macs']:,}", f"{m['params']:,}", m["weights"].split(" ")[0],
+        score = metric.fmt(m["objectives"]["val_score"]) if m.get("objectives") else "-"
+        table.add_row(str(m["trial"]), score, f"{m['macs']:,}", f"{m['params']:,}", m["weights"].split(" ")[0],
                       str(cell.directory))
     console.print(table)
     console.print(f"each directory: {' '.join(p.name for p in cells[0].files.values())}", highlight=False)
@@ -261,9 +264,8 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 def _import(args: argparse.Namespace) -> int:
     from nas.codegen import cell_formula
     from nas.config import load_config
-    from nas.export import config_dataset, export_cell, load_cell, parse_formats, train_cell
+    from nas.export import config_dataset, export_cell, load_cell, parse_formats, score_entries, train_cell
     from nas.paths import check_dir
-    from nas.splits import accuracy_or_none, fmt_accuracy
     from search_spaces import SpecError, cost
 
     try:
@@ -296,12 +298,14 @@ def _import(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.cell}: {costs['params']:,} parameters on {config.data.name}, more than the "
                           f"{MAX_IMPORT_PARAMS:,} `nas import` trains; lower the cell's hidden_size")
     best = trainer.best
-    console.print(f"best epoch {best.epoch}: val acc {best.accuracy:.4f}, test acc {fmt_accuracy(best.test_accuracy)}")
+    metric = trainer.metric
+    console.print(f"best epoch {best.epoch}: val {metric.label} {metric.fmt(best.score)}, "
+                  f"test {metric.label} {metric.fmt(best.test_score)}")
     if args.out:
         cell = export_cell(spec, task, args.out, state_dict=trainer.best_state, seed=config.seed, formats=formats,
                            title=f"Cell {Path(args.cell).name} trained on {config.data.name}",
-                           manifest={"source": str(args.cell), "objectives": {"val_accuracy": best.accuracy,
-                                     "macs": costs["macs"]}, "test_accuracy": accuracy_or_none(best.test_accuracy),
+                           manifest={"source": str(args.cell),
+                                     **score_entries(metric, best.score, best.test_score, costs["macs"]),
                                      "splits": data.describe(),
                                      "best_epoch": best.epoch, "seed": config.seed,
                                      "config_hash": config.fingerprint()})

@@ -3,7 +3,7 @@ seeds (same data, same recipe), so that "better than the GRU" is a claim about m
 lucky seed on a small validation split.
 
 Results live in the study itself (a study user attr per trial, ``confirm:<number>``, holding the
-seeds and each seed's best validation accuracy and the test accuracy at that epoch), so an
+seeds and each seed's best validation score and the test score at that epoch), so an
 interrupted confirmation resumes where it stopped and every command reads the same numbers. Seeds
 are ``study seed + 1 .. + K``: the search's own run (seed + 0) is not among them, so the means are
 free of the selection that put a cell on the front.
@@ -20,16 +20,18 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.baselines import BASELINE_ATTR, Score, front_of, is_baseline, single_run_scores
+from nas.study import study_metric
 
 PREFIX = "confirm:"
 
 
 def targets(study: optuna.Study, top: int) -> list[FrozenTrial]:
-    """The ``top`` most accurate cells of the found cells' own front (the baselines left out, so a
+    """The ``top`` best cells of the found cells' own front (the baselines left out, so a
     baseline's lucky seed does not hide the found cells near it), then every completed baseline."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     found = {t.number: t for t in complete if not is_baseline(t)}
-    front = front_of([Score(t.number, int(t.values[1]), t.values[0], math.nan) for t in found.values()])
+    front = front_of([Score(t.number, int(t.values[1]), t.values[0], math.nan) for t in found.values()],
+                     study_metric(study))
     baselines = sorted((t for t in complete if is_baseline(t)), key=lambda t: t.number)
     return [found[s.number] for s in front[:top]] + baselines
 
@@ -53,8 +55,8 @@ def record(study: optuna.Study, number: int, seed: int, val: float, test: float)
 
 
 def retrain(spec_json: str, data: dict[str, Any], train: dict[str, Any], seed: int, threads: int = 1) -> tuple[float, float]:
-    """Train one cell from scratch with ``seed``: (best validation accuracy, test accuracy at that
-    epoch); NaN for a run that diverged."""
+    """Train one cell from scratch with ``seed``: (best validation score, test score at that epoch);
+    NaN for a run that diverged."""
     import torch
 
     from search_spaces import Spec
@@ -67,7 +69,7 @@ def retrain(spec_json: str, data: dict[str, Any], train: dict[str, Any], seed: i
         best = trainer.fit()
     except CandidateDiverged:
         return math.nan, math.nan
-    return best.accuracy, best.test_accuracy
+    return best.score, best.test_score
 
 
 def run(
@@ -100,7 +102,8 @@ def run(
 
 def scores(study: optuna.Study) -> list[Score]:
     """Every confirmed cell's mean and s.d. over its confirmation seeds (diverged runs count as
-    failures: a cell that diverged on any seed gets NaN, which sorts it below every other)."""
+    failures: a cell that diverged on any seed gets a validation score worse than any other)."""
+    never = -math.inf if study_metric(study).maximize else math.inf
     trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     out = []
     for number, entry in sorted(recorded(study).items()):
@@ -111,7 +114,7 @@ def scores(study: optuna.Study) -> list[Score]:
         sd = (lambda a: float(a.std(ddof=1)) if len(a) > 1 else math.nan)  # noqa: E731
         out.append(Score(
             number, int(trial.values[1]),
-            float(val.mean()) if np.isfinite(val).all() else -math.inf,
+            float(val.mean()) if np.isfinite(val).all() else never,
             float(test.mean()) if np.isfinite(test).all() else math.nan,
             sd(val), sd(test), len(val), trial.user_attrs.get(BASELINE_ATTR),
         ))

@@ -33,9 +33,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.codegen import module_source, package_version
 from nas.config import Config, ConfigError
-from nas.splits import accuracy_or_none
+from nas.splits import number_or_none
 from search_spaces import Spec, SpecError, Task, build, canonical_hash, cost
 from workers.run_dir import RunDir
+from workers.metrics import Metric
 
 FORMATS = ("json", "torch", "onnx")
 MANIFEST_VERSION = 1
@@ -242,8 +243,8 @@ def _write(path: Path, text: str) -> Path:
 def select_trials(
     study: optuna.Study, *, trial: int | None = None, pareto: bool = False, top: int | None = None
 ) -> list[FrozenTrial]:
-    """The trials to export: one by number, the Pareto front, or the ``top`` by accuracy."""
-    from nas.study import pareto_front
+    """The trials to export: one by number, the Pareto front, or the ``top`` by validation score."""
+    from nas.study import pareto_front, study_metric
 
     if sum((trial is not None, pareto, top is not None)) != 1:
         raise ConfigError("choose exactly one of --trial N, --pareto, --top K")
@@ -262,7 +263,8 @@ def select_trials(
         return pareto_front(study)
     if top is not None and top < 1:
         raise ConfigError(f"--top {top}: expected a positive number of cells")
-    return sorted(complete, key=lambda t: (-t.values[0], t.values[1]))[:top]
+    metric = study_metric(study)
+    return sorted(complete, key=lambda t: (-metric.oriented(t.values[0]), t.values[1]))[:top]
 
 
 def trial_weights(run_dir: Path, trial: FrozenTrial) -> dict[str, torch.Tensor] | None:
@@ -308,6 +310,8 @@ def export_study(
     deleted, or it never finished an epoch) is refused with `ConfigError` naming it, before anything
     is written, unless ``initial_weights``: then it ships its initial weights and its manifest says so.
     """
+    from nas.study import study_metric
+
     formats = parse_formats(formats)
     chosen = select_trials(study, trial=trial, pareto=pareto, top=top)
     weights = {t.number: trial_weights(run_dir, t) for t in chosen}
@@ -321,7 +325,7 @@ def export_study(
     task = data.task
     out = Path(out_dir)
     exported = []
-    comparisons = baseline_comparisons(study)
+    comparisons, metric = baseline_comparisons(study), study_metric(study)
     for t in chosen:
         directory = out / f"trial_{t.number}"
         manifest = {
@@ -329,9 +333,9 @@ def export_study(
             "study": study.study_name,
             "trial": t.number,
             "state": t.state.name,
-            "objectives": {"val_accuracy": t.values[0], "macs": t.values[1]} if t.values else None,
-            "test_accuracy": accuracy_or_none(t.user_attrs.get("test_accuracy")),
-            "splits": data.describe(),  # val_accuracy is on "val" (it selects), test_accuracy on "test"
+            **score_entries(metric, t.values[0] if t.values else None, t.user_attrs.get("test_score"),
+                            t.values[1] if t.values else None),
+            "splits": data.describe(),  # val_score is on "val" (it selects), test_score on "test"
             "best_epoch": t.user_attrs.get("best_epoch"),
             "epochs": t.user_attrs.get("epochs"),
             "curve": t.user_attrs.get("curve"),
@@ -360,11 +364,12 @@ def export_study(
 
 def baseline_comparisons(study: optuna.Study) -> dict[int, dict[str, Any]]:
     """Per scored trial: its baseline tag if it is a known cell, its confirmation over seeds, and
-    the most accurate baseline at no more MACs with the validation difference (manifest keys)."""
+    the best baseline at no more MACs with the validation difference (manifest keys)."""
     from nas.baselines import best_baseline_within
     from nas.confirm import study_scores
+    from nas.study import study_metric
 
-    scores, confirmed = study_scores(study)
+    (scores, confirmed), metric = study_scores(study), study_metric(study)
     baselines = [s for s in scores if s.baseline is not None]
     out: dict[int, dict[str, Any]] = {}
     for s in scores:
@@ -372,13 +377,23 @@ def baseline_comparisons(study: optuna.Study) -> dict[int, dict[str, Any]]:
         if confirmed:
             entry["confirmed"] = {"seeds": s.seeds, "val_mean": s.val, "val_sd": s.val_sd,
                                   "test_mean": s.test, "test_sd": s.test_sd}
-        rival = best_baseline_within([b for b in baselines if b.number != s.number], s.macs)
+        rival = best_baseline_within([b for b in baselines if b.number != s.number], s.macs, metric)
         if rival is not None:
             entry["vs_baseline"] = {"baseline": rival.baseline, "trial": rival.number, "macs": rival.macs,
                                     "val": rival.val, "val_delta": s.val - rival.val,
                                     "test_delta": s.test - rival.test, "confirmed": confirmed}
         out[s.number] = entry
     return out
+
+
+def score_entries(metric: Metric, val: float | None, test: float | None, macs: float | None) -> dict[str, Any]:
+    """The manifest's scores: which metric (and its direction), the objectives the study was told
+    (validation score, MACs) and the test score at the selected epoch (None: no test split)."""
+    return {
+        "metric": {"name": metric.name, "direction": metric.direction, "phrase": metric.phrase},
+        "objectives": None if val is None else {"val_score": val, "macs": macs},
+        "test_score": number_or_none(test),
+    }
 
 
 def _yaml(config: Config) -> str:
@@ -495,19 +510,18 @@ def _spec_json_of_module(text: str) -> str:
 def train_cell(spec: Spec, config: Config, *, epochs: int | None = None, console: Any = None) -> Any:
     """Train ``spec`` as a search trial of ``config`` would (its data, training settings and seed);
     returns the `workers.training.Trainer` (``history``, ``best``, ``best_state``)."""
-    from nas.splits import fmt_accuracy
-
     from workers.training import Trainer
 
     data = config_dataset(config)
     train = config.train if epochs is None else config.train.updated(epochs=epochs)
     trainer = Trainer(spec, data, train, seed=config.seed)
+    label, fmt = trainer.metric.label, trainer.metric.fmt
     while trainer.epoch < train.epochs:
         result = trainer.train_epoch()
         if console is not None:
             console.print(
-                f"epoch {result.epoch:>3}  train loss {result.train_loss:.4f}  val acc {result.accuracy:.4f}  "
-                f"test acc {fmt_accuracy(result.test_accuracy)}"
+                f"epoch {result.epoch:>3}  train loss {result.train_loss:.4f}  val {label} {fmt(result.score)}  "
+                f"test {label} {fmt(result.test_score)}"
             )
     return trainer
 

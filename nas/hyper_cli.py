@@ -77,9 +77,9 @@ def hyper_eval(
             try:
                 for _ in range(train_epochs):
                     trainer.train_epoch()
-                row["trained"] = trainer.best.accuracy
+                row["trained"] = trainer.best.score
             except Exception:  # a diverged candidate scores what it reached
-                row["trained"] = trainer.best.accuracy if trainer.best else 0.0
+                row["trained"] = trainer.best.score if trainer.best else 0.0
         rows.append(row)
     rows.sort(key=lambda r: -r["proxy"])
     table = Table(title=f"{len(rows)} candidates ranked by the hypernetwork proxy")

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from nas.tables import describe_cell, fit_columns, front_table
 from nas.trial_loop import SearchCounts
+from workers.metrics import METRICS, Metric
 
 __all__ = ["LiveProgress", "describe_cell", "fit_columns", "front_table"]
 
@@ -18,8 +19,10 @@ __all__ = ["LiveProgress", "describe_cell", "fit_columns", "front_table"]
 class LiveProgress(Callback):
     """A Ray Tune callback that redraws a progress bar and a one-line table on every loop step."""
 
-    def __init__(self, counts: SearchCounts, *, total: int, done_before: int, console: Console | None = None) -> None:
+    def __init__(self, counts: SearchCounts, *, total: int, done_before: int, console: Console | None = None,
+                 metric: Metric = METRICS["accuracy"]) -> None:
         self.counts = counts
+        self.metric = metric
         self.total = total
         self.done_before = done_before
         self.console = console or Console()
@@ -36,14 +39,14 @@ class LiveProgress(Callback):
 
     def __getstate__(self) -> dict:
         """Ray pickles callbacks with its experiment state; a live display does not travel."""
-        return {"counts": self.counts, "total": self.total, "done_before": self.done_before}
+        return {"counts": self.counts, "total": self.total, "done_before": self.done_before, "metric": self.metric}
 
     def _render(self) -> Group:
         c = self.counts
         table = Table(box=None, pad_edge=False)
-        for column in ("running", "complete", "pruned", "failed", "best accuracy", "last error"):
+        for column in ("running", "complete", "pruned", "failed", f"best {self.metric.label}", "last error"):
             table.add_column(column)
-        best = f"{c.best_accuracy:.4f}" if c.best_accuracy is not None else "-"
+        best = self.metric.fmt(c.best_score)
         error = (c.last_error or "-")[:60]
         table.add_row(str(c.running), str(c.complete), str(c.pruned), str(c.failed), best, error)
         return Group(self.progress, table)

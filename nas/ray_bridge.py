@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune import Callback
 from ray.tune.search import Searcher
 
-from nas.study import HEARTBEAT_INTERVAL, driver_id, record_heartbeats
+from nas.study import HEARTBEAT_INTERVAL, driver_id, record_heartbeats, study_metric
 from nas.trial_loop import Proposal, SearchCounts, TrialLoop
 from workers.run_dir import RunDir, prune_checkpoints, trial_dir
 from workers.trial import Cost, TrialConfig
@@ -62,7 +62,8 @@ class StudySearcher(Searcher):
         run_dir: RunDir | None = None,
         hyper: Any = None,
     ) -> None:
-        super().__init__(metric="accuracy", mode="max")
+        metric = study_metric(loop.study)
+        super().__init__(metric="score", mode="max" if metric.maximize else "min")
         self.loop = loop
         self.template = template
         self.artifacts = artifacts
@@ -119,8 +120,8 @@ class StudySearcher(Searcher):
         return self.trial_config(proposal).to_dict()
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if "accuracy" in result and trial_id in self._curves:
-            self._curves[trial_id].append(float(result["accuracy"]))
+        if "score" in result and trial_id in self._curves:
+            self._curves[trial_id].append(float(result["score"]))
         proposal = self._live.get(trial_id)
         where = (result.get("node_id"), result.get("pid"))
         if proposal is not None and where[0] is not None and self._where.get(trial_id) != where:
@@ -140,21 +141,21 @@ class StudySearcher(Searcher):
         result = result or {}
         self._where.pop(trial_id, None)
         curve = self._curves.pop(trial_id, [])
-        if "accuracy" in result and len(curve) < int(result.get("epoch", 0)):
-            curve.append(float(result["accuracy"]))  # Ray skips on_trial_result for a STOPped result
+        if "score" in result and len(curve) < int(result.get("epoch", 0)):
+            curve.append(float(result["score"]))  # Ray skips on_trial_result for a STOPped result
         if isinstance(result.get("curve"), list):  # the trainer's own history: whole across resumes
             curve = [float(a) for a in result["curve"]]
         attrs: dict[str, Any] = {"curve": curve}
         ray_trial = self._ray_trials.pop(trial_id, None)
         message = result.get("error") or (describe_crash(_ray_error(ray_trial)) if error else None)
-        if message is None and "best_accuracy" not in result:
+        if message is None and "best_score" not in result:
             message = "the trial ended without reporting an epoch"
         self._keep_checkpoints(proposal, result)
         if message is not None:
             self.loop.fail(proposal, message, attrs)
             return
         epoch = int(result.get("epoch", 0))
-        attrs.update(best_epoch=int(result["best_epoch"]), test_accuracy=float(result["best_test_accuracy"]), epochs=epoch)
+        attrs.update(best_epoch=int(result["best_epoch"]), test_score=float(result["best_test_score"]), epochs=epoch)
         if result.get("checkpoint_dir_name") and self.artifacts is not None:
             # <checkpoint>/trainer.pt holds the last epoch's trainer state with the best epoch's
             # weights under "best_state"; relative to the run directory when it lies inside it
@@ -163,7 +164,7 @@ class StudySearcher(Searcher):
         if epoch < self.template.train.epochs:
             self.loop.prune(proposal, attrs)
         else:
-            self.loop.complete(proposal, [float(result["best_accuracy"]), float(proposal.cost["macs"])], attrs)
+            self.loop.complete(proposal, [float(result["best_score"]), float(proposal.cost["macs"])], attrs)
 
     def _keep_checkpoints(self, proposal: Proposal, result: dict[str, Any]) -> None:
         """A finished trial keeps its last epoch checkpoint only, unless ``train.keep_checkpoints: all``."""

@@ -1,7 +1,7 @@
 """Show a search to a person: the Pareto plot, hypervolume over time, cell drawings, a report.
 
-`pareto_figure` plots every trial at (MACs, validation accuracy): the front (joined by its staircase),
-dominated trials, and pruned trials at their best partial accuracy; beside it, the hypervolume of the
+`pareto_figure` plots every trial at (MACs, validation score -- the task's metric): the front (joined by
+its staircase), dominated trials, and pruned trials at their best partial score; beside it, the hypervolume of the
 front after each finished trial. `cell_figure` draws a cell graph left to right. `write_report`
 puts the plots, the front table and a drawing of each front cell into Markdown or HTML.
 
@@ -33,13 +33,12 @@ from optuna.trial import TrialState  # noqa: E402
 from nas.codegen import cell_formula  # noqa: E402
 from nas.splits import (  # noqa: E402
     STUDY_ATTR,
-    accuracy_caption,
-    accuracy_or_none,
-    fmt_accuracy,
+    number_or_none,
+    split_caption,
     study_splits,
     validation_label,
 )
-from nas.study import hypervolume_2d, pareto_front  # noqa: E402
+from nas.study import hypervolume_2d, pareto_front, reference_score, study_metric  # noqa: E402
 from search_spaces import Spec  # noqa: E402
 from search_spaces.activations import canonical  # noqa: E402
 from workers.data import describe_splits  # noqa: E402
@@ -51,19 +50,19 @@ FRONT_COLOR, DOMINATED_COLOR, PRUNED_COLOR = "tab:red", "tab:blue", "tab:gray"
 # ---- trials as points -----------------------------------------------------------------------------
 @dataclass
 class TrialPoints:
-    """Trials split by how they are drawn; each point is (trial number, MACs, accuracy)."""
+    """Trials split by how they are drawn; each point is (trial number, MACs, validation score)."""
 
     front: list[tuple[int, float, float]] = field(default_factory=list)
     dominated: list[tuple[int, float, float]] = field(default_factory=list)
     pruned: list[tuple[int, float, float]] = field(default_factory=list)
-    baselines: list[tuple[str, float, float]] = field(default_factory=list)  # (tag, MACs, accuracy)
+    baselines: list[tuple[str, float, float]] = field(default_factory=list)  # (tag, MACs, score)
     failed: int = 0
     running: int = 0
 
 
 def trial_points(study: optuna.Study) -> TrialPoints:
-    """Complete trials on/off the front; pruned ones at their best reported accuracy and MACs."""
-    points = TrialPoints()
+    """Complete trials on/off the front; pruned ones at their best reported score and MACs."""
+    points, metric = TrialPoints(), study_metric(study)
     front = {t.number for t in pareto_front(study)}
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.COMPLETE and t.values:
@@ -72,7 +71,7 @@ def trial_points(study: optuna.Study) -> TrialPoints:
             if "baseline" in t.user_attrs:
                 points.baselines.append((t.user_attrs["baseline"], float(t.values[1]), float(t.values[0])))
         elif t.state == TrialState.PRUNED and t.user_attrs.get("curve") and "macs" in t.user_attrs:
-            points.pruned.append((t.number, float(t.user_attrs["macs"]), float(max(t.user_attrs["curve"]))))
+            points.pruned.append((t.number, float(t.user_attrs["macs"]), float(metric.best(t.user_attrs["curve"]))))
         elif t.state == TrialState.FAIL:
             points.failed += 1
         elif t.state == TrialState.RUNNING:
@@ -84,8 +83,9 @@ def trial_points(study: optuna.Study) -> TrialPoints:
 def hypervolume_curve(study: optuna.Study) -> list[tuple[int, float]]:
     """(finished trials so far, hypervolume of the complete ones) after each finished trial.
 
-    Accuracy is measured from 0 and MACs are divided by 1.1 x the largest MACs of the study, so the
-    value lies in [0, 1] and curves of one study are comparable over time.
+    The score is measured from `nas.study.reference_score` (accuracy: 0; an unbounded metric: the
+    worst any complete trial reached) and MACs are divided by 1.1 x the largest MACs of the study, so
+    accuracy curves lie in [0, 1] and curves of one study are comparable over time.
     """
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     finished.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete, t.number))
@@ -93,18 +93,20 @@ def hypervolume_curve(study: optuna.Study) -> list[tuple[int, float]]:
     if not complete:
         return []
     worst = 1.1 * max(t.values[1] for t in complete) or 1.0
+    metric = study_metric(study)
+    reference = (reference_score(metric, [t.values[0] for t in complete]), 1.0)
     curve, points = [], []
     for i, t in enumerate(finished, start=1):
         if t.state == TrialState.COMPLETE and t.values:
             points.append((t.values[0], t.values[1] / worst))
-        curve.append((i, hypervolume_2d(points, (0.0, 1.0))))
+        curve.append((i, hypervolume_2d(points, reference, metric)))
     return curve
 
 
 # ---- the Pareto figure ----------------------------------------------------------------------------
 @dataclass
 class ParetoFigure:
-    """The figure and its artists: scatter offsets are the plotted (MACs, accuracy) points."""
+    """The figure and its artists: scatter offsets are the plotted (MACs, validation score) points."""
 
     figure: Figure
     front: PathCollection
@@ -116,8 +118,8 @@ class ParetoFigure:
 
 
 def pareto_figure(study: optuna.Study, *, title: str | None = None) -> ParetoFigure:
-    """Accuracy against MACs for every trial (front, dominated, pruned), and hypervolume over time."""
-    points = trial_points(study)
+    """Validation score against MACs for every trial (front, dominated, pruned), and hypervolume over time."""
+    points, metric = trial_points(study), study_metric(study)
     fig, (ax, ax_hv) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [3, 2]})
 
     def scatter(rows: list[tuple[int, float, float]], **style: Any) -> PathCollection:
@@ -127,7 +129,7 @@ def pareto_figure(study: optuna.Study, *, title: str | None = None) -> ParetoFig
     dominated = scatter(points.dominated, s=28, color=DOMINATED_COLOR, alpha=0.6,
                         label=f"dominated ({len(points.dominated)})")
     pruned = scatter(points.pruned, s=34, marker="x", color=PRUNED_COLOR,
-                     label=f"pruned, best partial accuracy ({len(points.pruned)})")
+                     label=f"pruned, best partial {metric.phrase} ({len(points.pruned)})")
     front = scatter(points.front, s=60, color=FRONT_COLOR, edgecolor="black", zorder=3,
                     label=f"Pareto front ({len(points.front)})")
     (staircase,) = ax.step([p[1] for p in points.front], [p[2] for p in points.front], where="post",
@@ -143,21 +145,21 @@ def pareto_figure(study: optuna.Study, *, title: str | None = None) -> ParetoFig
     if everything and min(p[1] for p in everything) > 0:
         ax.set_xscale("log")
     ax.set_xlabel("MACs per sample (log scale)" if ax.get_xscale() == "log" else "MACs per sample")
-    ax.set_ylabel(validation_label(study.user_attrs.get(STUDY_ATTR)))
+    ax.set_ylabel(validation_label(study.user_attrs.get(STUDY_ATTR), metric))
     extra = []
     if points.failed:
         extra.append(f"{points.failed} failed")
     if points.running:
         extra.append(f"{points.running} running")
     note = f" ({', '.join(extra)}, not shown)" if extra else ""
-    ax.set_title(f"{title or study.study_name}: accuracy vs compute{note}", fontsize=10)
+    ax.set_title(f"{title or study.study_name}: {metric.phrase} vs compute{note}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower right" if metric.maximize else "upper right")
 
     curve = hypervolume_curve(study)
     (hv_line,) = ax_hv.plot([c[0] for c in curve], [c[1] for c in curve], marker="o", markersize=3, color="tab:green")
     ax_hv.set_xlabel("finished trials")
-    ax_hv.set_ylabel("hypervolume (accuracy x MACs, normalised)")
+    ax_hv.set_ylabel(f"hypervolume ({metric.phrase} x MACs, normalised)")
     ax_hv.set_title("hypervolume over time", fontsize=10)
     ax_hv.grid(True, alpha=0.3)
     if curve:
@@ -183,23 +185,25 @@ def plot_pareto(study: optuna.Study, path: str | Path) -> ParetoFigure:
 
 
 # ---- the front as data ----------------------------------------------------------------------------
-FRONT_COLUMNS = ("trial", "val_accuracy", "test_accuracy", "macs", "params", "epochs", "baseline", "vs_baseline",
+FRONT_COLUMNS = ("trial", "metric", "val_score", "test_score", "macs", "params", "epochs", "baseline", "vs_baseline",
                  "vs_baseline_val_delta", "hash", "cell")
 
 
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """One dict per front trial (accuracy down), with the columns of `FRONT_COLUMNS`: ``baseline``
-    is the known cell's tag for a baseline, ``vs_baseline`` the most accurate baseline at no more
-    MACs and ``vs_baseline_val_delta`` the validation difference to it (the search's single run)."""
+    """One dict per front trial (best score first), with the columns of `FRONT_COLUMNS`: ``metric``
+    names the score (``val_score`` on validation, ``test_score`` on test), ``baseline`` is the known
+    cell's tag for a baseline, ``vs_baseline`` the best baseline at no more MACs and
+    ``vs_baseline_val_delta`` the validation difference to it (the search's single run)."""
     from nas.export import baseline_comparisons
     from nas.tables import describe_cell
 
-    versus = baseline_comparisons(study)
+    versus, metric = baseline_comparisons(study), study_metric(study)
     return [
         {
             "trial": t.number,
-            "val_accuracy": t.values[0],
-            "test_accuracy": accuracy_or_none(t.user_attrs.get("test_accuracy")),
+            "metric": metric.name,
+            "val_score": t.values[0],
+            "test_score": number_or_none(t.user_attrs.get("test_score")),
             "macs": int(t.values[1]),
             "params": t.user_attrs.get("params"),
             "epochs": t.user_attrs.get("epochs"),
@@ -364,30 +368,31 @@ def write_report(
         blocks.append(("p", f"Data {config.data.name}, space {config.space.name}, sampler {config.search.sampler}, "
                             f"stopping {config.stopping.policy}, seed {config.seed}; "
                             f"config hash {config.fingerprint()}."))
-    best = max(front, key=lambda t: t.values[0], default=None)
+    metric = study_metric(study)
+    best = front[0] if front else None
     blocks.append(("p", f"{complete} complete, {len(points.pruned)} pruned, {points.failed} failed trials; "
                         f"{len(front)} on the Pareto front"
-                        + (f"; best validation accuracy {best.values[0]:.4f} (trial {best.number}, "
+                        + (f"; best validation {metric.phrase} {metric.fmt(best.values[0])} (trial {best.number}, "
                            f"{int(best.values[1]):,} MACs)." if best else ".")))
     blocks.append(("img", "pareto.png", "Pareto front and hypervolume"))
     blocks.append(("h2", "Pareto front"))
     rows = [
-        (r["trial"], f"{r['val_accuracy']:.4f}",
-         fmt_accuracy(r["test_accuracy"]),
+        (r["trial"], metric.fmt(r["val_score"]),
+         metric.fmt(r["test_score"]),
          f"{r['macs']:,}", "-" if r["params"] is None else f"{r['params']:,}", r["epochs"] or "-",
          f"is {r['baseline']}" if r["baseline"] else
-         "-" if r["vs_baseline"] is None else f"{r['vs_baseline_val_delta']:+.4f} vs {r['vs_baseline']}",
+         "-" if r["vs_baseline"] is None else f"{r['vs_baseline_val_delta']:+.{metric.digits}f} vs {r['vs_baseline']}",
          r["cell"])
         for r in front_rows(study)
     ]
-    blocks.append(("table", ["trial", "val acc", "test acc", "MACs", "params", "epochs", "vs baseline", "cell"], rows))
+    blocks.append(("table", ["trial", f"val {metric.label}", f"test {metric.label}", "MACs", "params", "epochs", "vs baseline", "cell"], rows))
     splits = study_splits(study, config)
-    blocks.append(("p", f"Data: {describe_splits(splits)}. {accuracy_caption(splits)}." if splits
-                   else f"{accuracy_caption(None)}."))
+    blocks.append(("p", f"Data: {describe_splits(splits)}. {split_caption(splits, metric)}." if splits
+                   else f"{split_caption(None, metric)}."))
     from nas.baselines import summary_line
     from nas.confirm import study_scores
 
-    line = summary_line(study_scores(study)[0])
+    line = summary_line(study_scores(study)[0], metric)
     if line:
         blocks.append(("p", line[0].upper() + line[1:] + "."))
     blocks.append(("p", "The front as CSV: front.csv. `nas export NAME --pareto --out DIR` writes these cells as "
@@ -396,7 +401,7 @@ def write_report(
     for t in front:
         spec = Spec.from_json(t.user_attrs["spec"])
         name = f"cells/trial_{t.number}.png"
-        head = f"trial {t.number}: val acc {t.values[0]:.4f}, {int(t.values[1]):,} MACs"
+        head = f"trial {t.number}: val {metric.label} {metric.fmt(t.values[0])}, {int(t.values[1]):,} MACs"
         save_figure(cell_figure(spec, title=head), out / name)
         blocks += [("h3", f"Trial {t.number}"), ("img", name, f"cell of trial {t.number}"),
                    ("pre", "\n".join(cell_formula(spec)))]

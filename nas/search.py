@@ -196,15 +196,16 @@ def run_search(
             options=config.search.sampler_options,
             state_dir=run.proposer_dir,
         )
-    scheduler = make_scheduler(config.stopping.policy, metric="accuracy", mode="max",
+    metric = data.scoring(config.train.metric)
+    scheduler = make_scheduler(config.stopping.policy, metric="score", scoring=metric,  # direction and bounds
                                max_epochs=config.train.epochs, options=config.stopping.options)
     _restore_stopper(scheduler, run.stopper_state)
     if config.search.gpus_per_trial == 0:
         _prepare_cpu_engine(console)
 
     run.write_config(config.to_dict())  # the first write
-    study = open_study(config.name, storage or make_storage(storage_url), sampler=sampler)
-    study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported accuracy
+    study = open_study(config.name, storage or make_storage(storage_url), sampler=sampler, metric=metric)
+    study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported score
     if CONFIG_ATTR not in study.user_attrs:  # what `nas resume` checks an edited config.yaml against
         study.set_user_attr(CONFIG_ATTR, config.to_dict())
     recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study), run)
@@ -230,7 +231,7 @@ def run_search(
         run_dir=run,
         hyper=_start_hyper(config, space, data, run, console),
     )
-    progress = LiveProgress(searcher.counts, total=config.search.trials, done_before=done, console=console)
+    progress = LiveProgress(searcher.counts, total=config.search.trials, done_before=done, console=console, metric=metric)
     max_concurrent = _max_concurrent(config)
     tuner = tune.Tuner(
         tune.with_resources(trainable or train_candidate,

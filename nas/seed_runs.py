@@ -27,7 +27,7 @@ def _init_worker() -> None:
 
 
 def train_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Train ``job["spec"]`` (JSON) on ``job["data"]``; best-epoch validation and test accuracy."""
+    """Train ``job["spec"]`` (JSON) on ``job["data"]``; best-epoch validation and test score."""
     from workers.data import load_dataset
     from workers.training import CandidateDiverged, TrainConfig, Trainer
 
@@ -40,9 +40,10 @@ def train_job(job: dict[str, Any]) -> dict[str, Any]:
         for _ in range(config.epochs):
             trainer.train_epoch()
         best = trainer.best
-        out.update(accuracy=best.accuracy, test_accuracy=best.test_accuracy, error=None)
+        out.update(score=best.score, test_score=best.test_score, error=None)
     except CandidateDiverged as exc:
-        out.update(accuracy=0.0, test_accuracy=0.0, error=str(exc))
+        worst = data.scoring(config.metric).worst  # a diverged seed counts as the worst score
+        out.update(score=worst, test_score=worst, error=str(exc))
     out["seconds"] = time.perf_counter() - start
     return out
 
@@ -88,10 +89,10 @@ STATS_HEADER = f"{'val acc':>15} {'test acc':>15} {'seeds':>5}"
 
 
 def summarize(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and std over seeds of the best-epoch validation accuracy and the test accuracy at that
+    """Mean and std over seeds of the best-epoch validation score and the test score at that
     epoch, the number of seeds and how many diverged."""
     runs = list(runs)
-    val, test = mean_std(r["accuracy"] for r in runs), mean_std(r["test_accuracy"] for r in runs)
+    val, test = mean_std(r["score"] for r in runs), mean_std(r["test_score"] for r in runs)
     return {"val_mean": val[0], "val_std": val[1], "test_mean": test[0], "test_std": test[1],
             "seeds": len(runs), "diverged": sum(r.get("error") is not None for r in runs)}
 

@@ -1,9 +1,10 @@
 """Which data split is behind each reported number, for tables, plots, reports and manifests.
 
 A search records its dataset's splits (`workers.data.Dataset.describe`: size and source of train,
-validation and test) as the study attribute ``data_splits``. "val acc" is always the validation
-split, the one that selects (best epoch, early stopping, the Pareto front); "test acc" is the test
-split, evaluated at the selected epoch and never used to choose.
+validation and test) as the study attribute ``data_splits``. "val" numbers (the task's metric, e.g.
+"val acc", "val bpc") are always on the validation split, the one that selects (best epoch, early
+stopping, the Pareto front); "test" numbers on the test split, evaluated at the selected epoch and
+never used to choose.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import optuna
 
 from workers.data import DataError, describe_splits, load_dataset
+from workers.metrics import METRICS, Metric
 
 STUDY_ATTR = "data_splits"
 
@@ -38,20 +40,25 @@ def _part(splits: dict[str, dict[str, Any]], name: str) -> str:
     return f"{info.get('size', '?')} sequences{source}"
 
 
-def accuracy_caption(splits: dict[str, dict[str, Any]] | None) -> str:
-    """``val acc: validation split (8 sequences: ...), selects; test acc: test split (...)``."""
+def split_caption(splits: dict[str, dict[str, Any]] | None, metric: Metric = METRICS["accuracy"]) -> str:
+    """``val acc: validation split (8 sequences: ...), selects; test acc: test split (...)``, with
+    the metric's label and direction (``val bpc (lower is better)``)."""
+    val, test_label = f"val {metric.label}", f"test {metric.label}"
+    if metric.name != "accuracy":
+        val += f" ({metric.phrase}, {'higher' if metric.maximize else 'lower'} is better)"
     if not splits:
-        return "val acc: the validation split, which selects; test acc: the test split, never used to select"
+        return f"{val}: the validation split, which selects; {test_label}: the test split, never used to select"
     test = splits.get("test") or {}
-    test_text = ("test acc: no test split (give data.test_path)" if not test.get("size")
-                 else f"test acc: test split ({_part(splits, 'test')}), never used to select")
-    return f"val acc: validation split ({_part(splits, 'val')}), which selects; {test_text}"
+    test_text = (f"{test_label}: no test split (give data.test_path)" if not test.get("size")
+                 else f"{test_label}: test split ({_part(splits, 'test')}), never used to select")
+    return f"{val}: validation split ({_part(splits, 'val')}), which selects; {test_text}"
 
 
-def validation_label(splits: dict[str, dict[str, Any]] | None) -> str:
-    """Axis label of validation accuracy, with the split's size when known."""
+def validation_label(splits: dict[str, dict[str, Any]] | None, metric: Metric = METRICS["accuracy"]) -> str:
+    """Axis label of the validation metric, with the split's size when known."""
     size = ((splits or {}).get("val") or {}).get("size")
-    return f"validation accuracy ({size} sequences)" if size else "validation accuracy"
+    text = f"validation {metric.phrase}" + ("" if metric.maximize else " (lower is better)")
+    return f"{text} ({size} sequences)" if size else text
 
 
 def splits_line(splits: dict[str, dict[str, Any]] | None) -> str:
@@ -59,12 +66,6 @@ def splits_line(splits: dict[str, dict[str, Any]] | None) -> str:
     return "data: " + (describe_splits(splits) if splits else "splits not recorded")
 
 
-def fmt_accuracy(value: float | None) -> str:
-    """``0.9610``, or ``-`` where there is no number (no test split, a pruned trial)."""
-    value = accuracy_or_none(value)
-    return "-" if value is None else f"{value:.4f}"
-
-
-def accuracy_or_none(value: float | None) -> float | None:
-    """A JSON-safe accuracy: None where there is none (NaN: no test split)."""
+def number_or_none(value: float | None) -> float | None:
+    """A JSON-safe score: None where there is none (NaN: no test split)."""
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

@@ -2,12 +2,15 @@
 
 The study is the single source of truth: every proposal is an Optuna trial with the candidate's Spec
 and cost in its user attributes, and every outcome is told back to it as COMPLETE (validation
-accuracy, MACs), PRUNED (stopped early, with its partial curve) or FAIL (with the error).
+score, MACs), PRUNED (stopped early, with its partial curve) or FAIL (with the error). The score is
+the task's metric on the validation split (`workers.metrics`), maximised or minimised as the metric
+says; the study records which metric in its user attr ``metric``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
@@ -29,10 +32,10 @@ except ImportError:  # another Optuna layout: one write per attribute
     _rdb_models = _rdb_session = None
 
 from nas.errors import ConfigError
+from workers.metrics import METRICS, Metric, get_metric
 from workers.run_dir import RunDir, experiment_dir, trial_dir
 
-OBJECTIVES = ("accuracy", "macs")
-DIRECTIONS = ("maximize", "minimize")
+METRIC_ATTR = "metric"  # study user attr: the name of the metric behind the first objective
 
 optuna.logging.set_verbosity(logging.WARNING)
 
@@ -189,41 +192,70 @@ def open_study(
     *,
     sampler: optuna.samplers.BaseSampler | None = None,
     create: bool = True,
+    metric: Metric | None = None,
 ) -> optuna.Study:
-    """Create or load the two-objective study ``name`` (accuracy up, MACs down)."""
+    """Create or load the two-objective study ``name``: the validation ``metric`` (accuracy by
+    default) in its direction, MACs down. Raises `ConfigError` when the study exists and scores its
+    trials by another metric (its trials could not be compared with the new ones)."""
     if isinstance(storage, str):
         storage = make_storage(storage)
-    if create:
-        study = optuna.create_study(
-            study_name=name,
-            storage=storage,
-            sampler=sampler,
-            directions=list(DIRECTIONS),
-            load_if_exists=True,
-        )
+    if not create:
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    metric = metric or METRICS["accuracy"]
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=sampler,
+        directions=[metric.direction, "minimize"],
+        load_if_exists=True,
+    )
+    held = study.user_attrs.get(METRIC_ATTR)
+    if held is None and study.directions[0].name.lower() == metric.direction:
+        study.set_user_attr(METRIC_ATTR, metric.name)
         with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(list(OBJECTIVES))
-        return study
-    return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+            study.set_metric_names([metric.name, "macs"])
+    elif held != metric.name:
+        raise ConfigError(
+            f"study {name!r} scores its trials by {held or 'accuracy'}, this config by {metric.name}: "
+            "set train.metric to match, or give the search another name"
+        )
+    return study
+
+
+def study_metric(study: optuna.Study) -> Metric:
+    """The metric behind the study's first objective (accuracy for studies older than the attr)."""
+    return get_metric(study.user_attrs.get(METRIC_ATTR, "accuracy"))
 
 
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
-    """Completed trials that no other completed trial dominates, by accuracy (then MACs)."""
-    return sorted(study.best_trials, key=lambda t: (-t.values[0], t.values[1]))
+    """Completed trials that no other completed trial dominates, best score first (then MACs)."""
+    metric = study_metric(study)
+    return sorted(study.best_trials, key=lambda t: (-metric.oriented(t.values[0]), t.values[1]))
 
 
-def hypervolume_2d(points: Sequence[tuple[float, float]], reference: tuple[float, float]) -> float:
-    """Area dominated by (accuracy up, cost down) ``points`` and bounded by ``reference``
-    (a worst accuracy and a worst cost)."""
-    ref_acc, ref_cost = reference
-    useful = sorted((c, a) for a, c in points if a > ref_acc and c < ref_cost)
-    volume, best_acc = 0.0, ref_acc
-    for i, (cost, acc) in enumerate(useful):
-        best_acc = max(best_acc, acc)
+def hypervolume_2d(points: Sequence[tuple[float, float]], reference: tuple[float, float], metric: Metric | None = None) -> float:
+    """Area dominated by (score, cost) ``points`` -- the score in ``metric``'s direction (accuracy:
+    up), the cost down -- and bounded by ``reference`` (a worst score and a worst cost)."""
+    orient = (metric or METRICS["accuracy"]).oriented
+    ref_score, ref_cost = orient(reference[0]), reference[1]
+    useful = sorted((c, orient(s)) for s, c in points if orient(s) > ref_score and c < ref_cost)
+    volume, best = 0.0, ref_score
+    for i, (cost, score) in enumerate(useful):
+        best = max(best, score)
         next_cost = useful[i + 1][0] if i + 1 < len(useful) else ref_cost
-        volume += (next_cost - cost) * (best_acc - ref_acc)
+        volume += (next_cost - cost) * (best - ref_score)
     return volume
+
+
+def reference_score(metric: Metric, scores: Sequence[float]) -> float:
+    """The score a hypervolume is measured from: the metric's worst value where it is bounded
+    (accuracy: 0), else the worst of ``scores`` (e.g. the least bits per character a study's
+    trials did not beat), so every point but the worst adds area."""
+    if math.isfinite(metric.worst):
+        return metric.worst
+    finite = [s for s in scores if math.isfinite(s)]
+    return min(finite, key=metric.oriented) if finite else 0.0
 
 
 @dataclass
@@ -232,7 +264,8 @@ class StudySummary:
     pruned: int
     failed: int
     running: int
-    best_accuracy: float | None
+    metric: Metric
+    best_score: float | None
     best_macs: int | None
     front_size: int
 
@@ -249,13 +282,15 @@ def summarize(study: optuna.Study) -> StudySummary:
     trials = study.get_trials(deepcopy=False)
     count = lambda state: sum(1 for t in trials if t.state == state and not interrupted(t))  # noqa: E731
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = max(complete, key=lambda t: (t.values[0], -t.values[1]), default=None)
+    metric = study_metric(study)
+    best = max(complete, key=lambda t: (metric.oriented(t.values[0]), -t.values[1]), default=None)
     return StudySummary(
         complete=len(complete),
         pruned=count(TrialState.PRUNED),
         failed=count(TrialState.FAIL),
         running=count(TrialState.RUNNING),
-        best_accuracy=best.values[0] if best else None,
+        metric=metric,
+        best_score=best.values[0] if best else None,
         best_macs=int(best.values[1]) if best else None,
         front_size=len(study.best_trials) if complete else 0,
     )

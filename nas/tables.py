@@ -18,30 +18,32 @@ from nas.baselines import Score, best_baseline_within, front_of, summary_line
 
 
 def front_table(scores: Sequence[Score], study: optuna.Study, title: str, splits: dict | None = None) -> RenderableType:
-    """The Pareto front of ``scores``; each found cell beside the most accurate baseline that costs
-    no more MACs (``vs baseline``: the validation difference and that baseline's tag). The caption
-    names the split behind each accuracy (`nas.splits`)."""
-    from nas.splits import accuracy_caption, fmt_accuracy
+    """The Pareto front of ``scores``; each found cell beside the best baseline that costs no more
+    MACs (``vs baseline``: the validation difference and that baseline's tag). The caption names the
+    metric and the split behind each number (`nas.splits`)."""
+    from nas.splits import split_caption
+    from nas.study import study_metric
 
+    metric = study_metric(study)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     baselines = [s for s in scores if s.baseline is not None]
-    table = Table(title=title, caption=accuracy_caption(splits), caption_justify="left")
-    for column in ("trial", "val acc", "test acc", "MACs", "vs baseline", "cell"):
+    table = Table(title=title, caption=split_caption(splits, metric), caption_justify="left")
+    for column in ("trial", f"val {metric.label}", f"test {metric.label}", "MACs", "vs baseline", "cell"):
         wide = column == "cell"  # the cell wraps onto more lines rather than being cut
         table.add_column(column, justify="left" if column in ("cell", "vs baseline") else "right",
                          no_wrap=not wide, overflow="fold" if wide else "ellipsis")
     rows = []
-    for s in front_of(scores):
+    for s in front_of(scores, metric):
         trial = trials[s.number]
-        rival = best_baseline_within(baselines, s.macs)
+        rival = best_baseline_within(baselines, s.macs, metric)
         if s.baseline is not None:
             versus = f"is {s.baseline}"
         else:
-            versus = "-" if rival is None else f"{s.val - rival.val:+.4f} {rival.baseline}"
+            versus = "-" if rival is None else f"{s.val - rival.val:+.{metric.digits}f} {rival.baseline}"
         rows.append((
             str(s.number),
-            f"{s.val:.4f}" + (f"±{s.val_sd:.4f}" if s.seeds > 1 else ""),
-            fmt_accuracy(s.test),
+            metric.fmt(s.val) + (f"±{metric.fmt(s.val_sd)}" if s.seeds > 1 else ""),
+            metric.fmt(s.test),
             f"{s.macs:,}",
             versus,
             describe_cell(trial),
@@ -57,11 +59,14 @@ def show_front(study: optuna.Study, console: Console, splits: dict | None = None
     scores, confirmed = confirm.study_scores(study)
     if not scores:
         return
-    seeds = max(s.seeds for s in scores)
-    title = (f"confirmed Pareto front (mean over {seeds} more seeds; accuracy up, MACs down)" if confirmed
-             else "Pareto front (accuracy up, MACs down)")
+    from nas.study import study_metric
+
+    seeds, metric = max(s.seeds for s in scores), study_metric(study)
+    axes = f"{metric.label} {'up' if metric.maximize else 'down'}, MACs down"
+    title = (f"confirmed Pareto front (mean over {seeds} more seeds; {axes})" if confirmed
+             else f"Pareto front ({axes})")
     console.print(front_table(scores, study, title, splits if splits is not None else study_splits(study)))
-    line = summary_line(scores)
+    line = summary_line(scores, metric)
     if line:
         console.print(line)
 

@@ -24,14 +24,14 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from nas.study import counted_trials, record_heartbeats, set_user_attrs
+from nas.study import counted_trials, record_heartbeats, set_user_attrs, study_metric
 from search_spaces import SearchSpace, SpecError, Task
 
 logger = logging.getLogger(__name__)
 
 MAX_INVALID_PROPOSALS = 50
 # what a duplicate copies from the trial it repeats, besides the values
-TWIN_ATTRS = ("curve", "best_epoch", "test_accuracy", "epochs", "checkpoint")
+TWIN_ATTRS = ("curve", "best_epoch", "test_score", "epochs", "checkpoint")
 
 # (trial, spec) -> (attributes to record, reason to skip the proposal or None)
 Settle = Callable[[optuna.Trial, Any], tuple[dict[str, Any], str | None]]
@@ -47,7 +47,7 @@ class SearchCounts:
     failed: int = 0
     invalid: int = 0
     duplicates: int = 0
-    best_accuracy: float | None = None
+    best_score: float | None = None  # the best validation score told so far (in the metric's direction)
     last_error: str | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -105,6 +105,7 @@ class TrialLoop:
         deadline: float | None = None,
     ) -> None:
         self.study, self.space, self.task = study, space, task
+        self.metric = study_metric(study)
         self.deadline = deadline
         self.budget, self.attrs, self.settle = budget, dict(attrs or {}), settle
         self.dedupe, self.fail_in_flight, self.max_invalid = dedupe, fail_in_flight, max_invalid
@@ -226,15 +227,15 @@ class TrialLoop:
 
     # ---- record -----------------------------------------------------------------------------------
     def complete(self, proposal: Proposal, values: Sequence[float], attrs: dict[str, Any] | None = None) -> None:
-        """The proposal trained to the end: record ``attrs`` and tell ``values`` (accuracy first)."""
+        """The proposal trained to the end: record ``attrs`` and tell ``values`` (the score first)."""
         self._finish(proposal, attrs)
         self._tell(proposal.number, TrialState.COMPLETE, list(values))
         if self._done_by_hash is not None:
             self._done_by_hash.setdefault(proposal.key, proposal.number)
         self.counts.complete += 1
-        accuracy = float(values[0])
-        if self.counts.best_accuracy is None or accuracy > self.counts.best_accuracy:
-            self.counts.best_accuracy = accuracy
+        score = float(values[0])
+        if self.counts.best_score is None or self.metric.better(score, self.counts.best_score):
+            self.counts.best_score = score
 
     def prune(self, proposal: Proposal, attrs: dict[str, Any] | None = None) -> None:
         """The proposal was stopped early."""

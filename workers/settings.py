@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from workers.metrics import get_metric
 
 
 class Section(BaseModel):
@@ -42,6 +44,14 @@ class TrainConfig(Section):
     grad_clip: float = Field(1.0, ge=0)
     prune_until: float = Field(0.6, ge=0, le=1)
     keep_checkpoints: Literal["last", "all"] = "last"
+    metric: str | None = None  # the validation score trials are selected by; None: the data set's default
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str | None) -> str | None:
+        if name is not None:
+            get_metric(name)  # the data decides later whether it fits the task
+        return name
 
 
 class HyperSettings(Section):

@@ -83,12 +83,12 @@ def train_candidate(config: dict[str, Any]) -> None:
             trainer,
             {
                 **result.to_dict(),
-                "best_accuracy": best.accuracy,
-                "best_test_accuracy": best.test_accuracy,
+                "best_score": best.score,
+                "best_test_score": best.test_score,
                 "best_epoch": best.epoch,
                 "restored_from_epoch": restored_from,
                 "node_id": node,
-                "curve": [r.accuracy for r in trainer.history],  # whole, epochs before a resume included
+                "curve": [r.score for r in trainer.history],  # whole, epochs before a resume included
                 **({"restart": note} if note else {}),
             },
         )

@@ -13,12 +13,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from search_spaces import Spec, build
+from search_spaces import Spec, Task, build
 from workers.data import Dataset, Split
+from workers.metrics import Metric
+from workers.scoring import Scorer
 from workers.settings import TrainConfig
-
-REGRESSION_TOLERANCE = 0.04  # the adding problem's success criterion
-
 
 class CandidateDiverged(RuntimeError):
     """The loss became NaN or infinite: the candidate failed, the search goes on."""
@@ -26,45 +25,42 @@ class CandidateDiverged(RuntimeError):
 
 @dataclass
 class EpochResult:
+    """One epoch: the validation score (the task's metric, `workers.metrics`) and loss, the mean
+    training loss, and the test score (reported, never used to choose)."""
+
     epoch: int
-    accuracy: float
+    score: float
     loss: float
     train_loss: float
-    test_accuracy: float
+    test_score: float
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
 
-def _loss_fn(objective: str) -> nn.Module:
-    return nn.MSELoss() if objective == "regress" else nn.CrossEntropyLoss()
-
-
 def _batch_loss(model: nn.Module, batch: Split, objective: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss and per-sample correctness for a batch (padded sequences read at their last valid step)."""
+    """The batch's mean loss and the model's outputs (padded sequences read at their last valid step)."""
     y = batch.y
     out = model(batch.x) if batch.lengths is None else model(batch.x, batch.lengths)
     if objective == "regress":
-        return nn.functional.mse_loss(out, y), ((out - y).abs() < REGRESSION_TOLERANCE).all(dim=-1)
+        return nn.functional.mse_loss(out, y), out
     if objective == "lm":
-        flat = out.reshape(-1, out.shape[-1])
-        return nn.functional.cross_entropy(flat, y.reshape(-1)), (out.argmax(-1) == y).float().mean(-1) > 0.5
-    return nn.functional.cross_entropy(out, y), out.argmax(-1) == y
+        return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1)), out
+    return nn.functional.cross_entropy(out, y), out
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, objective: str, batch_size: int = 512) -> tuple[float, float]:
-    """(accuracy, mean loss) of ``model`` on ``split``; NaN for an empty split (no test file)."""
+def evaluate(model: nn.Module, split: Split, task: Task, metric: Metric, batch_size: int = 512) -> tuple[float, float]:
+    """(``metric``, mean loss) of ``model`` on ``split``; NaN for an empty split (no test file)."""
     if len(split) == 0:
         return math.nan, math.nan
     model.eval()
-    total_loss, correct = 0.0, 0
+    scorer = Scorer(metric, task.objective, task.output_size)
     for start in range(0, len(split), batch_size):
         batch = split[start : start + batch_size]
-        loss, hits = _batch_loss(model, batch, objective)
-        total_loss += float(loss) * len(batch)
-        correct += int(hits.sum())
-    return correct / len(split), total_loss / len(split)
+        loss, out = _batch_loss(model, batch, task.objective)
+        scorer.add(out, batch.y, float(loss) * (batch.y.numel() if task.objective == "lm" else len(batch)))
+    return scorer.value, scorer.loss
 
 
 @dataclass
@@ -82,6 +78,7 @@ class Trainer:
     best_state: dict[str, torch.Tensor] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        self.metric = self.data.scoring(self.config.metric)
         self.model = build(self.spec, self.data.task, seed=self.seed)
         if self.init_state is not None:  # warm start: parameters (not masks) from e.g. `hyper`
             missing, unexpected = self.model.load_state_dict(self.init_state, strict=False)
@@ -103,8 +100,8 @@ class Trainer:
 
     @property
     def best(self) -> EpochResult | None:
-        """The epoch with the highest validation accuracy (the weights a user would keep)."""
-        return max(self.history, key=lambda r: r.accuracy, default=None)
+        """The epoch with the best validation score (the weights a user would keep)."""
+        return max(self.history, key=lambda r: self.metric.oriented(r.score), default=None)
 
     def _prune(self) -> None:
         until = self.config.prune_until * self.config.epochs
@@ -133,11 +130,11 @@ class Trainer:
             total += float(loss.detach()) * len(idx)
             count += len(idx)
         self.epoch += 1
-        accuracy, val_loss = evaluate(self.model, self.data.val, task.objective)
+        score, val_loss = evaluate(self.model, self.data.val, task, self.metric)
         if not math.isfinite(val_loss):
             raise CandidateDiverged(f"validation loss became {val_loss} at epoch {self.epoch}")
-        test_accuracy, _ = evaluate(self.model, self.data.test, task.objective)
-        result = EpochResult(self.epoch, accuracy, val_loss, total / count, test_accuracy)
+        test_score, _ = evaluate(self.model, self.data.test, task, self.metric)
+        result = EpochResult(self.epoch, score, val_loss, total / count, test_score)
         self.history.append(result)
         if self.best is result:
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}

@@ -43,8 +43,10 @@ def run(
     directions: list[str] | None = None,
     in_flight: int = 1,
     study: optuna.Study | None = None,
+    mirror: bool = False,
 ) -> optuna.Study:
-    """Ask/tell ``n_trials`` with ``in_flight`` trials running at once, told newest-first."""
+    """Ask/tell ``n_trials`` with ``in_flight`` trials running at once, told newest-first;
+    ``mirror`` tells ``1 - score`` (as a minimised metric, e.g. an error rate, would be)."""
     directions = directions or ["maximize"]
     study = study or optuna.create_study(directions=directions, sampler=sampler)
     running: list[optuna.Trial] = []
@@ -56,7 +58,8 @@ def run(
             running.append(trial)
             asked += 1
         trial = running.pop()  # out of order: the youngest finishes first
-        study.tell(trial, toy_values(space, trial.params, len(directions)))
+        values = toy_values(space, trial.params, len(directions))
+        study.tell(trial, [1.0 - values[0], *values[1:]] if mirror else values)
     return study
 
 
@@ -88,6 +91,15 @@ class ProposerTestCase:
         study = run(proposer(space, 1, None), space, 24, directions=["maximize", "minimize"], in_flight=2)
         assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
         assert study.best_trials
+
+    def test_a_minimised_metric_gets_the_proposals_of_its_maximised_mirror(
+        self, proposer: ProposerFactory, space: SearchSpace
+    ) -> None:
+        """Bits per character, MSE: a proposer reads the study's direction, so an error rate
+        ``1 - accuracy`` minimised leads it exactly where accuracy maximised does."""
+        up = run(proposer(space, 7, None), space, 16, in_flight=2)
+        down = run(proposer(space, 7, None), space, 16, directions=["minimize"], in_flight=2, mirror=True)
+        assert [t.params for t in down.trials] == [t.params for t in up.trials]
 
     def test_seeded_reproducibility(self, proposer: ProposerFactory, space: SearchSpace) -> None:
         a = run(proposer(space, 3, None), space, 20, in_flight=2)

@@ -17,11 +17,11 @@ from nas import seed_runs  # noqa: E402
 
 
 def _runs(values: list[float]) -> list[dict]:
-    return [{"accuracy": v, "test_accuracy": v - 0.01, "error": None} for v in values]
+    return [{"score": v, "test_score": v - 0.01, "error": None} for v in values]
 
 
 def test_summarize_gives_mean_std_and_seed_count() -> None:
-    row = seed_runs.summarize(_runs([0.9, 0.92, 0.94]) + [{"accuracy": 0.0, "test_accuracy": 0.0, "error": "nan"}])
+    row = seed_runs.summarize(_runs([0.9, 0.92, 0.94]) + [{"score": 0.0, "test_score": 0.0, "error": "nan"}])
     assert row["seeds"] == 4 and row["diverged"] == 1
     assert row["val_mean"] == pytest.approx(0.69) and row["test_mean"] == pytest.approx(0.6825)
     one = seed_runs.summarize(_runs([0.5]))

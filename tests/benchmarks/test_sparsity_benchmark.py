@@ -58,7 +58,7 @@ def test_budget_cells_fill_each_uniform_points_macs_with_a_denser_candidate_matr
 
 
 def _trial(name: str, acc: float, macs: int, density: float = 0.1) -> dict:
-    return {"hash": name, "accuracy": acc, "macs": macs, "density": density}
+    return {"hash": name, "score": acc, "macs": macs, "density": density}
 
 
 def test_confirmation_is_chosen_per_macs_band_and_never_a_baseline() -> None:

@@ -187,7 +187,7 @@ def test_actor_without_ray_and_warm_start(tmp_path) -> None:
     trainer = Trainer(spec, data, TrainConfig(epochs=1), seed=3, init_state=state)
     for name, p in trainer.model.named_parameters():
         assert torch.equal(p.detach(), state[name]), name
-    assert trainer.train_epoch().accuracy > 0
+    assert trainer.train_epoch().score > 0
     with pytest.raises(ValueError, match="init_state"):
         Trainer(spec, data, TrainConfig(epochs=1), init_state={"head.nope": torch.zeros(1)})
     scores = actor.proxy_scores([spec.to_json()], data.val.x, data.val.y)

@@ -72,7 +72,7 @@ def fake_run(tmp_path: Path, name: str = "fake") -> FakeRun:
         if number in OBJECTIVES:
             acc, macs = OBJECTIVES[number]
             attrs |= {"macs": int(macs), "curve": [acc - 0.1, acc], "epochs": 2, "best_epoch": 2,
-                      "test_accuracy": acc - 0.01}
+                      "test_score": acc - 0.01}
             if number == 0:
                 attrs["checkpoint"] = CHECKPOINT
             study.add_trial(create_trial(state=TrialState.COMPLETE, values=[acc, macs], user_attrs=attrs))

@@ -16,6 +16,9 @@ from nas.cli import main
 from nas.config import ConfigError, parse_config
 from nas.study import default_storage, open_study, recover_trials, running_trials
 from search_spaces import GatedCellSpace
+from workers.metrics import METRICS
+
+ACC = METRICS["accuracy"]
 
 SPACE = GatedCellSpace(hidden_sizes=(8, 16))
 
@@ -68,11 +71,11 @@ def test_compare_picks_the_best_baseline_that_costs_no_more():
     baselines = [Score(0, 100, 0.90, 0.89, baseline="elman-h8"), Score(1, 300, 0.95, 0.94, baseline="gru-h8"),
                  Score(2, 500, 0.97, 0.96, baseline="gru-h16")]
     found = [Score(3, 320, 0.96, 0.95), Score(4, 50, 0.80, 0.80)]
-    rival = best_baseline_within(baselines, found[0].macs)
+    rival = best_baseline_within(baselines, found[0].macs, ACC)
     assert rival.baseline == "gru-h8" and found[0].val - rival.val == pytest.approx(0.01)
-    assert best_baseline_within(baselines, found[1].macs) is None
-    assert [s.number for s in front_of(baselines + found)] == [2, 3, 1, 0, 4]
-    line = summary_line(baselines + found)
+    assert best_baseline_within(baselines, found[1].macs, ACC) is None
+    assert [s.number for s in front_of(baselines + found, ACC)] == [2, 3, 1, 0, 4]
+    line = summary_line(baselines + found, ACC)
     assert "trial 3" in line and "gru-h16" in line and "trails it by 0.0100" in line and "gru-h8" in line
 
 

@@ -148,6 +148,6 @@ def test_search_then_export_and_report_end_to_end(ray_cluster, tmp_path, capsys)
     directory = exported[0]
     manifest = json.loads((directory / "manifest.json").read_text())
     trainer = train_cell(load_cell(directory), config)
-    assert trainer.best.accuracy == pytest.approx(manifest["objectives"]["val_accuracy"], abs=1e-9)
+    assert trainer.best.score == pytest.approx(manifest["objectives"]["val_score"], abs=1e-9)
     assert main(["report", "tiny", "--runs-dir", str(runs), "--format", "html"]) == 0
     assert (runs / "tiny" / "report" / "report.html").is_file()

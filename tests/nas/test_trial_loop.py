@@ -30,13 +30,13 @@ def test_complete_records_values_and_the_proposal() -> None:
     t = loop.study.trials[0]
     assert t.state == TrialState.COMPLETE and t.values == [0.9, p.cost["macs"]]
     assert t.user_attrs["driver"] == "me" and t.user_attrs["hash"] == p.key and t.user_attrs["curve"] == [0.5, 0.9]
-    assert (loop.counts.started, loop.counts.complete, loop.counts.best_accuracy) == (1, 1, 0.9)
+    assert (loop.counts.started, loop.counts.complete, loop.counts.best_score) == (1, 1, 0.9)
 
 
 def test_a_duplicate_of_a_finished_cell_gets_its_values_untrained() -> None:
     loop = TrialLoop(_study(), SPACE, TASK)
     first = loop.propose()
-    loop.complete(first, [0.8, 100.0], {"curve": [0.8], "test_accuracy": 0.7})
+    loop.complete(first, [0.8, 100.0], {"curve": [0.8], "test_score": 0.7})
     # the tiny space has few distinct cells: keep asking until one repeats the first
     for _ in range(40):
         p = loop.propose()
@@ -45,7 +45,7 @@ def test_a_duplicate_of_a_finished_cell_gets_its_values_untrained() -> None:
         loop.complete(p, [0.1, 1.0])
     dups = [t for t in loop.study.trials if t.user_attrs.get("duplicate_of") == first.number]
     assert dups, "no proposal repeated the first cell"
-    assert all(t.values == [0.8, 100.0] and t.user_attrs["test_accuracy"] == 0.7 for t in dups)
+    assert all(t.values == [0.8, 100.0] and t.user_attrs["test_score"] == 0.7 for t in dups)
     assert loop.counts.duplicates == sum(1 for t in loop.study.trials if "duplicate_of" in t.user_attrs)
 
 

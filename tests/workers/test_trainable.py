@@ -35,7 +35,7 @@ def test_reports_every_epoch_with_a_checkpoint(ray_cluster, tmp_path):
     history = result.metrics_dataframe
     assert list(history["epoch"]) == [1, 2]
     assert result.checkpoint is not None
-    assert 0 < result.metrics["best_accuracy"] <= 1
+    assert 0 < result.metrics["best_score"] <= 1
 
 
 def test_a_candidate_that_cannot_build_reports_an_error(ray_cluster, tmp_path):
@@ -55,4 +55,4 @@ def test_resuming_after_the_last_epoch_reports_the_final_result(ray_cluster, tmp
     with first.checkpoint.as_directory() as directory:
         again = _run(_config(gru(8).to_json(), 1, resume=directory), tmp_path / "b")
     assert again.metrics["epoch"] == 1 and again.metrics["restored_from_epoch"] == 1
-    assert again.metrics["best_accuracy"] == first.metrics["best_accuracy"]
+    assert again.metrics["best_score"] == first.metrics["best_score"]

@@ -14,8 +14,8 @@ def test_gru_learns_digits_well_above_chance():
     trainer = Trainer(gru(32), load_dataset("digits-seq"), TrainConfig(epochs=4))
     for _ in range(4):
         result = trainer.train_epoch()
-    assert result.accuracy > 0.6  # chance is 0.1
-    assert trainer.best.accuracy >= result.accuracy
+    assert result.score > 0.6  # chance is 0.1
+    assert trainer.best.score >= result.score
 
 
 def test_exploding_candidate_raises_diverged():
@@ -38,6 +38,6 @@ def test_resume_from_state_dict_continues_identically():
     resumed.load_state_dict(state)
     for _ in range(2):
         resumed.train_epoch()
-    assert [r.accuracy for r in resumed.history] == [r.accuracy for r in straight.history]
+    assert [r.score for r in resumed.history] == [r.score for r in straight.history]
     for a, b in zip(resumed.model.parameters(), straight.model.parameters()):
         torch.testing.assert_close(a, b)

@@ -120,17 +120,17 @@ def test_official_test_split_never_influences_selection(tmp_path):
             trainer.train_epoch()
         runs.append(trainer)
     a, b = runs
-    assert [r.accuracy for r in a.history] == [r.accuracy for r in b.history]
+    assert [r.score for r in a.history] == [r.score for r in b.history]
     assert a.best.epoch == b.best.epoch
-    assert [r.test_accuracy for r in a.history] != [r.test_accuracy for r in b.history]
+    assert [r.test_score for r in a.history] != [r.test_score for r in b.history]
     assert all(torch.equal(a.best_state[k], b.best_state[k]) for k in a.best_state)
 
 
-def test_no_test_split_reports_nan_test_accuracy(tmp_path):
+def test_no_test_split_reports_nan_test_score(tmp_path):
     x, y = _sequences()
     data = load_dataset("npz", train_path=_npz(tmp_path / "train.npz", x, y))
     result = Trainer(gru(8), data, TrainConfig(epochs=1)).train_epoch()
-    assert np.isnan(result.test_accuracy) and 0 <= result.accuracy <= 1
+    assert np.isnan(result.test_score) and 0 <= result.score <= 1
 
 
 # ---- formats ----------------------------------------------------------------------------------------
@@ -249,7 +249,7 @@ def test_variable_length_ts_trains_with_lengths(tmp_path):
     data = load_dataset("ts", path=_write_ts(tmp_path / "v.ts", x, y, lengths=lengths))
     assert data.task.variable_length and data.task.seq_len == int(lengths.max())
     result = Trainer(gru(8), data, TrainConfig(epochs=1)).train_epoch()
-    assert 0 <= result.accuracy <= 1
+    assert 0 <= result.score <= 1
 
 
 def test_standardisation_is_part_of_the_model():
@@ -412,7 +412,7 @@ def test_search_on_user_files_with_an_official_test_split(ray_cluster, tmp_path,
     assert study.user_attrs["data_splits"]["test"] == {"size": 30, "source": "official test.npz"}
     complete = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 2, [t.user_attrs.get("error") for t in study.get_trials()]
-    assert all(0 <= t.user_attrs["test_accuracy"] <= 1 for t in complete)
+    assert all(0 <= t.user_attrs["test_score"] <= 1 for t in complete)
     capsys.readouterr()
     assert main(["status", "mine", "--runs-dir", "runs"]) == 0
     out = " ".join(capsys.readouterr().out.split())
@@ -423,3 +423,32 @@ def test_search_on_user_files_with_an_official_test_split(ray_cluster, tmp_path,
     report = (tmp_path / "runs" / "mine" / "report" / "report.md").read_text()
     assert "Data: train 48 (train.npz less the validation split), validation 12" in report
     assert "test acc: test split (30 sequences: official test.npz), never used to select" in report
+
+
+def test_real_valued_targets_make_a_regression_task_scored_by_mse(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 6, 2)).astype(np.float32)
+    np.savez(tmp_path / "train.npz", x=x[:50], y=x[:50, :, 0].sum(1))
+    np.savez(tmp_path / "test.npz", x=x[50:], y=x[50:, :, 0].sum(1))
+    data = load_dataset("npz", train_path=str(tmp_path / "train.npz"), test_path=str(tmp_path / "test.npz"),
+                        target="value", val_fraction=0.2)
+    assert data.task.objective == "regress" and data.task.output_size == 1
+    assert (len(data.train), len(data.val), len(data.test)) == (40, 10, 10)
+    assert data.sources["val"].endswith("random") and data.scoring().name == "mse"
+    assert torch.allclose(data.test.y.squeeze(-1).double(), torch.as_tensor(x[50:, :, 0].sum(1)).double(), atol=1e-5)
+    train_rows = {tuple(r) for r in data.train.x.reshape(len(data.train), -1).tolist()}
+    assert not train_rows & {tuple(r) for r in data.val.x.reshape(len(data.val), -1).tolist()}
+
+
+def test_bad_real_targets_name_the_file_and_the_fix(tmp_path):
+    x = np.zeros((10, 4, 1), dtype=np.float32)
+    y = np.arange(10, dtype=np.float64) + 0.5
+    y[3] = np.inf
+    np.savez(tmp_path / "inf.npz", x=x, y=y)
+    with pytest.raises(DataError, match=r"inf.npz: 1 targets are NaN or infinite \(first: sequence 3\)"):
+        load_dataset("npz", path=str(tmp_path / "inf.npz"), target="value")
+    np.savez(tmp_path / "real.npz", x=x, y=np.arange(10) + 0.5)
+    with pytest.raises(DataError, match="set data.target: value"):
+        load_dataset("npz", path=str(tmp_path / "real.npz"))
+    with pytest.raises(DataError, match="data.target: expected class"):
+        load_dataset("npz", path=str(tmp_path / "real.npz"), target="regress")

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from search_spaces import Task
+from workers.metrics import DEFAULT_METRIC, Metric, check_metric
 
 SPLITS = ("train", "val", "test")
 SPLIT_TITLES = {"train": "train", "val": "validation", "test": "test"}
@@ -50,6 +51,16 @@ class Dataset:
     val: Split
     test: Split
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+    default_metric: str | None = None  # None: the task objective's default (`workers.metrics`)
+
+    def scoring(self, name: str | None = None) -> Metric:
+        """The metric trials on this data are scored by: ``name`` (``train.metric``) or the default;
+        raises `DataError` when it does not fit the task (e.g. MSE for a classification set)."""
+        name = name or self.default_metric or DEFAULT_METRIC[self.task.objective]
+        try:
+            return check_metric(name, self.task.objective)
+        except ValueError as exc:
+            raise DataError(f"train.metric: {exc} (data {self.name!r})") from None
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """``{split: {"size": n, "source": text}}`` for manifests, reports and study attributes."""

@@ -129,4 +129,4 @@ def adding(seed: int = 0, n: int = 4000, length: int = 30, standardize: bool = F
     y = (values * marks).sum(axis=1, keepdims=True).astype(np.float32)
     train, val, test = _split(x, y, seed)
     task = _standardized(Task(2, length, 1, objective="regress"), train, standardize)
-    return Dataset("adding", task, train, val, test, sources=_sources(n))
+    return Dataset("adding", task, train, val, test, sources=_sources(n), default_metric="accuracy")  # within tolerance

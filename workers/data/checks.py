@@ -79,6 +79,21 @@ def _as_class_ids(y: np.ndarray) -> np.ndarray | None:
     return None
 
 
+def real_targets(arrays: Arrays) -> np.ndarray:
+    """One finite real target per sequence (``target: value``), as float64; refuses text and
+    NaN/Inf targets with their count and the first sequence."""
+    try:
+        y = np.asarray(arrays.y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{arrays.where}: target: value needs numeric targets, got {arrays.y.dtype} values such as "
+                        f"{arrays.y[:1]}; use target: class for labels") from None
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise DataError(f"{arrays.where}: {int(bad.sum())} targets are NaN or infinite (first: sequence "
+                        f"{int(np.flatnonzero(bad)[0])}); fix or drop those sequences")
+    return y
+
+
 def encode_labels(train: Arrays, others: list[Arrays]) -> tuple[np.ndarray, list[np.ndarray], int]:
     """Class ids for the training file and the others, and the number of classes.
 
@@ -88,7 +103,7 @@ def encode_labels(train: Arrays, others: list[Arrays]) -> tuple[np.ndarray, list
     """
     if np.issubdtype(train.y.dtype, np.floating) and _as_class_ids(train.y) is None:
         raise DataError(f"{train.where}: labels must be classes (integers or strings), got non-integer floats such as "
-                        f"{train.y[~np.isclose(train.y, np.round(train.y))][:1]}; regression targets are not supported for files")
+                        f"{train.y[~np.isclose(train.y, np.round(train.y))][:1]}; for one real target per sequence set data.target: value")
     ids = _as_class_ids(train.y)
     if ids is not None:
         if ids.min() < 0:

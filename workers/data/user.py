@@ -9,6 +9,9 @@ Two ways to give the splits:
   stratified) and optional ``test_path`` (an official test split: evaluated and reported, never
   used to select; without it there is no test split).
 
+Targets are classes by default (``target: class``); ``target: value`` reads one real number per
+sequence (regression: MSE/MAE metrics, random rather than stratified splits).
+
 Float inputs are standardised with the training split's per-feature mean and std by default
 (``standardize: false`` turns it off); the statistics travel in the `Task`, so the model applies
 them. Sequences of different lengths are right-padded; the model reads each at its last step.
@@ -30,7 +33,7 @@ from search_spaces import Task
 from workers.data import checks
 from workers.data.base import Dataset, DataError, Split
 from workers.data.readers import Arrays, read_npz, read_table, read_ts
-from workers.data.splits import stratified_split
+from workers.data.splits import random_split, stratified_split
 
 DEFAULT_SPLIT = (0.6, 0.2, 0.2)
 DEFAULT_VAL_FRACTION = 0.2
@@ -112,6 +115,7 @@ def load_files(
     seed: int = 0,
     standardize: bool = True,
     nan: str = "error",
+    target: str = "class",
     name: str | None = None,
     test_note: str = "official",
 ) -> Dataset:
@@ -119,24 +123,33 @@ def load_files(
     _check_options(path, train_path, val_path, test_path, split, val_fraction, standardize)
     if nan not in checks.NAN_POLICIES:
         raise DataError(f"data.nan: expected one of {list(checks.NAN_POLICIES)}, got {nan!r}")
+    if target not in ("class", "value"):
+        raise DataError(f"data.target: expected class (labels) or value (one real number per sequence), got {target!r}")
     first = _read(reader, "path" if path else "train_path", path or train_path)  # type: ignore[arg-type]
     others = {role: _read(reader, f"{role}_path", p) for role, p in (("val", val_path), ("test", test_path)) if p}
     for other in others.values():
         checks.check_compatible(first, other)
     for arrays in (first, *others.values()):
         checks.check_finite(arrays, nan)
-    y_first, y_others, classes = checks.encode_labels(first, list(others.values()))
+    if target == "value":
+        y_first, y_others = checks.real_targets(first), [checks.real_targets(o) for o in others.values()]
+        classes, how = 1, "random"
+        carve = lambda y, fractions: _random_parts(len(y), fractions, seed)  # noqa: E731
+    else:
+        y_first, y_others, classes = checks.encode_labels(first, list(others.values()))
+        how = "stratified"
+        carve = lambda y, fractions: stratified_split(y, fractions, seed)  # noqa: E731
     labels = dict(zip(others, y_others))
     stem = Path(path or train_path).name  # type: ignore[arg-type]
     if path is not None:
         fractions = _fractions(split)
         checks.check_count(first, 3, "splitting one file into train, validation and test")
-        parts = stratified_split(y_first, fractions if fractions[2] > 0 else fractions[:2], seed)
+        parts = carve(y_first, fractions if fractions[2] > 0 else fractions[:2])
         train, val = _take(first, y_first, parts[0]), _take(first, y_first, parts[1])
         test = _take(first, y_first, parts[2]) if fractions[2] > 0 else _empty_like(first)
         pct = [f"{round(100 * f)}%" for f in fractions]
-        sources = {"train": f"{pct[0]} of {stem}", "val": f"{pct[1]} of {stem}, stratified",
-                   "test": f"{pct[2]} of {stem}, stratified" if fractions[2] > 0 else "none"}
+        sources = {"train": f"{pct[0]} of {stem}", "val": f"{pct[1]} of {stem}, {how}",
+                   "test": f"{pct[2]} of {stem}, {how}" if fractions[2] > 0 else "none"}
     else:
         if "val" in others:
             checks.check_count(first, 1, "training")
@@ -145,10 +158,10 @@ def load_files(
         else:
             fraction = _val_fraction(val_fraction)
             checks.check_count(first, 2, "carving a validation split from the training file")
-            parts = stratified_split(y_first, (1 - fraction, fraction), seed)
+            parts = carve(y_first, (1 - fraction, fraction))
             train, val = _take(first, y_first, parts[0]), _take(first, y_first, parts[1])
             sources = {"train": f"{stem} less the validation split",
-                       "val": f"{round(100 * fraction)}% of {stem}, stratified"}
+                       "val": f"{round(100 * fraction)}% of {stem}, {how}"}
         test = (others["test"], labels["test"]) if "test" in others else _empty_like(first)
         sources["test"] = f"{test_note} {Path(test_path).name}" if test_path else "none"
     if len(val[0].y) == 0:
@@ -167,8 +180,19 @@ def load_files(
             task_args["input_mean"], task_args["input_std"] = checks.standardization(train[0])
     splits = [_split_tensor(a, y, seq_len) for a, y in (train, val, test)]
     variable = any(s.lengths is not None for s in splits)
+    if target == "value":
+        splits = [Split(s.x, s.y.float().reshape(-1, 1), s.lengths) for s in splits]
+        task_args["objective"] = "regress"
     task = Task(seq_len=seq_len, output_size=classes, variable_length=variable, **task_args)
     return Dataset(name or Path(stem).stem, task, *splits, sources=sources)
+
+
+def _random_parts(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Seeded random parts in the order of ``fractions`` (regression targets have no classes to
+    stratify by); the first part takes what the others leave."""
+    rest = list(fractions[1:]) + [0.0] * (3 - len(fractions))
+    val, test, train = random_split(n, seed, (rest[0], rest[1]))  # random_split's first two parts are sized
+    return [train, val, test][: len(fractions)]
 
 
 def _loader(reader: Callable[..., Reader], doc: str, **reader_options: Any) -> Callable[..., Dataset]:
