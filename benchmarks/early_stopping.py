@@ -78,20 +78,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from workers.curves import CurvePopulation, Prediction, fit_curve  # noqa: E402
+from workers.metrics import get_metric  # noqa: E402
 from workers.stopping import CurveStopper, make_scheduler  # noqa: E402
 
 PPUDA = REPO.parent / "shared" / "data" / "ppuda_cifar10_curves.json"
-ACCURACY = {"lower": 0.0, "upper": 1.0}  # the replayed metric's bounds, as make_scheduler orients them
+ACCURACY = {"lower": get_metric("accuracy").lower, "upper": get_metric("accuracy").upper}  # for CurveStopper itself
 VAL_EPOCHS = np.array([1, 5, 10, 20, 30, 40, 50], dtype=float)
-
-
-@dataclass(frozen=True)
-class _Accuracy:
-    """The replayed metric as `make_scheduler` reads it (``workers.metrics``' accuracy)."""
-
-    direction: str = "maximize"
-    lower: float = ACCURACY["lower"]
-    upper: float = ACCURACY["upper"]
 
 
 @dataclass
@@ -279,7 +271,7 @@ def _one_replay(args: tuple[list[Curve], int, int, str, int, bool, list[str] | N
             truth = {str(i): float(f) for i, f in enumerate(finals)}
             sched = OracleStopper(truth, metric="score", mode="max", max_epochs=max_epochs, **ACCURACY, **options)
         else:
-            sched = make_scheduler(policy, metric="score", max_epochs=max_epochs, scoring=_Accuracy(), options=options)
+            sched = make_scheduler(policy, metric="score", max_epochs=max_epochs, scoring=get_metric("accuracy"), options=options)
         t0 = time.perf_counter()
         res = replay(sample, sched, workers)
         done = set(res.finished)

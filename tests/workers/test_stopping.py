@@ -17,6 +17,7 @@ from ray.tune.schedulers import (
     TrialScheduler,
 )
 
+from workers.metrics import get_metric
 from workers.stopping import CurveStopper, make_scheduler
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
@@ -256,7 +257,8 @@ def test_reliability_records_every_decision(capsys: pytest.CaptureFixture[str]) 
     stops = 0
     for seed in range(3):
         sample = [curves[i] for i in np.random.default_rng(seed).choice(60, 40, replace=False)]
-        res = bench.replay(sample, make_scheduler("curve", max_epochs=20, options={"objective": "single"}), 4)
+        res = bench.replay(sample, make_scheduler("curve", max_epochs=20, scoring=get_metric("accuracy"),
+                                                  options={"objective": "single"}), 4)
         stops += 40 - len(res.finished)
     assert stops == int((rec[:, 1] < 0.09).sum()) > 0
     assert rec[rec[:, 1] >= 0.4, 2].mean() > 0.3 > rec[rec[:, 1] < 0.03, 2].mean()
@@ -376,7 +378,7 @@ def test_minimised_metric_mirrors_maximised(objective: str) -> None:
     the stopper makes exactly the same decisions, at the same epochs."""
     curves, macs = _accuracy_curves()
     opts = {"objective": objective, "min_finished": 4, "min_references": 4}
-    acc = make_scheduler("curve", max_epochs=EPOCHS, scoring=_Metric("maximize", 0.0, 1.0), options=opts)
+    acc = make_scheduler("curve", max_epochs=EPOCHS, scoring=get_metric("accuracy"), options=opts)
     bpc = make_scheduler("curve", max_epochs=EPOCHS, scoring=_Metric("minimize", 1.0, 5.0), options=opts)
     assert bpc._mode == "min" and (bpc._lower, bpc._upper) == (-5.0, -1.0)
     want = _decisions(acc, curves, macs)
@@ -384,16 +386,17 @@ def test_minimised_metric_mirrors_maximised(objective: str) -> None:
     assert _decisions(bpc, [5.0 - 4.0 * c for c in curves], macs) == want
 
 
-@pytest.mark.parametrize("bounds", [(0.0, None), (None, None)], ids=["bpc-like", "unbounded"])
-def test_unbounded_minimised_metric_stops_like_accuracy(bounds: tuple[float | None, float | None]) -> None:
+@pytest.mark.parametrize("name", ["bpc", "mse", "perplexity", "unbounded"])
+def test_unbounded_minimised_metric_stops_like_accuracy(name: str) -> None:
     """A loss bounded only below (bits per character, MSE) or not at all is modelled in the range
     its finished curves cover: the same trials are stopped as for the accuracy they mirror, a few
     epochs apart at most, and the best trial is never stopped."""
     curves, macs = _accuracy_curves()
     opts = {"objective": "single", "min_finished": 4, "min_references": 4}
-    acc = _decisions(make_scheduler("curve", max_epochs=EPOCHS, scoring=_Metric("maximize", 0.0, 1.0), options=opts),
+    acc = _decisions(make_scheduler("curve", max_epochs=EPOCHS, scoring=get_metric("accuracy"), options=opts),
                      curves, macs)
-    loss = _decisions(make_scheduler("curve", max_epochs=EPOCHS, scoring=_Metric("minimize", *bounds), options=opts),
+    scoring = _Metric("minimize", None, None) if name == "unbounded" else get_metric(name)
+    loss = _decisions(make_scheduler("curve", max_epochs=EPOCHS, scoring=scoring, options=opts),
                       [5.0 - 4.0 * c for c in curves], macs)
     stopped_acc = {i for i, d in enumerate(acc) if d is not None}
     stopped_loss = {i for i, d in enumerate(loss) if d is not None}
@@ -418,12 +421,12 @@ def test_wrong_bounds_are_loud_and_impossible_configurations_raise() -> None:
     with pytest.raises(ValueError, match="threshold"):
         make_scheduler("curve", max_epochs=10, options={"threshold": 0.0})
     with pytest.raises(ValueError, match="contradicts"):
-        make_scheduler("curve", max_epochs=10, mode="max", scoring=_Metric("minimize", 0.0, None))
+        make_scheduler("curve", max_epochs=10, mode="max", scoring=get_metric("bpc"))
     with pytest.raises(ValueError, match="lower must be below upper"):
         CurveStopper(metric="score", mode="max", max_epochs=10, lower=1.0, upper=1.0)
     with pytest.raises(ValueError, match="unknown option"):  # bounds come from the metric, not the config
         make_scheduler("curve", max_epochs=10, options={"upper": 1.0})
-    asha = make_scheduler("asha", max_epochs=10, scoring=_Metric("minimize", 0.0, None))
+    asha = make_scheduler("asha", max_epochs=10, scoring=get_metric("mse"))
     assert asha._mode == "min"
 
 
