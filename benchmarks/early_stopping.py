@@ -240,6 +240,7 @@ def policies(kind: str, oracle: bool = False, only: list[str] | None = None) -> 
         "none": ("none", {}),
         "curve (single)": ("curve", {"objective": "single"}),
         "curve (single, cautious)": ("curve", {"objective": "single", **cautious}),
+        "curve (single, calibrated)": ("curve", {"objective": "single", "calibrate": True}),
         "curve (default: pareto)": ("curve", {}),
         "curve (pareto, cautious)": ("curve", {"objective": "pareto", **cautious}),
         "asha rf=4 g=1": ("asha", {"grace_period": 1, "reduction_factor": 4}),

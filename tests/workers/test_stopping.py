@@ -19,6 +19,7 @@ from ray.tune.schedulers import (
 
 from workers.metrics import get_metric
 from workers.stopping import CurveStopper, make_scheduler
+from workers.stopping._curve_stopper import PARETO_THRESHOLD, SINGLE_THRESHOLD
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 EPOCHS = 20
@@ -260,7 +261,7 @@ def test_reliability_records_every_decision(capsys: pytest.CaptureFixture[str]) 
         res = bench.replay(sample, make_scheduler("curve", max_epochs=20, scoring=get_metric("accuracy"),
                                                   options={"objective": "single"}), 4)
         stops += 40 - len(res.finished)
-    assert stops == int((rec[:, 1] < 0.09).sum()) > 0
+    assert stops == int((rec[:, 1] < SINGLE_THRESHOLD).sum()) > 0
     assert rec[rec[:, 1] >= 0.4, 2].mean() > 0.3 > rec[rec[:, 1] < 0.03, 2].mean()
     assert "P in [0.09, 0.2)" in capsys.readouterr().out
 
@@ -328,8 +329,8 @@ def test_benchmark_default_row_is_the_search_default() -> None:
 
     assert StoppingSection(policy="curve").options == {}
     s = make_scheduler("curve", max_epochs=50)
-    assert (s._threshold, s._grace_period, s._objective) == (None, 3, "auto")
-    assert s._threshold_for(_trial("t")) == 0.07 and s._threshold_for(_Trial("t")) == 0.09
+    assert (s._threshold, s._grace_period, s._min_finished, s._objective) == (None, 2, 4, "auto")
+    assert s._threshold_for(_trial("t")) == PARETO_THRESHOLD and s._threshold_for(_Trial("t")) == SINGLE_THRESHOLD
 
 
 # ---- any metric, any direction: mirrored curves give mirrored decisions ---------------------------
