@@ -20,8 +20,11 @@ recorded in an Optuna study (user attr ``curve``, compute from user attr or valu
 bar, threshold, Pareto or one objective) fed each trial's true objective instead of a prediction.
 They are the ceiling of the rule, so the gap between a curve row and its oracle row is what a
 better curve model could still win, and the oracle row's own speed-up is what only a different
-rule could beat. Seeds 0-39: train 4.65x (one objective) and 3.38x (front), val 4.46x and 3.43x,
-against the model's 3.58x / 2.65x and 2.91x / 2.34x. On 200 quickstart-sized replays of 180
+rule could beat. Seeds 0-39, with the earlier defaults (grace 3, 5 finished, 0.09 for one
+objective): train 4.65x (one objective) and 3.38x (front), val 4.46x and 3.43x, against the
+model's 3.58x / 2.65x and 2.91x / 2.34x. With today's (grace 2, 4 finished, 0.07; issue 18),
+seeds 0-39: train 3.91x keeping the best in 100% (ASHA rf=3: 3.70x, 92%), the front default
+2.80x keeping the whole front in 95%; val 2.79x / 90% and 2.37x / front 90%. On 200 quickstart-sized replays of 180
 curves of our quickstart searches (seeds 100-105, ``stopping: none``; 12 epochs, 30 trials, 2
 workers) the Pareto rule's ceiling is only 1.68x (the model: 1.38x, front kept in 78%): many
 trials of a short search do reach the front of the trials finished before them.
