@@ -29,7 +29,13 @@ gradients and weight gradients of every edge; ``perf`` puts MKL's sgemm at about
 step at the defaults); the naive loop's extra cost is per-op dispatch and autograd, the TorchScript
 path's one small eager op per node and step.
 
-Run: ``python benchmarks/cells_cpu.py [--batch 32 --seq 32 --hidden 64 --threads 1]``.
+Language-model table (tokens per second, forward + backward): a training step of truncated BPTT,
+``--lm-bptt`` steps (default 128) of ``--batch`` streams with the state carried in from the previous
+step (detached) and out, input size = hidden size (the embedding's), on an LSTM Spec through the C++
+engine (``lstm Spec, C++ engine``: `cell_sequence` without the library shortcut) against
+``torch.nn.LSTM`` at the same size given the same carried state; the ratio is engine / torch.
+
+Run: ``python benchmarks/cells_cpu.py [--batch 32 --seq 32 --hidden 64 --threads 1 --lm-bptt 128]``.
 """
 
 from __future__ import annotations
@@ -108,6 +114,31 @@ def train_step(forward: Callable[[torch.Tensor], torch.Tensor], params: list[tor
     return step
 
 
+def stateful_steps(B: int, T: int, H: int) -> dict[str, Callable[[], None]]:
+    """Truncated-BPTT training steps over ``T`` tokens of ``B`` streams, the state carried (detached)
+    from step to step: torch.nn.LSTM, and an LSTM Spec on the C++ engine (no library shortcut)."""
+    x = torch.randn(B, T, H)
+    ref = torch.nn.LSTM(H, H, batch_first=True)
+    cell = CellModule(lstm(H), H)
+    carried: dict[str, tuple[torch.Tensor, ...]] = {"torch": (torch.zeros(1, B, H), torch.zeros(1, B, H)),
+                                                    "engine": (torch.zeros(2, B, H),)}
+
+    def torch_step() -> None:
+        ref.zero_grad(set_to_none=True)
+        out, (h, c) = ref(x, carried["torch"])
+        out.sum().backward()
+        carried["torch"] = (h.detach(), c.detach())
+
+    def engine_step() -> None:
+        cell.zero_grad(set_to_none=True)
+        wx, w, b = cell.kernel_params()
+        hs, final = cell_sequence(cell.program, x, wx, w, b, carried["engine"][0], library=False)
+        hs.sum().backward()
+        carried["engine"] = (final.detach(),)
+
+    return {"lm: torch.nn.LSTM": torch_step, "lm: lstm Spec, C++ engine": engine_step}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=32)
@@ -119,6 +150,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lm-bptt", type=int, default=128, help="steps per truncated-BPTT window (LM table)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="time by this process's CPU time (robust on a shared machine) or wall time")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "cells_cpu.json"))
@@ -141,6 +173,8 @@ def main() -> None:
     steps["lstm Spec, generated"] = train_step(generated, list(cell.parameters()), x)
     space = get_space("recurrent_cell", num_nodes=args.nodes, hidden_sizes=(H,))
     rng = np.random.default_rng(args.seed)
+    lm_steps = stateful_steps(B, args.lm_bptt, H)
+    steps.update(lm_steps)
     cells = []  # (our path, naive per-edge loop, grouped loop, torchscript path, spec)
 
     def torchscript(rc: CellModule, x: torch.Tensor) -> torch.Tensor:
@@ -161,7 +195,8 @@ def main() -> None:
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
     for _ in range(args.repeats):  # interleave, so load from other processes hits every row alike
         for name, step in steps.items():
-            samples[name] += throughput(step, B, repeats=1, warmup=0 if samples[name] else 2)
+            items = B * args.lm_bptt if name in lm_steps else B  # tokens for the LM rows, else sequences
+            samples[name] += throughput(step, items, repeats=1, warmup=0 if samples[name] else 2)
     # best of the repeats, by CPU time (default) or wall time: the dev machine is shared, and other
     # processes only ever slow a run down; with one thread CPU time is the compute we spent
     which = 1 if args.clock == "cpu" else 0
@@ -199,6 +234,12 @@ def main() -> None:
           f"{geo['grouped_loop']:.2f}x the grouped loop, {geo['torchscript']:.2f}x the TorchScript path; "
           "lstm Spec our path / generated: "
           f"{lstm_ratio['our path']:.2f}x / {lstm_ratio['generated']:.2f}x the time of torch.nn.LSTM (target <= 1.5x)")
+    lm_torch, lm_engine = med["lm: torch.nn.LSTM"], med["lm: lstm Spec, C++ engine"]
+    engine_row = "C++ engine" if native.available() else "TorchScript path (no C++ engine)"
+    print(f"language model: training tokens/s (forward + backward), bptt {args.lm_bptt}, {B} streams, state carried, "
+          f"input = hidden = {H}")
+    print(f"  {'torch.nn.LSTM':32s} {lm_torch:11.0f} tokens/s")
+    print(f"  {'lstm Spec, ' + engine_row:32s} {lm_engine:11.0f} tokens/s   {lm_engine / lm_torch:.2f}x torch.nn.LSTM's throughput")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"config": vars(args), "torch": torch.__version__, "best_seq_per_s": med, "median_seq_per_s": medians, "clock": args.clock, "samples": samples,
@@ -208,6 +249,8 @@ def main() -> None:
                                     for c, a, g, ts in zip(cells, speedups["naive_per_edge"], speedups["grouped_loop"],
                                                            speedups["torchscript"])],
                    "random_geomean_speedup": geo,
+                   "lm_tokens_per_s": {"torch_lstm": lm_torch, "lstm_spec_engine": lm_engine,
+                                       "engine_over_torch": lm_engine / lm_torch, "bptt": args.lm_bptt},
                    "lstm_time_ratio": {"our_path": lstm_ratio["our path"], "generated": lstm_ratio["generated"]}},
                   f, indent=1)
     print(f"wrote {args.out}")

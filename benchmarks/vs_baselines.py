@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from nas import confirm  # noqa: E402
 from nas.baselines import Score  # noqa: E402
-from nas.config import parse_config  # noqa: E402
+from nas.config import load_config, parse_config  # noqa: E402
 from nas.search import run_search  # noqa: E402
 from nas.study import study_metric  # noqa: E402
 from workers.metrics import Metric, get_metric  # noqa: E402
@@ -58,6 +58,10 @@ TASKS: dict[str, tuple[dict[str, Any], list[int], dict[str, Any]]] = {
     "adding": ({"name": "adding"}, [16, 32], {"epochs": 10, "batch_size": 64, "lr": 0.01}),
     "reber": ({"name": "reber"}, [8, 16, 32], {"epochs": 10, "batch_size": 64, "lr": 0.01}),
 }
+# character-level language modelling on Tiny Shakespeare (shipped in the package): configs/charlm.yaml's recipe
+_CHARLM = load_config(REPO / "configs" / "charlm.yaml")
+TASKS["charlm"] = ({"name": _CHARLM.data.name, **_CHARLM.data.options()}, list(_CHARLM.space.options()["hidden_sizes"]),
+                   _CHARLM.train.to_dict())
 if "uea" in LOADERS:  # real multivariate / univariate sets shipped inside an installed package
     TASKS["basicmotions"] = ({"name": "uea", "dataset": "BasicMotions"}, [16, 32, 48],
                              {"epochs": 30, "batch_size": 16, "lr": 0.01})

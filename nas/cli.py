@@ -264,7 +264,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 def _import(args: argparse.Namespace) -> int:
     from nas.codegen import cell_formula
     from nas.config import load_config
-    from nas.export import config_dataset, export_cell, load_cell, parse_formats, score_entries, train_cell
+    from nas.export import config_dataset, dataset_prompt, export_cell, load_cell, parse_formats, score_entries, train_cell
     from nas.paths import check_dir
     from search_spaces import SpecError, cost
 
@@ -308,7 +308,8 @@ def _import(args: argparse.Namespace) -> int:
                                      **score_entries(metric, best.score, best.test_score, costs["macs"]),
                                      "splits": data.describe(),
                                      "best_epoch": best.epoch, "seed": config.seed,
-                                     "config_hash": config.fingerprint()})
+                                     "config_hash": config.fingerprint()},
+                           prompt=dataset_prompt(data))
         console.print(f"wrote {', '.join(p.name for p in cell.files.values())} to {cell.directory}")
     return 0
 

@@ -6,6 +6,9 @@ loop over time steps, with the parameters and buffers named exactly as in `searc
 the state dict of a trained candidate loads into the generated ``Model`` with ``strict=True``. A user
 copies the file into a project; nothing of this package is needed to run, train or export it.
 
+For a language model (``lm`` task) ``Model`` carries the cell's state between calls and generates
+text from the embedded vocabulary (`nas.lm_codegen`).
+
 The numerics follow `CellModule.forward_reference`: combine the inputs left to right, add the bias,
 apply the activation; the new ``h`` is the mean of the loose ends. Activation units are emitted from
 `UNARY_CODE`/`BINARY_CODE`, made from the one unit table `kernels.activation.units`.
@@ -20,6 +23,7 @@ from importlib import metadata
 from kernels.activation import units
 from kernels.activation.expr import tree_text
 from kernels.recurrent.program import CellProgram, Term
+from nas.lm_codegen import lm_model_source, vocab_level, vocab_source
 from search_spaces.lowering import lower_activation, lower_cell, value_names
 from search_spaces.spec import Spec, validate_spec
 from search_spaces.task import Task
@@ -159,7 +163,8 @@ def cell_formula(spec: Spec, program: CellProgram | None = None) -> list[str]:
 
 
 def module_source(spec: Spec, task: Task, *, title: str = "searched cell", module_name: str = "cell") -> str:
-    """The source of a standalone module defining ``Cell`` and ``Model`` (embedding -> cell -> head).
+    """The source of a standalone module defining ``Cell`` and ``Model`` (embedding -> cell -> head;
+    for an ``lm`` task a stateful ``Model`` with ``generate``, see `nas.lm_codegen`).
 
     Args:
         spec: a valid cell.
@@ -245,37 +250,18 @@ def module_source(spec: Spec, task: Task, *, title: str = "searched cell", modul
     body.append(f"        return torch.stack(hs, dim=1), ({state_vars}{',' if len(states) == 1 else ''})")
 
     tokens = task.input_kind == "tokens"
-    if tokens:
-        x_doc = f"x: [batch, {task.seq_len}] token ids (int64, < {task.input_size})"
-    else:
-        x_doc = f"x: [batch, {task.seq_len}, {task.input_size}] float32"
-    y_doc = (
-        f"[batch, {task.seq_len}, {task.output_size}] per-step logits" if task.objective == "lm"
-        else f"[batch, {task.output_size}] {'logits' if task.objective == 'classify' else 'predictions'}"
-    )
     formula = "\n".join("    " + line for line in cell_formula(spec, program))
-    per_step = task.objective == "lm"
-    model_doc = (f"{'Embedding -> cell' if tokens else 'Standardise -> cell' if task.standardized else 'Cell'} "
-                 f"over time -> linear head on {'every step' if per_step else 'the last (valid) step'}.")
-    constants, standardize_init, standardize_forward = "", "", ""
+    helper_src = "".join(HELPERS[h] + "\n\n" for h in sorted(helpers))
+    spec_json = json.dumps(spec.to_dict(), sort_keys=True)
+    constants = ""
     if task.standardized:
         constants = (f"# the training split's per-feature statistics: the model sees (x - INPUT_MEAN) / INPUT_STD\n"
                      f"INPUT_MEAN = {tuple(task.input_mean)!r}\nINPUT_STD = {tuple(task.input_std)!r}\n")
-        standardize_init = ('        self.register_buffer("input_mean", torch.tensor(INPUT_MEAN, dtype=torch.float32))\n'
-                            '        self.register_buffer("input_std", torch.tensor(INPUT_STD, dtype=torch.float32))\n')
-        standardize_forward = "        x = (x - self.input_mean) / self.input_std\n"
-    lengths_arg, lengths_doc = "", ""
-    if per_step:
-        head_code = "        return self.head(hs)"
+    if task.objective == "lm":
+        usage = _lm_usage(task, module_name)
+        model_src = "\n\n".join(filter(None, (vocab_source(task), lm_model_source(task, states))))
     else:
-        lengths_arg = ", lengths: torch.Tensor | None = None"
-        lengths_doc = "; lengths: [batch] valid steps of right-padded sequences (None: all)"
-        head_code = ("        if lengths is None:\n"
-                     "            return self.head(hs[:, -1])\n"
-                     "        index = (lengths.long() - 1).view(-1, 1, 1).expand(-1, 1, hs.shape[-1])\n"
-                     "        return self.head(hs.gather(1, index).squeeze(1))  # each sequence's last valid step")
-    helper_src = "".join(HELPERS[h] + "\n\n" for h in sorted(helpers))
-    spec_json = json.dumps(spec.to_dict(), sort_keys=True)
+        usage, model_src = _model_source(task, module_name)
     return f'''"""{title}: a recurrent cell found by neural architecture search (nas-hyper {package_version()}).
 
 Standalone: this file imports only torch. The cell, one line per node (W· is a weight matrix, b a bias)::
@@ -284,12 +270,7 @@ Standalone: this file imports only torch. The cell, one line per node (W· is a 
 
 Usage::
 
-    import torch
-    from {module_name} import Model
-    model = Model()
-    model.load_state_dict(torch.load("weights.pt"))   # the trained weights exported beside this file
-    y = model(x{", lengths" if task.variable_length else ""})   # {x_doc}{lengths_doc if task.variable_length else ""} -> {y_doc}
-
+{usage}
 ``Model()`` without ``load_state_dict`` starts from a fresh uniform initialisation and trains like any
 torch module. Sparse weight matrices keep their masks in the ``mask_<i>`` buffers (from weights.pt).
 """
@@ -306,6 +287,7 @@ HIDDEN_SIZE = {hidden}
 INPUT_KIND = {task.input_kind!r}
 OBJECTIVE = {task.objective!r}
 VARIABLE_LENGTH = {task.variable_length!r}  # right-padded sequences: pass their lengths to Model
+STATES = {tuple(states)!r}  # the cell's state, in the order Cell (and Model) take and return it
 {constants}
 
 {helper_src}class Cell(nn.Module):
@@ -335,7 +317,35 @@ VARIABLE_LENGTH = {task.variable_length!r}  # right-padded sequences: pass their
 {chr(10).join(body)}
 
 
-class Model(nn.Module):
+{model_src}
+
+# the cell as nas-hyper JSON (networkx node-link): `nas import` reads it back
+SPEC_JSON = {spec_json!r}
+'''
+
+
+def _model_source(task: Task, module_name: str) -> tuple[str, str]:
+    """Usage lines and source of the sequence-to-one ``Model`` (classify, regress): standardise or
+    embed -> cell -> head on the last (valid) step."""
+    tokens = task.input_kind == "tokens"
+    if tokens:
+        x_doc = f"x: [batch, {task.seq_len}] token ids (int64, < {task.input_size})"
+    else:
+        x_doc = f"x: [batch, {task.seq_len}, {task.input_size}] float32"
+    y_doc = f"[batch, {task.output_size}] {'logits' if task.objective == 'classify' else 'predictions'}"
+    model_doc = (f"{'Embedding -> cell' if tokens else 'Standardise -> cell' if task.standardized else 'Cell'} "
+                 "over time -> linear head on the last (valid) step.")
+    standardize_init, standardize_forward = "", ""
+    if task.standardized:
+        standardize_init = ('        self.register_buffer("input_mean", torch.tensor(INPUT_MEAN, dtype=torch.float32))\n'
+                            '        self.register_buffer("input_std", torch.tensor(INPUT_STD, dtype=torch.float32))\n')
+        standardize_forward = "        x = (x - self.input_mean) / self.input_std\n"
+    lengths_doc = "; lengths: [batch] valid steps of right-padded sequences (None: all)"
+    usage = (f"    import torch\n    from {module_name} import Model\n    model = Model()\n"
+             "    model.load_state_dict(torch.load(\"weights.pt\"))   # the trained weights exported beside this file\n"
+             f"    y = model(x{', lengths' if task.variable_length else ''})   # {x_doc}"
+             f"{lengths_doc if task.variable_length else ''} -> {y_doc}\n")
+    source = f'''class Model(nn.Module):
     """{model_doc}"""
 
     def __init__(self) -> None:
@@ -345,14 +355,32 @@ class Model(nn.Module):
         self.cell = Cell({"HIDDEN_SIZE" if tokens else "INPUT_SIZE"}, HIDDEN_SIZE)
         self.head = nn.Linear(HIDDEN_SIZE, OUTPUT_SIZE)
 
-    def forward(self, x: torch.Tensor{lengths_arg}) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """{x_doc}{lengths_doc} -> {y_doc}."""
 {"        x = self.embedding(x)" + chr(10) if tokens else ""}\
 {standardize_forward}\
         hs, _ = self.cell(x)  # [B, T, H]
-{head_code}
-
-
-# the cell as nas-hyper JSON (networkx node-link): `nas import` reads it back
-SPEC_JSON = {spec_json!r}
+        if lengths is None:
+            return self.head(hs[:, -1])
+        index = (lengths.long() - 1).view(-1, 1, 1).expand(-1, 1, hs.shape[-1])
+        return self.head(hs.gather(1, index).squeeze(1))  # each sequence's last valid step
 '''
+    return usage, source
+
+
+def _lm_usage(task: Task, module_name: str) -> str:
+    """Usage lines of a language model's ``Model``: logits and state, carried state, text generation."""
+    lines = [
+        "    import torch",
+        f"    from {module_name} import Model{', encode, decode' if task.vocab is not None else ''}",
+        "    model = Model()",
+        "    model.load_state_dict(torch.load(\"weights.pt\"))   # the trained weights exported beside this file",
+        f"    logits, state = model(x)          # x: [batch, T] token ids (int64, < {task.input_size}) -> "
+        f"[batch, T, {task.output_size}], state",
+        "    logits, state = model(x2, state)  # carries on where x ended (as nn.LSTM carries (h, c))",
+    ]
+    if task.vocab is not None:
+        space = "" if vocab_level(task.vocab) == "char" else ' + " "'
+        lines.append(f"    print(text{space} + model.generate(text, 200, temperature=0.8, seed=0))"
+                     "   # text: a prompt; 200 sampled tokens")
+    return "\n".join(lines) + "\n"

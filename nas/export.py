@@ -7,7 +7,9 @@
         cell.py         a standalone module that imports only torch (`nas.codegen`)
         weights.pt      torch state dict for cell.py's ``Model`` (and for `search_spaces.build`):
                         the best epoch's trained weights when the trial kept a checkpoint
-        model.onnx      the full model (embedding, cell, head), dynamic batch, fixed sequence length
+        model.onnx      the full model (embedding, cell, head), dynamic batch, fixed sequence length;
+                        for a language model one step with the state in and out (`nas.lm_export`)
+        sample.txt      a language model's generated text, from cell.py's ``generate`` (fixed seed)
         config.yaml     the search config (data, training, seed) the trial was trained with
         manifest.json   objectives, MACs, params, seed, versions, config hash, how to reproduce
 
@@ -33,6 +35,17 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.codegen import module_source, package_version
 from nas.config import Config, ConfigError
+from nas.lm_export import (
+    CHECK_STEPS,
+    SAMPLE_FILE,
+    OneStep,
+    dataset_prompt,
+    sample_prompt,
+    step_inputs,
+    step_max_difference,
+    step_names,
+    write_sample,
+)
 from nas.splits import number_or_none
 from search_spaces import Spec, SpecError, Task, build, canonical_hash, cost
 from workers.run_dir import RunDir
@@ -110,8 +123,11 @@ def _register_symbolics() -> None:
         )
 
 
-def export_onnx(model: torch.nn.Module, task: Task, path: Path, *, exporter: str = "auto") -> str:
+def export_onnx(model: torch.nn.Module, task: Task, path: Path, *, exporter: str = "auto",
+                states: Sequence[str] = ()) -> str:
     """ONNX of ``model`` with a dynamic batch axis; the time loop is unrolled to ``task.seq_len``.
+    For an ``lm`` task, ONE step with the state in and out instead (`nas.lm_export`; ``model`` is
+    cell.py's stateful ``Model`` and ``states`` names the cell's states, `Spec.states`).
 
     ``exporter``: ``"torchscript"`` (the legacy exporter, with symbolics added for asinh, sinh and
     cosh), ``"dynamo"`` (torch.export-based; needs ``onnxscript``) or ``"auto"``: TorchScript, then
@@ -119,36 +135,47 @@ def export_onnx(model: torch.nn.Module, task: Task, path: Path, *, exporter: str
     steps, 0.9 s against 12 s for dynamo (torch 2.13, 2 CPU cores). Returns the exporter used.
     """
     model.eval()
-    names = input_names(task)
-    common = dict(args=example_inputs(task), f=str(path), input_names=names, output_names=["y"])
+    if task.objective == "lm":
+        if not states:
+            raise ValueError("export_onnx: a language model's step needs the names of its states (Spec.states)")
+        module: torch.nn.Module = OneStep(model)
+        args = step_inputs(model, task)
+        names, outputs = step_names(states)
+    else:
+        module, args, names, outputs = model, example_inputs(task), input_names(task), ["y"]
+    common = dict(args=args, f=str(path), input_names=names, output_names=outputs)
     if exporter in ("auto", "torchscript"):
         try:
             _register_symbolics()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                torch.onnx.export(model, **common, dynamo=False, opset_version=ONNX_OPSET,
-                                  dynamic_axes={**{n: {0: "batch"} for n in names}, "y": {0: "batch"}})
+                torch.onnx.export(module, **common, dynamo=False, opset_version=ONNX_OPSET,
+                                  dynamic_axes={n: {0: "batch"} for n in [*names, *outputs]})
             return "torchscript"
         except Exception:
             if exporter == "torchscript":
                 raise
+    batch = {0: torch.export.Dim("batch", min=1)}
+    # torch.export sees OneStep's *state as one argument: a tuple
+    shapes = (batch, (batch,) * len(states)) if task.objective == "lm" else (batch,) * len(names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, **common, dynamo=True, opset_version=DYNAMO_OPSET, verbose=False,
-                          dynamic_shapes=tuple({0: batch} for batch in [torch.export.Dim("batch", min=1)] * len(names)),
-                          external_data=False)
+        torch.onnx.export(module, **common, dynamo=True, opset_version=DYNAMO_OPSET, verbose=False,
+                          dynamic_shapes=shapes, external_data=False)
     return "dynamo"
 
 
 def onnx_max_difference(model: torch.nn.Module, task: Task, path: Path, batch: int = 5) -> float | None:
     """Largest absolute difference between onnxruntime and torch on a random batch (None without
-    onnxruntime)."""
+    onnxruntime); for an ``lm`` task over several steps with the state fed back (`step_max_difference`)."""
     try:
         import onnxruntime
     except ImportError:
         return None
-    inputs = example_inputs(task, batch, seed=1)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    if task.objective == "lm":
+        return step_max_difference(session, model, task, batch=batch)
+    inputs = example_inputs(task, batch, seed=1)
     (y,) = session.run(None, {name: t.numpy() for name, t in zip(input_names(task), inputs)})
     with torch.no_grad():
         expected = model(*inputs).numpy()
@@ -166,6 +193,7 @@ def export_cell(
     title: str = "searched cell",
     manifest: dict[str, Any] | None = None,
     extra_files: dict[str, str] | None = None,
+    prompt: str | None = None,
 ) -> ExportedCell:
     """Write one cell to ``out_dir`` in ``formats`` plus a manifest (see the module docstring).
 
@@ -180,6 +208,8 @@ def export_cell(
         title: first line of the generated module's docstring.
         manifest: extra manifest entries (study, trial, objectives...).
         extra_files: more text files to write beside the cell, by name (e.g. the search config).
+        prompt: for a language model with a vocabulary, the text ``sample.txt`` continues (default:
+            `nas.lm_export.sample_prompt`, the vocabulary's first printable token).
     """
     formats = parse_formats(formats)
     if "onnx" in formats and importlib.util.find_spec("onnx") is None:
@@ -200,16 +230,21 @@ def export_cell(
         result.files["torch"] = _write(out / "cell.py", source)
         torch.save(reference.state_dict(), out / "weights.pt")
         result.files["weights"] = out / "weights.pt"
-    onnx_diff, exporter = None, None
-    if "onnx" in formats:
+    onnx_entry, sample_entry = None, None
+    text_lm = task.objective == "lm" and task.vocab is not None
+    if "onnx" in formats or (text_lm and "torch" in formats):
         module_file = out / "cell.py" if "torch" in formats else _write(out / ".cell_for_onnx.py", source)
         standalone = load_module(module_file).Model()
         standalone.load_state_dict(reference.state_dict())
-        exporter = export_onnx(standalone, task, out / "model.onnx")
+        standalone.eval()
         if module_file.name.startswith("."):
             module_file.unlink()
-        result.files["onnx"] = out / "model.onnx"
-        onnx_diff = onnx_max_difference(standalone, task, out / "model.onnx")
+        if "onnx" in formats:
+            onnx_entry = _write_onnx(standalone, spec, task, out / "model.onnx")
+            result.files["onnx"] = out / "model.onnx"
+        if text_lm:  # what the exported model writes, drawn by cell.py itself
+            sample_entry = write_sample(standalone, task, out, prompt=prompt or sample_prompt(task), seed=seed)
+            result.files["sample"] = out / SAMPLE_FILE
     for name, text in (extra_files or {}).items():
         result.files[Path(name).stem] = _write(out / name, text)
     costs = cost(spec, task)
@@ -225,16 +260,27 @@ def export_cell(
         "package_version": package_version(),
         "torch_version": torch.__version__,
         "files": {kind: path.name for kind, path in result.files.items()},
-        **({"onnx": {"exporter": exporter, "opset": ONNX_OPSET if exporter == "torchscript" else DYNAMO_OPSET,
-                     "max_abs_difference": onnx_diff}} if "onnx" in formats else {}),
+        **({"onnx": onnx_entry} if onnx_entry is not None else {}),
+        **({"sample": sample_entry} if sample_entry is not None else {}),
     }
     result.files["manifest"] = _write(out / "manifest.json", json.dumps(result.manifest, indent=2) + "\n")
     return result
 
 
+def _write_onnx(model: torch.nn.Module, spec: Spec, task: Task, path: Path) -> dict[str, Any]:
+    """Export ``model`` (cell.py's) to ONNX, check it with onnxruntime; the manifest entry."""
+    exporter = export_onnx(model, task, path, states=spec.states)
+    entry: dict[str, Any] = {"exporter": exporter, "opset": ONNX_OPSET if exporter == "torchscript" else DYNAMO_OPSET}
+    if task.objective == "lm":
+        inputs, outputs = step_names(spec.states)
+        entry["step"] = {"inputs": inputs, "outputs": outputs, "steps_checked": CHECK_STEPS}
+    entry["max_abs_difference"] = onnx_max_difference(model, task, path)
+    return entry
+
+
 def _write(path: Path, text: str) -> Path:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
 
@@ -323,6 +369,7 @@ def export_study(
                           "export other trials, or pass --initial-weights to export the untrained cell")
     data = config_dataset(config)
     task = data.task
+    prompt = dataset_prompt(data)
     out = Path(out_dir)
     exported = []
     comparisons, metric = baseline_comparisons(study), study_metric(study)
@@ -357,6 +404,7 @@ def export_study(
                 title=f"Trial {t.number} of study {study.study_name}",
                 manifest=manifest,
                 extra_files={"config.yaml": _yaml(config)},
+                prompt=prompt,
             )
         )
     return exported
@@ -532,6 +580,7 @@ __all__ = [
     "check_cell_dict",
     "config_dataset",
     "config_task",
+    "dataset_prompt",
     "export_cell",
     "example_inputs",
     "export_onnx",

@@ -24,7 +24,7 @@ from nas.config import Config, ConfigError
 from nas.tables import describe_cell
 from nas.trial_loop import distinct_samples
 from search_spaces import cost
-from workers.data import Dataset, load_dataset
+from workers.data import Dataset, load_dataset, sequences
 from workers.training import Trainer
 
 
@@ -46,7 +46,8 @@ def hyper_train(config: Config, out: str | Path, *, steps: int, resume: bool, co
     out = Path(out)
     data = _data(config)
     space = config.space.make()
-    trainer = HyperTrainer(HyperNetwork(HyperConfig(seed=config.seed)), data.task, data.train.x, data.train.y, sample_spec=space.sample)
+    train = sequences(data, "train")  # a language model's stream in windows
+    trainer = HyperTrainer(HyperNetwork(HyperConfig(seed=config.seed)), data.task, train.x, train.y, sample_spec=space.sample)
     if resume and out.is_file():
         _read_checkpoint(trainer.load, out)
         console.print(f"resumed {out} at step {trainer.step}")
@@ -69,8 +70,9 @@ def hyper_eval(
     net = _read_checkpoint(HyperNetwork.load, path)
     data = _data(config)
     rows = []
+    val = sequences(data, "val")
     for spec in distinct_samples(config.space.make(), candidates, np.random.default_rng(seed)):
-        row = {"spec": spec, "proxy": proxy_score(net, spec, data.task, data.val.x, data.val.y)}
+        row = {"spec": spec, "proxy": proxy_score(net, spec, data.task, val.x, val.y)}
         row["macs"] = cost(spec, data.task)["macs"]
         if train_epochs:
             trainer = Trainer(spec, data, config.train.updated(epochs=train_epochs), seed=seed)

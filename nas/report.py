@@ -38,7 +38,7 @@ from nas.splits import (  # noqa: E402
     study_splits,
     validation_label,
 )
-from nas.study import hypervolume_2d, pareto_front, reference_score, study_metric  # noqa: E402
+from nas.study import REFERENCE_ATTR, hypervolume_2d, pareto_front, reference_score, study_metric  # noqa: E402
 from search_spaces import Spec  # noqa: E402
 from search_spaces.activations import canonical  # noqa: E402
 from workers.data import describe_splits  # noqa: E402
@@ -83,8 +83,8 @@ def trial_points(study: optuna.Study) -> TrialPoints:
 def hypervolume_curve(study: optuna.Study) -> list[tuple[int, float]]:
     """(finished trials so far, hypervolume of the complete ones) after each finished trial.
 
-    The score is measured from `nas.study.reference_score` (accuracy: 0; an unbounded metric: the
-    worst any complete trial reached) and MACs are divided by 1.1 x the largest MACs of the study, so
+    The score is measured from `nas.study.reference_score` (accuracy: 0; bits per character: log2
+    of the vocabulary, the score of guessing) and MACs are divided by 1.1 x the largest MACs of the study, so
     accuracy curves lie in [0, 1] and curves of one study are comparable over time.
     """
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
@@ -94,7 +94,7 @@ def hypervolume_curve(study: optuna.Study) -> list[tuple[int, float]]:
         return []
     worst = 1.1 * max(t.values[1] for t in complete) or 1.0
     metric = study_metric(study)
-    reference = (reference_score(metric, [t.values[0] for t in complete]), 1.0)
+    reference = (reference_score(metric, [t.values[0] for t in complete], study.user_attrs.get(REFERENCE_ATTR)), 1.0)
     curve, points = [], []
     for i, t in enumerate(finished, start=1):
         if t.state == TrialState.COMPLETE and t.values:

@@ -30,7 +30,7 @@ from nas.progress import LiveProgress
 from nas.proposers import make_sampler
 from nas.ray_bridge import Heartbeat, StudySearcher, TrialCrashes
 from nas.splits import STUDY_ATTR
-from nas.study import StorageUnavailable, make_storage, open_study, recover_trials, running_trials, stale_trials, summarize
+from nas.study import REFERENCE_ATTR, StorageUnavailable, make_storage, open_study, recover_trials, running_trials, stale_trials, summarize
 from nas.tables import show_front
 from nas.trial_loop import TrialLoop
 from workers.data import load_dataset
@@ -174,6 +174,10 @@ def run_search(
     run = RunDir(Path(run_dir).resolve()) if run_dir is not None else RunDir.of(config.name, runs_dir)
     check_same_study(config, run.root)
     data = load_dataset(config.data.name, **config.data.options())
+    metric = data.scoring(config.train.metric)
+    if config.train.steps_per_epoch is not None and data.task.objective != "lm":
+        raise ConfigError(f"train.steps_per_epoch: caps the bptt windows of a language model's epoch; "
+                          f"{config.data.name!r} is not text: remove it (an epoch is one pass over the sequences)")
     space = config.space.make()
     storage_url = config.search.storage or run.storage_url
     storage = make_storage(storage_url) if config.search.storage or run.study_db.exists() else None
@@ -196,7 +200,6 @@ def run_search(
             options=config.search.sampler_options,
             state_dir=run.proposer_dir,
         )
-    metric = data.scoring(config.train.metric)
     scheduler = make_scheduler(config.stopping.policy, metric="score", scoring=metric,  # direction and bounds
                                max_epochs=config.train.epochs, options=config.stopping.options)
     _restore_stopper(scheduler, run.stopper_state)
@@ -206,6 +209,8 @@ def run_search(
     run.write_config(config.to_dict())  # the first write
     study = open_study(config.name, storage or make_storage(storage_url), sampler=sampler, metric=metric)
     study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported score
+    if REFERENCE_ATTR not in study.user_attrs:  # where hypervolumes of an unbounded metric start
+        study.set_user_attr(REFERENCE_ATTR, data.chance_score(metric))
     if CONFIG_ATTR not in study.user_attrs:  # what `nas resume` checks an edited config.yaml against
         study.set_user_attr(CONFIG_ATTR, config.to_dict())
     recovered = recover_trials(study, running_trials(study) if resume else stale_trials(study), run)

@@ -37,7 +37,7 @@ def study_splits(study: optuna.Study, config: Any = None) -> dict[str, dict[str,
 def _part(splits: dict[str, dict[str, Any]], name: str) -> str:
     info = splits.get(name) or {}
     source = f": {info['source']}" if info.get("source") else ""
-    return f"{info.get('size', '?')} sequences{source}"
+    return f"{info.get('size', '?')} {info.get('unit', 'sequences')}{source}"
 
 
 def split_caption(splits: dict[str, dict[str, Any]] | None, metric: Metric = METRICS["accuracy"]) -> str:
@@ -56,9 +56,9 @@ def split_caption(splits: dict[str, dict[str, Any]] | None, metric: Metric = MET
 
 def validation_label(splits: dict[str, dict[str, Any]] | None, metric: Metric = METRICS["accuracy"]) -> str:
     """Axis label of the validation metric, with the split's size when known."""
-    size = ((splits or {}).get("val") or {}).get("size")
+    val = (splits or {}).get("val") or {}
     text = f"validation {metric.phrase}" + ("" if metric.maximize else " (lower is better)")
-    return f"{text} ({size} sequences)" if size else text
+    return f"{text} ({val['size']} {val.get('unit', 'sequences')})" if val.get("size") else text
 
 
 def splits_line(splits: dict[str, dict[str, Any]] | None) -> str:

@@ -36,6 +36,7 @@ from workers.metrics import METRICS, Metric, get_metric
 from workers.run_dir import RunDir, experiment_dir, trial_dir
 
 METRIC_ATTR = "metric"  # study user attr: the name of the metric behind the first objective
+REFERENCE_ATTR = "reference_score"  # study user attr: the score hypervolumes are measured from
 
 optuna.logging.set_verbosity(logging.WARNING)
 
@@ -248,12 +249,14 @@ def hypervolume_2d(points: Sequence[tuple[float, float]], reference: tuple[float
     return volume
 
 
-def reference_score(metric: Metric, scores: Sequence[float]) -> float:
+def reference_score(metric: Metric, scores: Sequence[float], recorded: float | None = None) -> float:
     """The score a hypervolume is measured from: the metric's worst value where it is bounded
-    (accuracy: 0), else the worst of ``scores`` (e.g. the least bits per character a study's
-    trials did not beat), so every point but the worst adds area."""
+    (accuracy: 0); else the ``recorded`` one (the study's ``reference_score``, the score of a
+    model that ignores its input: log2(V) bits per character), else the worst of ``scores``."""
     if math.isfinite(metric.worst):
         return metric.worst
+    if recorded is not None and math.isfinite(recorded):
+        return recorded
     finite = [s for s in scores if math.isfinite(s)]
     return min(finite, key=metric.oriented) if finite else 0.0
 

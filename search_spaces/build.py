@@ -130,6 +130,20 @@ class CellModule(nn.Module):
     def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
         return {s: like.new_zeros(batch, self.hidden_size) for s in self.states}
 
+    def _stacked_state(self, state: dict[str, torch.Tensor] | None, x: torch.Tensor) -> torch.Tensor | None:
+        """``state`` (``{name: [B, H]}``, e.g. the final states of the previous call) as the kernels'
+        ``[S, B, H]`` initial states in `Spec.states` order; None stays None (zeros)."""
+        if state is None:
+            return None
+        missing = [s for s in self.states if s not in state]
+        if missing:
+            raise ValueError(f"state: missing {missing}; pass the final states a previous call returned")
+        B, H = x.shape[0], self.hidden_size
+        for name in self.states:
+            if tuple(state[name].shape) != (B, H):
+                raise ValueError(f"state[{name!r}] must be [{B}, {H}], got {list(state[name].shape)}")
+        return torch.stack([state[s].to(x.dtype) for s in self.states])
+
     def kernel_params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The parameters in the layout of `kernels.recurrent`: ``wx`` ``[Kx * H, in]``, recurrent
         ``weights`` ``[E, H, H]``, ``biases`` ``[NB, H]`` (masks applied, differentiable)."""
@@ -146,19 +160,25 @@ class CellModule(nn.Module):
         biases = torch.stack(bias_list) if bias_list else ref.new_zeros(0, H)
         return wx, weights, biases
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Run the cell over ``x`` ``[B, T, input_size]``; returns h for every step ``[B, T, H]``
-        and the final states.
+    def forward(
+        self, x: torch.Tensor, state: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Run the cell over ``x`` ``[B, T, input_size]`` from ``state`` (``{name: [B, H]}``, None:
+        zeros); returns h for every step ``[B, T, H]`` and the final states, which a later call takes
+        as its ``state`` to continue the sequence (truncated BPTT: detach them first).
 
         One call into `kernels.recurrent.cell_sequence`: Triton on CUDA, torch's fused LSTM/GRU for
         exact LSTM/GRU Specs, otherwise the generated fused CPU path. `forward_reference` is the
         original per-step loop, kept as the oracle for tests.
         """
         wx, weights, biases = self.kernel_params()
-        hs, final = cell_sequence(self.program, x, wx, weights, biases, wx_layout=self._x_layout)
+        initial = self._stacked_state(state, x)
+        hs, final = cell_sequence(self.program, x, wx, weights, biases, initial, wx_layout=self._x_layout)
         return hs, {s: final[i] for i, s in enumerate(self.states)}
 
-    def forward_reference(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_reference(
+        self, x: torch.Tensor, state: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The naive per-step loop over the lowered program (one matmul per source per step, activations
         by `search_spaces.activations`); same numerics as `forward`, kept as the oracle for tests."""
         program, H = self.program, self.hidden_size
@@ -168,7 +188,8 @@ class CellModule(nn.Module):
         groups = {src: (first, k) for src, first, k in program.groups()}
         # each source's edges as one [k * H, H] matrix, sliced once per forward (not per step)
         stacked = {src: weights[first : first + k].reshape(k * H, H).t() for src, (first, k) in groups.items()}
-        state = [x.new_zeros(B, H) for _ in range(program.num_states)]
+        initial = self._stacked_state(state, x)
+        state = [x.new_zeros(B, H) for _ in range(program.num_states)] if initial is None else list(initial.unbind(0))
 
         def project(v: int, values: list[torch.Tensor], proj: dict[int, torch.Tensor]) -> None:
             """Every recurrent edge leaving value ``v``, in one matmul: ``proj[edge]`` its term."""
@@ -237,14 +258,29 @@ class SequenceModel(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``x``: ``[B, T, F]`` floats or ``[B, T]`` tokens; ``lengths`` ``[B]`` valid steps of
         right-padded sequences (None: all ``T``). Returns ``[B, out]``, or ``[B, T, out]`` for lm."""
-        if self.embedding is not None:
-            x = self.embedding(x)
-        elif self.task.standardized:
-            x = (x - self.input_mean) / self.input_std
-        hs, _ = self.cell(x)  # [B, T, H]
+        hs, _ = self.cell(self._cell_input(x))  # [B, T, H]
         if self.task.objective == "lm":
             return self.head(hs)
         return self.head(last_valid(hs, lengths))
+
+    def forward_stateful(
+        self, x: torch.Tensor, state: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """A language model's step over the next ``T`` tokens of ``B`` streams: ``x`` ``[B, T]``
+        tokens (or ``[B, T, F]`` features) from ``state`` (the final states of the previous call,
+        None: zeros); returns the output at every step ``[B, T, out]`` and the final states.
+        Consecutive calls equal one call on the concatenated steps (truncated BPTT detaches the
+        state between them)."""
+        hs, final = self.cell(self._cell_input(x), state)
+        return self.head(hs), final
+
+    def _cell_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens embedded, or features standardised (when the task has statistics)."""
+        if self.embedding is not None:
+            return self.embedding(x)
+        if self.task.standardized:
+            return (x - self.input_mean) / self.input_std
+        return x
 
     def apply_masks(self) -> None:
         self.cell.apply_masks()

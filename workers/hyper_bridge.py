@@ -24,7 +24,7 @@ import torch
 
 from hyper import HyperActor, HyperConfig, HyperNetwork, ensemble_from_weights, generate_state, proxy_score
 from search_spaces import SearchSpace, Spec, Task
-from workers.data import Dataset
+from workers.data import Dataset, sequences
 from workers.run_dir import RunDir
 from workers.settings import HyperSettings
 from workers.trial import HyperStart
@@ -49,7 +49,8 @@ class HyperBridge:
         self.settings, self.data = settings, data
         self.path = run_dir.hyper_checkpoint
         self.local = local
-        args = (space, data.task, data.train.x, data.train.y)
+        train = sequences(data, "train")  # a language model's stream in windows
+        args = (space, data.task, train.x, train.y)
         kwargs = {"config": config, "checkpoint": self.path if self.path.is_file() else None}
         if local:
             self.actor: Any = HyperActor(*args, **kwargs)
@@ -108,7 +109,8 @@ class HyperBridge:
 
     def score(self, spec: Spec) -> float:
         """Validation accuracy of ``spec`` with generated weights."""
-        return proxy_score(self.nets, spec, self.data.task, self.data.val.x, self.data.val.y)
+        val = sequences(self.data, "val")
+        return proxy_score(self.nets, spec, self.data.task, val.x, val.y)
 
     def gate(self, spec: Spec) -> tuple[float, bool]:
         """(proxy score, skip?) for a proposal; records the score."""

@@ -34,7 +34,9 @@ class TrainConfig(Section):
     """How a candidate is trained. ``prune_until`` is the fraction of epochs over which magnitude
     masks go from dense to their target density (gradual magnitude pruning). ``keep_checkpoints``:
     ``last`` keeps a trial's last epoch checkpoint only (it holds the trainer state to resume from and
-    the best epoch's weights, which export reads); ``all`` keeps every epoch's."""
+    the best epoch's weights, which export reads); ``all`` keeps every epoch's. ``steps_per_epoch``
+    (language models only): training windows of ``bptt`` steps per epoch, each epoch going on where
+    the last one stopped; None: one pass over the training text per epoch."""
 
     epochs: int = Field(10, ge=1, le=10_000)
     batch_size: int = Field(64, ge=1)
@@ -44,6 +46,7 @@ class TrainConfig(Section):
     grad_clip: float = Field(1.0, ge=0)
     prune_until: float = Field(0.6, ge=0, le=1)
     keep_checkpoints: Literal["last", "all"] = "last"
+    steps_per_epoch: int | None = Field(None, ge=1, le=1_000_000)  # lm: bptt windows per epoch (None: one pass)
     metric: str | None = None  # the validation score trials are selected by; None: the data set's default
 
     @field_validator("metric")

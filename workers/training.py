@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from search_spaces import Spec, Task, build
+from workers import lm_training
 from workers.data import Dataset, Split
 from workers.metrics import Metric
 from workers.scoring import Scorer
@@ -33,6 +34,7 @@ class EpochResult:
     loss: float
     train_loss: float
     test_score: float
+    test_loss: float = math.nan  # the test split's mean loss (lm: cross-entropy per token, in nats)
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -108,33 +110,59 @@ class Trainer:
         progress = 1.0 if until <= 0 else self.epoch / until
         self.model.prune_magnitude(progress)
 
-    def train_epoch(self) -> EpochResult:
-        """One pass over the training split, then validation and test; raises `CandidateDiverged`."""
-        task = self.data.task
-        self._prune()
-        self.model.train()
+    def _step(self, loss: torch.Tensor) -> None:
+        """Backward, clip, update and re-apply the masks; raises `CandidateDiverged` on a NaN/inf loss."""
+        if not torch.isfinite(loss):
+            raise CandidateDiverged(f"training loss became {float(loss.detach())} at epoch {self.epoch + 1}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.model.apply_masks()
+
+    def _sequence_epoch(self) -> float:
+        """One pass over the training sequences in a seeded random order; the mean training loss."""
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(len(self.data.train), generator=gen)
         total, count = 0.0, 0
         for start in range(0, len(order), self.config.batch_size):
             idx = order[start : start + self.config.batch_size]
-            loss, _ = _batch_loss(self.model, self.data.train[idx], task.objective)
-            if not torch.isfinite(loss):
-                raise CandidateDiverged(f"training loss became {float(loss.detach())} at epoch {self.epoch + 1}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-            self.optimizer.step()
-            self.model.apply_masks()
+            loss, _ = _batch_loss(self.model, self.data.train[idx], self.data.task.objective)
+            self._step(loss)
             total += float(loss.detach()) * len(idx)
             count += len(idx)
+        return total / count
+
+    def _evaluate(self, split: Split) -> tuple[float, float]:
+        """(score, mean loss) on ``split``; a language model's over its whole stream, state carried."""
+        task = self.data.task
+        if task.objective == "lm":
+            return lm_training.evaluate(self.model, split, task.seq_len, self.metric)
+        return evaluate(self.model, split, task, self.metric)
+
+    def train_epoch(self) -> EpochResult:
+        """One epoch of training, then validation and test; raises `CandidateDiverged`.
+
+        A language model (``objective: lm``) trains by stateful truncated BPTT on its token stream
+        (`workers.lm_training`; ``train.steps_per_epoch`` windows, default one pass); its score is
+        bits per character (or perplexity) and its losses are mean cross-entropy per token in nats.
+        """
+        task = self.data.task
+        self._prune()
+        self.model.train()
+        if task.objective == "lm":
+            train_loss = lm_training.train_epoch(
+                self.model, self.data.train, batch_size=self.config.batch_size, bptt=task.seq_len,
+                epoch=self.epoch, steps=self.config.steps_per_epoch, step=self._step)
+        else:
+            train_loss = self._sequence_epoch()
         self.epoch += 1
-        score, val_loss = evaluate(self.model, self.data.val, task, self.metric)
+        score, val_loss = self._evaluate(self.data.val)
         if not math.isfinite(val_loss):
             raise CandidateDiverged(f"validation loss became {val_loss} at epoch {self.epoch}")
-        test_score, _ = evaluate(self.model, self.data.test, task, self.metric)
-        result = EpochResult(self.epoch, score, val_loss, total / count, test_score)
+        test_score, test_loss = self._evaluate(self.data.test)
+        result = EpochResult(self.epoch, score, val_loss, train_loss, test_score, test_loss)
         self.history.append(result)
         if self.best is result:
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}

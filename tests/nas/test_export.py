@@ -34,7 +34,7 @@ from nas.config import ConfigError
 from search_spaces import Spec, SpecError, Task, build, elman, get_space, gru, lstm, named_cell
 from search_spaces.activations import BINARY, UNARY
 
-TOKENS_LM = Task(input_size=11, seq_len=5, output_size=11, input_kind="tokens", objective="lm")
+TOKENS = Task(input_size=11, seq_len=5, output_size=4, input_kind="tokens")  # language models: test_export_lm.py
 FEATURES = Task(input_size=16, seq_len=6, output_size=3)
 # standardised inputs (the training split's statistics), and right-padded sequences of several lengths
 STANDARDIZED = Task(input_size=3, seq_len=6, output_size=3, input_mean=(0.5, -2.0, 10.0), input_std=(0.1, 3.0, 7.5))
@@ -50,7 +50,7 @@ def _random_specs(space: str, count: int, seed: int) -> list[Spec]:
 CASES: dict[str, tuple[Spec, Task]] = {
     "lstm": (lstm(8), FEATURES),
     "gru-sub": (gru(8), FEATURES),
-    "gru-tokens-lm": (gru(8), TOKENS_LM),
+    "gru-tokens": (gru(8), TOKENS),
     "elman-swish": (elman(8, "swish"), FEATURES),
     "gru-standardized": (gru(8), STANDARDIZED),
     "lstm-variable-length": (lstm(8), VARIABLE),
@@ -153,7 +153,7 @@ def test_standalone_module_trains(tmp_path):
 # ---- ONNX -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "case",
-    ["lstm", "gru-tokens-lm", "activation-0", "sparsity-0", "elman-units", "gru-standardized", "lstm-variable-length",
+    ["lstm", "gru-tokens", "activation-0", "sparsity-0", "elman-units", "gru-standardized", "lstm-variable-length",
      "gated-0", "lstm-ph", "lstm-cifg"],
 )
 def test_onnx_runs_in_onnxruntime_with_the_same_outputs(case, tmp_path):

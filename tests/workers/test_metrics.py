@@ -137,3 +137,36 @@ def test_a_regression_set_defaults_to_mse_and_minimises_it():
     split = Split(x, y)
     data = Dataset("toy", Task(2, 5, 1, objective="regress"), split, split, split)
     assert data.scoring().name == "mse" and not data.scoring().maximize
+
+
+def test_an_unbounded_metric_is_measured_from_the_score_of_guessing():
+    """A candidate that blew up (461 bits per character) must not set the scale of a hypervolume:
+    the study records the score of a model that ignores its input, and measures from it."""
+    stream = Split(torch.zeros(50, dtype=torch.long), torch.zeros(50, dtype=torch.long))
+    text = Dataset("toy", Task(8, 16, 8, input_kind="tokens", objective="lm"), stream, stream, stream)
+    assert text.chance_score(BPC) == pytest.approx(3.0) and text.chance_score(METRICS["perplexity"]) == 8.0
+    y_train, y_val = torch.tensor([[1.0], [3.0]]), torch.tensor([[2.0], [6.0]])
+    x = torch.zeros(2, 4, 1)
+    reg = Dataset("toy", Task(1, 4, 1, objective="regress"), Split(x, y_train), Split(x, y_val), Split(x, y_val))
+    assert reg.chance_score(METRICS["mse"]) == pytest.approx((0.0 + 16.0) / 2)  # the training mean is 2
+    assert reg.chance_score(METRICS["mae"]) == pytest.approx(2.0) and reg.chance_score(ACC) == 0.0
+    assert reference_score(BPC, [2.0, 461.0], recorded=3.0) == 3.0
+    assert hypervolume_2d([(2.0, 0.5), (461.0, 0.1)], (3.0, 1.0), BPC) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("train, expected", [
+    ({"metric": "bpc"}, "train.metric: metric 'bpc' does not score 'classify' tasks"),
+    ({"metric": "recall"}, "unknown metric 'recall'"),
+    ({"steps_per_epoch": 10}, "train.steps_per_epoch: caps the bptt windows of a language model"),
+])
+def test_a_metric_or_option_that_does_not_fit_the_data_exits_2_and_writes_nothing(tmp_path, capsys, train, expected):
+    import yaml
+
+    from nas.cli import main
+
+    config = {"name": "bad", "data": {"name": "digits-seq"}, "train": train, "search": {"trials": 2}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    assert main(["search", str(tmp_path / "bad.yaml"), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert expected in " ".join(err.split()) and "Traceback" not in err
+    assert not (tmp_path / "runs" / "bad").exists()

@@ -7,6 +7,8 @@ splits, each with a note of where it comes from. Names:
 - ``npz``, ``ts``, ``csv``, ``parquet``: the user's files, ``path`` (one file, stratified
   ``split``) or ``train_path`` + ``val_path``/``val_fraction`` + ``test_path`` (`workers.data.user`).
 - ``uea``: a UEA/UCR set shipped inside aeon (``dataset: BasicMotions``), its official test split.
+- ``text``, ``tinyshakespeare``: language modelling on the user's UTF-8 text or the embedded corpus,
+  character or word level, split by position, token streams for truncated BPTT (`workers.data.text`).
 
 Example::
 
@@ -24,6 +26,7 @@ from typing import Any
 
 from workers.data.base import Dataset, DataError, Split, describe_splits
 from workers.data.builtin import REBER_SYMBOLS, adding, digits_seq, reber
+from workers.data.text import sequences, text, tinyshakespeare
 from workers.data.user import csv, npz, parquet, resolve_paths, ts, uea
 
 LOADERS: dict[str, Callable[..., Dataset]] = {
@@ -35,6 +38,8 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
     "csv": csv,
     "parquet": parquet,
     "uea": uea,
+    "text": text,
+    "tinyshakespeare": tinyshakespeare,
 }
 
 
@@ -71,4 +76,5 @@ __all__ = [
     "load_dataset",
     "reber",
     "resolve_paths",
+    "sequences",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,9 +63,24 @@ class Dataset:
         except ValueError as exc:
             raise DataError(f"train.metric: {exc} (data {self.name!r})") from None
 
+    def chance_score(self, metric: Metric) -> float:
+        """The validation score of a model that ignores its input: the floor a hypervolume is
+        measured from. Bits per character: log2(V) (every token equally likely); perplexity: V;
+        MSE and MAE: predicting the training targets' mean; bounded metrics: their worst value."""
+        if metric.name == "bpc":
+            return math.log2(self.task.output_size)
+        if metric.name == "perplexity":
+            return float(self.task.output_size)
+        if metric.name in ("mse", "mae") and len(self.val) and len(self.train):
+            error = self.val.y.double() - self.train.y.double().mean(dim=0)
+            return float((error**2).mean() if metric.name == "mse" else error.abs().mean())
+        return metric.worst
+
     def describe(self) -> dict[str, dict[str, Any]]:
-        """``{split: {"size": n, "source": text}}`` for manifests, reports and study attributes."""
-        return {s: {"size": len(getattr(self, s)), "source": self.sources.get(s, "")} for s in SPLITS}
+        """``{split: {"size": n, "source": text}}`` for manifests, reports and study attributes; ``n``
+        counts sequences, or a language model's predicted tokens (then ``"unit": "tokens"`` says so)."""
+        unit = {"unit": "tokens"} if self.task.objective == "lm" else {}
+        return {s: {"size": len(getattr(self, s)), "source": self.sources.get(s, ""), **unit} for s in SPLITS}
 
     def summary(self) -> str:
         """One line: the size and source of each split, e.g. for ``nas status``."""
@@ -77,5 +93,6 @@ def describe_splits(splits: dict[str, dict[str, Any]]) -> str:
     for name in SPLITS:
         info = splits.get(name) or {}
         source = f" ({info['source']})" if info.get("source") else ""
-        parts.append(f"{SPLIT_TITLES[name]} {info.get('size', '?')}{source}")
+        unit = " tokens" if info.get("unit") == "tokens" else ""
+        parts.append(f"{SPLIT_TITLES[name]} {info.get('size', '?')}{unit}{source}")
     return ", ".join(parts)

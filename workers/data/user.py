@@ -40,8 +40,10 @@ DEFAULT_VAL_FRACTION = 0.2
 Reader = Callable[[Path, str], Arrays]
 
 
-def _check_options(path: str | None, train_path: str | None, val_path: str | None, test_path: str | None,
-                   split: Sequence[float] | None, val_fraction: float | None, standardize: Any) -> None:
+def check_file_options(path: str | None, train_path: str | None, val_path: str | None, test_path: str | None,
+                       split: Sequence[float] | None, val_fraction: float | None) -> None:
+    """One file (``path`` with ``split``) or several (``train_path`` with ``val_path`` or
+    ``val_fraction`` and ``test_path``), never a mix; shared by every file loader (`workers.data.text` too)."""
     if (path is None) == (train_path is None):
         raise DataError("data: give either path (one file, split by data.split) or train_path "
                         "(with optional val_path and test_path), not " + ("both" if path else "neither"))
@@ -52,13 +54,19 @@ def _check_options(path: str | None, train_path: str | None, val_path: str | Non
         raise DataError("data.split: goes with path (one file); with train_path use val_fraction or val_path")
     if val_path is not None and val_fraction is not None:
         raise DataError("data: give val_path or val_fraction, not both")
+
+
+def _check_options(path: str | None, train_path: str | None, val_path: str | None, test_path: str | None,
+                   split: Sequence[float] | None, val_fraction: float | None, standardize: Any) -> None:
+    check_file_options(path, train_path, val_path, test_path, split, val_fraction)
     if not isinstance(standardize, bool):
         raise DataError(f"data.standardize: expected true or false, got {standardize!r}")
 
 
-def _fractions(split: Sequence[float] | None) -> tuple[float, float, float]:
+def split_fractions(split: Sequence[float] | None, default: tuple[float, float, float] = DEFAULT_SPLIT) -> tuple[float, float, float]:
+    """``data.split`` as three fractions that sum to 1 (train and val > 0); ``default`` when None."""
     if split is None:
-        return DEFAULT_SPLIT
+        return default
     try:
         values = tuple(float(v) for v in split)
     except (TypeError, ValueError):
@@ -68,9 +76,10 @@ def _fractions(split: Sequence[float] | None) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _val_fraction(value: float | None) -> float:
+def val_fraction_of(value: float | None, default: float = DEFAULT_VAL_FRACTION) -> float:
+    """``data.val_fraction`` checked to lie in (0, 1); ``default`` when None."""
     if value is None:
-        return DEFAULT_VAL_FRACTION
+        return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise DataError(f"data.val_fraction: expected a fraction of the training data in (0, 1), got {value!r}")
     return float(value)
@@ -142,7 +151,7 @@ def load_files(
     labels = dict(zip(others, y_others))
     stem = Path(path or train_path).name  # type: ignore[arg-type]
     if path is not None:
-        fractions = _fractions(split)
+        fractions = split_fractions(split)
         checks.check_count(first, 3, "splitting one file into train, validation and test")
         parts = carve(y_first, fractions if fractions[2] > 0 else fractions[:2])
         train, val = _take(first, y_first, parts[0]), _take(first, y_first, parts[1])
@@ -156,7 +165,7 @@ def load_files(
             train, val = (first, y_first), (others["val"], labels["val"])
             sources = {"train": stem, "val": Path(val_path).name}  # type: ignore[arg-type]
         else:
-            fraction = _val_fraction(val_fraction)
+            fraction = val_fraction_of(val_fraction)
             checks.check_count(first, 2, "carving a validation split from the training file")
             parts = carve(y_first, (1 - fraction, fraction))
             train, val = _take(first, y_first, parts[0]), _take(first, y_first, parts[1])
