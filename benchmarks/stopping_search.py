@@ -10,8 +10,9 @@ that load from other processes hits every policy alike. The summary checks issue
 ``curve`` at most half the wall time of ``none``, its confirmed best within one standard error of
 ``none``'s, its confirmed front's hypervolume within 1%, and the median stopping epoch of stopped
 trials at most a quarter of the budget. The score is the task's metric in its direction (accuracy
-up, bits per character down); the hypervolume's reference is the metric's worst value when it is
-bounded, else the worst confirmed score of any run, and the largest MACs of any run (x 1.01).
+up, bits per character down); the hypervolume's reference is `nas.study.reference_score` (the
+metric's worst value when it is bounded, else the score of guessing the study recorded) and the
+largest MACs of any run (x 1.01).
 
     # the 40-epoch time-series classification search (BasicMotions, shipped with aeon)
     python benchmarks/stopping_search.py --config configs/basic_motions.yaml --epochs 40 --trials 60 \\
@@ -48,7 +49,7 @@ from nas.baselines import best_of, front_of, is_baseline  # noqa: E402
 from nas.config import load_config, parse_config  # noqa: E402
 from nas.errors import ConfigError  # noqa: E402
 from nas.search import _init_ray, run_search  # noqa: E402
-from nas.study import hypervolume_2d, study_metric  # noqa: E402
+from nas.study import REFERENCE_ATTR, hypervolume_2d, reference_score, study_metric  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -107,6 +108,7 @@ def one_search(base: dict[str, Any], policy: str, seed: int, args: argparse.Name
         "confirmed_front": [(s.val, s.macs) for s in front_of(scores, metric) if math.isfinite(s.val)],
         "baselines": sum(1 for t in complete if is_baseline(t)),
         "max_macs": max(t.values[1] for t in complete),
+        "reference": study.user_attrs.get(REFERENCE_ATTR),  # the score of guessing, for unbounded metrics
     }
 
 
@@ -117,7 +119,7 @@ def hypervolumes(rows: list[dict[str, Any]]) -> None:
     metric = get_metric(rows[0]["metric"])
     worst_cost = max(r["max_macs"] for r in rows) * 1.01
     scores = [v for r in rows for v, _ in r["confirmed_front"]]
-    ref = metric.worst if math.isfinite(metric.worst) else min(scores, key=metric.oriented, default=0.0)
+    ref = reference_score(metric, scores, rows[0]["reference"])
     for r in rows:
         r["hypervolume"] = hypervolume_2d(r["confirmed_front"], (ref, worst_cost), metric) / worst_cost
 
