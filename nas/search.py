@@ -204,7 +204,7 @@ def run_search(
             options=config.search.sampler_options,
             state_dir=run.proposer_dir,
         )
-    scheduler = make_scheduler(config.stopping.policy, metric="score", mode="max" if metric.maximize else "min",
+    scheduler = make_scheduler(config.stopping.policy, metric="score", scoring=metric,  # direction and bounds
                                max_epochs=config.train.epochs, options=config.stopping.options)
     _restore_stopper(scheduler, run.stopper_state)
     if config.search.gpus_per_trial == 0:

@@ -58,6 +58,48 @@ def oriented(values: Sequence[float], directions: Sequence[StudyDirection]) -> l
     return [v if d == StudyDirection.MAXIMIZE else -v for v, d in zip(values, directions)]
 
 
+# user attrs holding the objectives after the first, known before training (the search writes
+# them when it settles a proposal), so a stopped trial has them too
+COST_ATTRS = ("macs",)
+
+
+def partial_values(trial: optuna.trial.FrozenTrial, directions: Sequence[StudyDirection]) -> list[float] | None:
+    """The objectives a stopped (PRUNED) trial reached, in the study's units; None if unknown.
+
+    The first objective is the best score of its partial curve (user attr ``curve``, one value per
+    epoch, as the search records it; the search keeps the best epoch's weights, so this is what the
+    trial would report had it ended there: a bound of its final value), else its last intermediate
+    value (a study written by ``trial.report``). The others are the costs known before training
+    (`COST_ATTRS`). A proposer learns from it what the trial showed before it was stopped, rather
+    than treating it as a failure.
+    """
+    if not directions:  # (not ``trial.state``: a sampler's ``after_trial`` sees it still RUNNING)
+        return None
+    curve = [float(v) for v in trial.user_attrs.get("curve") or [] if v is not None and np.isfinite(v)]
+    if curve:
+        score = max(curve) if directions[0] == StudyDirection.MAXIMIZE else min(curve)
+    elif trial.intermediate_values:
+        score = float(trial.intermediate_values[max(trial.intermediate_values)])
+    else:
+        return None
+    costs = [trial.user_attrs.get(name) for name in COST_ATTRS[: len(directions) - 1]]
+    if len(costs) < len(directions) - 1 or any(c is None for c in costs) or not np.isfinite(score):
+        return None
+    return [score, *(float(c) for c in costs)]
+
+
+def evaluated(
+    trials: Sequence[optuna.trial.FrozenTrial], directions: Sequence[StudyDirection]
+) -> list[tuple[optuna.trial.FrozenTrial, list[float]]]:
+    """Completed trials with their values and stopped ones with `partial_values`, in order."""
+    out = []
+    for t in trials:
+        values = t.values if t.state == TrialState.COMPLETE else partial_values(t, directions)
+        if values is not None:
+            out.append((t, list(values)))
+    return out
+
+
 class SeenCells:
     """The cells a study has already proposed, by the space's canonical hash (isomorphic cells match).
 

@@ -1,10 +1,13 @@
 """Regularised evolution (Real et al., "Regularized Evolution for Image Classifier Architecture
 Search", 2019) as an Optuna sampler: the strongest classic baseline on NAS-Bench-201.
 
-The population is the ``population_size`` youngest completed trials (age = trial number, so the
-oldest die first); before that many have completed, cells are drawn uniformly at random, unless the
-study holds known cells (trials tagged ``baseline``): then evolution starts from them at once, over
-the completed trials there are. A child is the winner of a tournament of ``tournament_size`` random
+The population is the ``population_size`` youngest evaluated trials (age = trial number, so the
+oldest die first): completed ones with their values, and trials an early-stopping policy stopped
+with what they had reached (`partial_values`: the best score of their partial curve, and their
+cost), so a search that stops most trials still evolves from all of them rather than waiting for a
+population of survivors. Before that many were evaluated, cells are drawn uniformly at random, unless
+the study holds known cells (trials tagged ``baseline``): then evolution starts from them at once,
+over the trials there are. A child is the winner of a tournament of ``tournament_size`` random
 members mutated by the space (`SearchSpace.mutate`: one active decision changed, conditional
 decisions repaired).
 
@@ -23,7 +26,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from nas.proposers._common import SeenCells, SpaceSampler, oriented
+from nas.proposers._common import SeenCells, SpaceSampler, evaluated, oriented
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -78,13 +81,12 @@ class REASampler(SpaceSampler):
     ) -> dict[str, Any]:
         if not search_space:
             return {}
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        seeded = any("baseline" in t.user_attrs for t in done)
-        if len(done) < (min(2, self._tournament_size) if seeded else self._population_size):
+        population = self.population(study)
+        seeded = any("baseline" in t.user_attrs for t, _ in population)
+        if len(population) < (min(2, self._tournament_size) if seeded else self._population_size):
             return self._space.sample_params(self._rng)
-        population = sorted(done, key=lambda t: t.number)[-self._population_size :]
         idx = self._rng.choice(len(population), size=min(self._tournament_size, len(population)), replace=False)
-        parent = population[self._winner(population, idx, study.directions)]
+        parent = population[self._winner([v for _, v in population], idx, study.directions)][0]
         seen = self._seen.keys(study) if self._dedup else set()
         child = self._mutate(parent.params)
         for _ in range(20):
@@ -93,12 +95,17 @@ class REASampler(SpaceSampler):
             child = self._mutate(parent.params)
         return child
 
-    def _winner(self, population: list[FrozenTrial], idx: np.ndarray, directions: Sequence[Any]) -> int:
-        """Index in ``population`` of the tournament's winner among ``idx``."""
-        scores = np.array([oriented(t.values, directions) for t in population])  # (P, K), larger better
+    def population(self, study: optuna.Study) -> list[tuple[FrozenTrial, list[float]]]:
+        """The youngest ``population_size`` evaluated trials (completed or stopped) with their values."""
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        return evaluated(sorted(done, key=lambda t: t.number), study.directions)[-self._population_size :]
+
+    def _winner(self, values: list[list[float]], idx: np.ndarray, directions: Sequence[Any]) -> int:
+        """Index in the population (its ``values``) of the tournament's winner among ``idx``."""
+        scores = np.array([oriented(v, directions) for v in values])  # (P, K), larger better
         if scores.shape[1] == 1:
             return int(idx[np.argmax(scores[idx, 0])])
-        ranks = scores.argsort(axis=0).argsort(axis=0) / max(len(population) - 1, 1)  # 1 = best
+        ranks = scores.argsort(axis=0).argsort(axis=0) / max(len(values) - 1, 1)  # 1 = best
         w = self._rng.dirichlet(np.ones(scores.shape[1]))
         chebyshev = (w * (1.0 - ranks[idx])).max(axis=1)  # smaller is better
         return int(idx[np.argmin(chebyshev)])

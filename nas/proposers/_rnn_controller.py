@@ -28,10 +28,12 @@ thus learns a family of policies, one per trade-off, and populates the Pareto fr
 collapsing to one point. Linear scalarisation reaches the convex hull of the front; the
 weights and per-objective baselines are recorded, so this is easy to swap for a Chebyshev reward.
 
-Trials that do not complete are handled explicitly: ``pruned="last_value"`` learns from a pruned
-trial's last intermediate value (single objective; a lower bound of what it would have reached),
-falling back to ``"penalize"`` (the worst value seen so far for every objective); ``failed`` is
-``"penalize"`` (a cell that crashes should become less likely) or ``"skip"``.
+Trials that do not complete are handled explicitly: ``pruned="last_value"`` learns from what a
+stopped trial reached (`partial_values`: the best score of its partial curve, or its last
+intermediate value, and its cost; for any number of objectives and either direction: a bound of
+what it would have reached, not a failure), falling back to ``"penalize"`` (the worst value seen so
+far for every objective) only when the trial recorded nothing; ``failed`` is ``"penalize"`` (a cell
+that crashes should become less likely) or ``"skip"``.
 
 State (weights, Adam, baselines, pending batch, RNG, learned trial numbers) is written atomically to
 ``state_dir/rnn_controller.pt`` after every sample and update, and restored on construction, so a
@@ -52,7 +54,7 @@ import torch
 from optuna.trial import TrialState
 from torch import nn
 
-from nas.proposers._common import SeenCells, SpaceSampler, oriented
+from nas.proposers._common import SeenCells, SpaceSampler, oriented, partial_values
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -343,10 +345,10 @@ class RNNControllerSampler(SpaceSampler):
         if state == TrialState.COMPLETE and values is not None:
             return self._transform(oriented(values, directions), directions)
         mode = self._pruned if state == TrialState.PRUNED else self._failed
-        if mode == "last_value" and len(directions) == 1 and trial.intermediate_values:
-            last = trial.intermediate_values[max(trial.intermediate_values)]
-            if math.isfinite(last):
-                return self._transform(oriented([last], directions), directions)
+        if mode == "last_value":
+            partial = partial_values(trial, directions)
+            if partial is not None:
+                return self._transform(oriented(partial, directions), directions)
         if mode == "skip" or not self._lo:
             return None
         return list(self._lo)

@@ -125,7 +125,7 @@ def test_curve_stopper_state_is_checkpointed_beside_the_study(ray_cluster, tmp_p
     run_search(config, runs_dir=tmp_path / "runs")
     state = tmp_path / "runs" / "stopper" / "proposer" / "stopper.pkl"
     assert state.is_file()
-    restored = CurveStopper(metric="accuracy", mode="max", max_epochs=2)
+    restored = CurveStopper(metric="score", mode="max", max_epochs=2, grace_period=1)
     restored.restore(str(state))
     finished, stopped = restored.debug_string().split(":")[1].split(",")
     assert int(finished.split()[0]) + int(stopped.split()[0]) >= 1

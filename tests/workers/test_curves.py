@@ -102,6 +102,22 @@ def test_population_predicts_from_finished_curves() -> None:
         CurvePopulation(30, min_curves=2)
 
 
+def test_population_of_an_unbounded_metric_is_modelled_as_it_is() -> None:
+    """No upper bound (a loss negated): values are modelled as they are, not in log gap."""
+    rng = np.random.default_rng(1)
+    epochs = np.arange(1, 31, dtype=float)
+    curves = [-(1.0 + 2.0 * np.exp(-epochs / rng.uniform(3, 9)) + rng.uniform(0, 0.5)) + rng.normal(0, 0.01, 30)
+              for _ in range(30)]
+    pop = CurvePopulation(30, upper=np.inf, lower=-np.inf, min_curves=5)
+    for c in curves[1:]:
+        pop.add(epochs, c)
+    pred = pop.predict(epochs[:6], curves[0][:6])
+    assert not pred.log_error and pred.upper == np.inf
+    assert abs(pred.quantile(0.5) - curves[0][-1]) < 3 * pred.std < 0.5
+    assert 0.02 < pred.prob_above(curves[0][-1]) < 0.98
+    assert pred.prob_above(curves[0][-1] - 0.5) > 0.99 > 0.01 > pred.prob_above(curves[0][-1] + 0.5)
+
+
 def test_population_chains_through_partial_curves() -> None:
     """Few finished curves, many stopped ones: the chain reads the early steps off all of them."""
     rng = np.random.default_rng(1)

@@ -17,7 +17,9 @@ from ray.tune.schedulers import (
     TrialScheduler,
 )
 
+from workers.metrics import get_metric
 from workers.stopping import CurveStopper, make_scheduler
+from workers.stopping._curve_stopper import PARETO_THRESHOLD, SINGLE_THRESHOLD
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 EPOCHS = 20
@@ -55,7 +57,7 @@ def _finish(s: CurveStopper, trial: _Trial, top: float) -> None:
 
 def _stopper(**kw: Any) -> CurveStopper:
     kw = {"metric": "accuracy", "mode": "max", "max_epochs": EPOCHS, "grace_period": 3,
-          "min_finished": 3, **kw}
+          "min_finished": 3, "lower": 0.0, "upper": 1.0, **kw}
     return CurveStopper(**kw)
 
 
@@ -231,11 +233,11 @@ def test_oracle_rule_keeps_best_and_front_on_synthetic_curves() -> None:
               for t, c in zip(tops, costs)]
     finals = np.array([c.final for c in curves])
     truth = {str(i): float(f) for i, f in enumerate(finals)}
-    single = bench.replay(curves, bench.OracleStopper(truth, metric="accuracy", mode="max", max_epochs=20,
+    single = bench.replay(curves, bench.OracleStopper(truth, metric="score", mode="max", max_epochs=20,
                                                       objective="single"), workers=4)
     assert int(np.argmax(finals)) in single.finished
     assert single.epochs < 0.6 * 40 * 20
-    pareto = bench.replay(curves, bench.OracleStopper(truth, metric="accuracy", mode="max", max_epochs=20),
+    pareto = bench.replay(curves, bench.OracleStopper(truth, metric="score", mode="max", max_epochs=20),
                           workers=4)
     assert bench.pareto_front(finals, costs) <= set(pareto.finished)
     assert single.epochs < pareto.epochs < 40 * 20
@@ -256,9 +258,10 @@ def test_reliability_records_every_decision(capsys: pytest.CaptureFixture[str]) 
     stops = 0
     for seed in range(3):
         sample = [curves[i] for i in np.random.default_rng(seed).choice(60, 40, replace=False)]
-        res = bench.replay(sample, make_scheduler("curve", max_epochs=20, options={"objective": "single"}), 4)
+        res = bench.replay(sample, make_scheduler("curve", max_epochs=20, scoring=get_metric("accuracy"),
+                                                  options={"objective": "single"}), 4)
         stops += 40 - len(res.finished)
-    assert stops == int((rec[:, 1] < 0.09).sum()) > 0
+    assert stops == int((rec[:, 1] < SINGLE_THRESHOLD).sum()) > 0
     assert rec[rec[:, 1] >= 0.4, 2].mean() > 0.3 > rec[rec[:, 1] < 0.03, 2].mean()
     assert "P in [0.09, 0.2)" in capsys.readouterr().out
 
@@ -326,5 +329,185 @@ def test_benchmark_default_row_is_the_search_default() -> None:
 
     assert StoppingSection(policy="curve").options == {}
     s = make_scheduler("curve", max_epochs=50)
-    assert (s._threshold, s._grace_period, s._objective) == (None, 3, "auto")
-    assert s._threshold_for(_trial("t")) == 0.07 and s._threshold_for(_Trial("t")) == 0.09
+    assert (s._threshold, s._grace_period, s._min_finished, s._objective) == (None, 2, 4, "auto")
+    assert s._threshold_for(_trial("t")) == PARETO_THRESHOLD and s._threshold_for(_Trial("t")) == SINGLE_THRESHOLD
+
+
+# ---- any metric, any direction: mirrored curves give mirrored decisions ---------------------------
+
+
+@dataclass(frozen=True)
+class _Metric:
+    """What make_scheduler reads of a `workers.metrics.Metric`."""
+
+    direction: str
+    lower: float | None
+    upper: float | None
+
+
+def _decisions(scheduler: Any, curves: list[np.ndarray], macs: list[int]) -> list[int | None]:
+    """Feed ``curves`` (reported as ``score``) one trial after another: each trial's stopping epoch
+    (None: it ran to the end)."""
+    out: list[int | None] = []
+    for i, (curve, m) in enumerate(zip(curves, macs)):
+        t = _trial(f"t{i}", macs=m)
+        scheduler.on_trial_add(None, t)
+        stop = None
+        for e, v in enumerate(curve[:-1], start=1):
+            if scheduler.on_trial_result(None, t, {"epoch": e, "score": float(v)}) == STOP:
+                stop = e
+                break
+        last = stop or len(curve)
+        scheduler.on_trial_complete(None, t, {"epoch": last, "score": float(curve[last - 1])})
+        out.append(stop)
+    return out
+
+
+def _accuracy_curves(n: int = 24, seed: int = 3) -> tuple[list[np.ndarray], list[int]]:
+    rng = np.random.default_rng(seed)
+    epochs = np.arange(1, EPOCHS + 1)
+    tops = rng.uniform(0.4, 0.95, n)
+    taus = rng.uniform(2.0, 6.0, n)
+    curves = [np.clip(t * (1 - np.exp(-epochs / tau)) + rng.normal(0, 0.004, EPOCHS), 0.0, 1.0)
+              for t, tau in zip(tops, taus)]
+    return curves, [int(m) for m in rng.integers(100, 10_000, n)]
+
+
+@pytest.mark.parametrize("objective", ["single", "pareto"])
+def test_minimised_metric_mirrors_maximised(objective: str) -> None:
+    """bpc = 5 - 4 * accuracy, under the mirrored bounds [1, 5], is accuracy seen from the other side:
+    the stopper makes exactly the same decisions, at the same epochs."""
+    curves, macs = _accuracy_curves()
+    opts = {"objective": objective, "min_finished": 4, "min_references": 4}
+    acc = make_scheduler("curve", max_epochs=EPOCHS, scoring=get_metric("accuracy"), options=opts)
+    bpc = make_scheduler("curve", max_epochs=EPOCHS, scoring=_Metric("minimize", 1.0, 5.0), options=opts)
+    assert bpc._mode == "min" and (bpc._lower, bpc._upper) == (-5.0, -1.0)
+    want = _decisions(acc, curves, macs)
+    assert sum(d is not None for d in want) >= 6  # the comparison is about real stops
+    assert _decisions(bpc, [5.0 - 4.0 * c for c in curves], macs) == want
+
+
+@pytest.mark.parametrize("name", ["bpc", "mse", "perplexity", "unbounded"])
+def test_unbounded_minimised_metric_stops_like_accuracy(name: str) -> None:
+    """A loss bounded only below (bits per character, MSE) or not at all is modelled in the range
+    its finished curves cover: the same trials are stopped as for the accuracy they mirror, a few
+    epochs apart at most, and the best trial is never stopped."""
+    curves, macs = _accuracy_curves()
+    opts = {"objective": "single", "min_finished": 4, "min_references": 4}
+    acc = _decisions(make_scheduler("curve", max_epochs=EPOCHS, scoring=get_metric("accuracy"), options=opts),
+                     curves, macs)
+    scoring = _Metric("minimize", None, None) if name == "unbounded" else get_metric(name)
+    loss = _decisions(make_scheduler("curve", max_epochs=EPOCHS, scoring=scoring, options=opts),
+                      [5.0 - 4.0 * c for c in curves], macs)
+    stopped_acc = {i for i, d in enumerate(acc) if d is not None}
+    stopped_loss = {i for i, d in enumerate(loss) if d is not None}
+    assert len(stopped_acc ^ stopped_loss) <= 1 and len(stopped_loss) >= 6
+    best = int(np.argmax([c.max() for c in curves]))
+    assert loss[best] is None
+    both = stopped_acc & stopped_loss
+    assert np.median([abs(acc[i] - loss[i]) for i in both]) <= 2
+
+
+def test_wrong_bounds_are_loud_and_impossible_configurations_raise() -> None:
+    """A loss under accuracy's bounds (the issue's '-loss in [0, 1]', which never stopped anything)
+    is reported as an error; configurations that cannot stop a trial are refused."""
+    s = CurveStopper(metric="score", mode="min", max_epochs=EPOCHS, lower=0.0, upper=1.0)
+    t = _trial("t")
+    s.on_trial_add(None, t)
+    with pytest.warns(RuntimeWarning, match="outside its bounds"):
+        s.on_trial_result(None, t, {"epoch": 1, "score": 2.5})
+    assert "outside the bounds" in s.debug_string()
+    with pytest.raises(ValueError, match="never stop"):
+        make_scheduler("curve", max_epochs=5, options={"grace_period": 5})
+    with pytest.raises(ValueError, match="threshold"):
+        make_scheduler("curve", max_epochs=10, options={"threshold": 0.0})
+    with pytest.raises(ValueError, match="contradicts"):
+        make_scheduler("curve", max_epochs=10, mode="max", scoring=get_metric("bpc"))
+    with pytest.raises(ValueError, match="lower must be below upper"):
+        CurveStopper(metric="score", mode="max", max_epochs=10, lower=1.0, upper=1.0)
+    with pytest.raises(ValueError, match="unknown option"):  # bounds come from the metric, not the config
+        make_scheduler("curve", max_epochs=10, options={"upper": 1.0})
+    asha = make_scheduler("asha", max_epochs=10, scoring=get_metric("mse"))
+    assert asha._mode == "min"
+
+
+# ---- a stopped trial's partial curve reaches every proposer ---------------------------------------
+
+
+def _pruned_study(name: str, score_direction: str) -> tuple[Any, Any, Any]:
+    """A two-objective study (score, MACs) run by proposer ``name``: three completed trials, then one
+    the stopper cut at epoch 4 whose partial curve (user attr ``curve``, as the search records it)
+    and MACs are all it has."""
+    import optuna
+
+    from nas.proposers import make_sampler
+    from search_spaces import get_space
+
+    space = get_space("nb201")
+    sampler = make_sampler(name, seed=0, space=space)
+    study = optuna.create_study(directions=[score_direction, "minimize"], sampler=sampler)
+    sign = 1.0 if score_direction == "maximize" else -1.0
+    for i in range(3):
+        t = study.ask()
+        space.suggest(t)
+        t.set_user_attr("macs", 1000.0 * (i + 1))
+        study.tell(t, [sign * (0.5 + 0.1 * i), 1000.0 * (i + 1)])
+    stopped = study.ask()
+    space.suggest(stopped)
+    curve = [sign * v for v in (0.2, 0.35, 0.3, 0.4)]  # best so far: 0.4 (or 0.2 when minimised)
+    stopped.set_user_attr("curve", curve)
+    stopped.set_user_attr("macs", 500.0)
+    study.tell(stopped, state=optuna.trial.TrialState.PRUNED)
+    return study, sampler, curve
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_stopped_trials_partial_curve_reaches_every_proposer(direction: str) -> None:
+    """REA counts the stopped trial in its population with its best partial score and its MACs; the
+    RNN controller learns that (oriented) as its reward instead of the failure penalty; TPE ranks it
+    with the other evaluated trials; random and grid do not learn, and grid does not repeat it."""
+    import math
+
+    import optuna
+    from optuna.samplers._tpe.sampler import _split_trials
+    from optuna.trial import TrialState
+
+    from nas.proposers._common import partial_values
+
+    best = 0.4 if direction == "maximize" else -0.4
+    study, rea, curve = _pruned_study("rea", direction)
+    stopped = study.trials[-1]
+    assert partial_values(stopped, study.directions) == [best, 500.0]
+    population = rea.population(study)
+    assert [t.number for t, _ in population] == [0, 1, 2, 3] and population[-1][1] == [best, 500.0]
+    study.ask()  # a tournament over values that include the partial ones
+
+    study, controller, _ = _pruned_study("rnn", direction)
+    oriented_best = best if direction == "maximize" else -best  # larger is better
+    assert controller._recent[-1] == pytest.approx([oriented_best, -math.log(500.0)])  # not the penalty (0.5)
+    assert 3 in controller._learned
+
+    study, tpe, _ = _pruned_study("tpe", direction)
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    below, above = _split_trials(study, trials, n_below=2)
+    assert 3 in {t.number for t in below + above}
+    assert not study.trials[-1].intermediate_values  # see partial_values: a 2-objective TPE cannot rank them
+    study.ask()
+
+    study, grid, _ = _pruned_study("grid", direction)
+    nxt = study.ask()
+    taken = [t.params for t in study.trials[:-1]]
+    assert nxt.params not in taken
+    study, _, _ = _pruned_study("random", direction)
+    assert study.trials[-1].state == TrialState.PRUNED and isinstance(optuna.samplers.RandomSampler(), optuna.samplers.BaseSampler)
+
+
+def test_units_of_an_unbounded_metric_change_no_decision() -> None:
+    """A metric without bounds reported in other units (x 250, shifted by 40) is stopped exactly alike:
+    the curve models see it in the frame of the first finished curve."""
+    curves, macs = _accuracy_curves(seed=4)
+    opts = {"objective": "single", "min_finished": 4, "min_references": 4}
+    runs = [_decisions(make_scheduler("curve", max_epochs=EPOCHS, scoring=_Metric("minimize", None, None), options=opts),
+                       [scale * (5.0 - 4.0 * c) + shift for c in curves], macs)
+            for scale, shift in ((1.0, 0.0), (250.0, 40.0))]
+    assert runs[0] == runs[1] and sum(d is not None for d in runs[0]) >= 6

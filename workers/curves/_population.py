@@ -16,7 +16,10 @@ validation curves with 10 finished and 60 stopped references, from epoch 5, the 
 5% tails hold 0-2% of the truths each (the direct model's up to 12%).
 
 Values are modelled as ``z = -log(upper - y)`` (log distance to the bound), where the spread
-of final accuracies close to 100% is roughly even.
+of final accuracies close to 100% is roughly even; a metric without an upper bound (``upper=inf``)
+is modelled as it is, ``z = y``. The ridge penalty and the floors (``_GAP_FLOOR``, the kernel
+width's) are absolute: they assume values in units of a typical curve's rise (accuracy), which is
+how `workers.stopping.CurveStopper` hands any metric over.
 """
 from __future__ import annotations
 
@@ -42,8 +45,9 @@ class CurvePopulation:
 
     Args:
         final_epoch: the epoch every finished curve reached and that ``predict`` targets.
-        upper: the metric's bound (``1.0`` for accuracy); values are modelled in log gap to it.
-        lower: the metric's floor; predictions are clipped to it.
+        upper: the metric's bound (``1.0`` for accuracy); values are modelled in log gap to it;
+            ``inf``: no bound, values are modelled as they are.
+        lower: the metric's floor (``-inf``: none); predictions are clipped to it.
         min_curves: fewest finished curves before ``predict`` answers (else ``None``), and
             fewest curves a chain step needs (else it jumps further).
         max_curves: keep only the most recent this many of each kind (bounds the cost of a fit).
@@ -119,7 +123,7 @@ class CurvePopulation:
             return None
         k = float(x[-1])
         if k >= self.final_epoch:
-            return Prediction(np.array([z[-1]]), np.array([1e-4]), np.ones(1), self.lower, self.upper, log_error=True)
+            return Prediction(np.array([z[-1]]), np.array([1e-4]), np.ones(1), self.lower, self.upper, log_error=self._log)
         steps = self._steps(k) if self.chain else [(k, float(self.final_epoch))]
         # z at the anchors: observed ones shared, predicted ones one per draw
         known: dict[float, np.ndarray] = {}
@@ -135,7 +139,7 @@ class CurvePopulation:
             if i < len(steps) - 1:
                 known[b] = mean + np.sqrt(var) * eps
         n = len(mean)
-        return Prediction(mean, np.sqrt(var), np.full(n, 1.0 / n), self.lower, self.upper, log_error=True)
+        return Prediction(mean, np.sqrt(var), np.full(n, 1.0 / n), self.lower, self.upper, log_error=self._log)
 
     def _steps(self, k: float) -> list[tuple[float, float]]:
         """Chain ``k -> 2k -> ... -> final``; a step whose end too few curves reached is merged."""
@@ -157,7 +161,14 @@ class CurvePopulation:
             return self._curves
         return self._curves + [c for c in self._partial if c[0][-1] >= epoch]
 
+    @property
+    def _log(self) -> bool:
+        """Whether values are modelled in log gap to a finite upper bound."""
+        return bool(np.isfinite(self.upper))
+
     def _to_z(self, y: np.ndarray) -> np.ndarray:
+        if not self._log:
+            return y
         return -np.log(np.maximum(self.upper - y, _GAP_FLOOR))
 
     @staticmethod

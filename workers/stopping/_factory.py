@@ -1,14 +1,19 @@
 """``make_scheduler``: the ``stopping:`` key of a search config, as a Ray Tune scheduler.
 
-One list, `POLICIES`: a policy is a callable taking ``metric``, ``mode`` and ``max_epochs`` and its
+One list, `POLICIES`: a policy is a callable taking ``metric``, ``mode``, ``max_epochs`` and the
+metric's bounds ``lower``/``upper`` (oriented so that larger is better; None where unbounded) and its
 options as further keyword arguments, so its signature is the list of options `check_options`
 accepts. Adding a policy is one file (the scheduler) and one line here.
+
+Direction and bounds come from the task's metric (`workers.metrics.Metric`: ``direction``,
+``lower``, ``upper``), never from the config's options: a loss fed with an accuracy's bounds is a
+stopper that never stops (issue 18).
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ray.tune.schedulers import (
     AsyncHyperBandScheduler,
@@ -19,18 +24,37 @@ from ray.tune.schedulers import (
 
 from ._curve_stopper import CurveStopper
 
-__all__ = ["POLICIES", "check_options", "make_scheduler"]
+__all__ = ["POLICIES", "Scoring", "check_options", "make_scheduler", "oriented_bounds"]
 
-SUPPLIED = ("metric", "mode", "max_epochs")  # given by the search, not by the config's options
+# given by the search (from the task's metric), not by the config's options
+SUPPLIED = ("metric", "mode", "max_epochs", "lower", "upper")
 
 
-def _none(metric: str, mode: str, max_epochs: int) -> TrialScheduler:
+class Scoring(Protocol):
+    """What the factory reads of a metric (`workers.metrics.Metric` is one)."""
+
+    direction: str  # "maximize" | "minimize"
+    lower: float | None
+    upper: float | None
+
+
+def oriented_bounds(scoring: Scoring) -> tuple[float | None, float | None]:
+    """``(lower, upper)`` of the metric turned so that larger is better (a minimised metric's
+    bounds are negated and swapped); None stays None (unbounded on that side)."""
+    if scoring.direction == "maximize":
+        return scoring.lower, scoring.upper
+    if scoring.direction == "minimize":
+        return (None if scoring.upper is None else -scoring.upper), (None if scoring.lower is None else -scoring.lower)
+    raise ValueError(f"metric direction must be 'maximize' or 'minimize', got {scoring.direction!r}")
+
+
+def _none(metric: str, mode: str, max_epochs: int, lower: float | None = None, upper: float | None = None) -> TrialScheduler:
     return FIFOScheduler()
 
 
 def _asha(
-    metric: str, mode: str, max_epochs: int, *, grace_period: int = 1, reduction_factor: float = 4,
-    brackets: int = 1,
+    metric: str, mode: str, max_epochs: int, lower: float | None = None, upper: float | None = None, *,
+    grace_period: int = 1, reduction_factor: float = 4, brackets: int = 1,
 ) -> TrialScheduler:
     if not 1 <= grace_period <= max_epochs:
         raise ValueError(f"asha grace_period must be in [1, max_epochs={max_epochs}], got {grace_period}")
@@ -43,7 +67,8 @@ def _asha(
 
 
 def _median(
-    metric: str, mode: str, max_epochs: int, *, grace_period: int = 1, min_samples_required: int = 3,
+    metric: str, mode: str, max_epochs: int, lower: float | None = None, upper: float | None = None, *,
+    grace_period: int = 1, min_samples_required: int = 3,
 ) -> TrialScheduler:
     if grace_period < 0:
         raise ValueError(f"median grace_period must be >= 0, got {grace_period}")
@@ -80,9 +105,10 @@ def check_options(policy: str, options: dict[str, Any]) -> None:
 def make_scheduler(
     policy: str,
     *,
-    metric: str = "accuracy",
-    mode: str = "max",
+    metric: str = "score",
+    mode: str | None = None,
     max_epochs: int,
+    scoring: Scoring | None = None,
     options: dict | None = None,
 ) -> TrialScheduler:
     """Build the early-stopping scheduler named by a search config.
@@ -90,17 +116,29 @@ def make_scheduler(
     Args:
         policy: ``"curve"`` (:class:`CurveStopper`), ``"asha"`` (Ray's AsyncHyperBandScheduler),
             ``"median"`` (Ray's MedianStoppingRule) or ``"none"`` (FIFOScheduler).
-        metric, mode: what the trials report and which way is better.
+        metric: the result key the trials report.
+        mode: ``"max"`` or ``"min"``; taken from ``scoring`` when given (default ``"max"``).
         max_epochs: the training budget of a trial.
+        scoring: the task's metric (`workers.metrics.Metric`): its direction sets ``mode`` and its
+            bounds, oriented, go to every policy; without it the metric is taken as unbounded.
         options: the policy's keyword options (e.g. ``grace_period``, ``threshold``).
 
     Raises:
-        ValueError: naming an unknown policy, an unknown option or a bad value.
+        ValueError: naming an unknown policy, an unknown option, a bad value, or a ``mode`` that
+            contradicts ``scoring``.
     """
     options = dict(options or {})
     check_options(policy, options)
+    lower = upper = None
+    if scoring is not None:
+        lower, upper = oriented_bounds(scoring)
+        implied = "max" if scoring.direction == "maximize" else "min"
+        if mode not in (None, implied):
+            raise ValueError(f"mode {mode!r} contradicts the metric's direction {scoring.direction!r}")
+        mode = implied
+    mode = mode or "max"
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     if max_epochs < 1:
         raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
-    return POLICIES[policy](metric=metric, mode=mode, max_epochs=max_epochs, **options)
+    return POLICIES[policy](metric=metric, mode=mode, max_epochs=max_epochs, lower=lower, upper=upper, **options)
