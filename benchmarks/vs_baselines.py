@@ -69,8 +69,10 @@ if "uea" in LOADERS:  # real multivariate / univariate sets shipped inside an in
                            {"epochs": 30, "batch_size": 16, "lr": 0.01})
 
 
-def search_task(task: str, minutes: float, seeds: int, top: int, root: Path, console: Console) -> dict[str, Any]:
+def search_task(task: str, minutes: float, seeds: int, top: int, root: Path, console: Console,
+                eval_seeds: int = 1) -> dict[str, Any]:
     data, hidden, train = TASKS[task]
+    train = {**train, "eval_seeds": eval_seeds}  # each search trial scored by the mean of this many runs
     config = parse_config({
         "name": f"vs-{task}", "seed": 0, "data": data,
         "space": {"name": "gated", "hidden_sizes": hidden},
@@ -86,7 +88,7 @@ def search_task(task: str, minutes: float, seeds: int, top: int, root: Path, con
     errors = [str(t.user_attrs.get("error", "")).lower() for t in trials if t.state == TrialState.FAIL]
     diverged = sum("diverged" in e or "became nan" in e or "became inf" in e for e in errors)
     scores, metric = confirm.scores(outcome.study), study_metric(outcome.study)
-    return {"task": task, "metric": metric.name, "wall_s": wall, "trials": len(trials), "failed": len(errors),
+    return {"task": task, "metric": metric.name, "eval_seeds": eval_seeds, "wall_s": wall, "trials": len(trials), "failed": len(errors),
             "diverged": diverged, "minutes": minutes, "seeds": seeds,
             "cells": [_row(s, trials[s.number]) for s in scores], **verdicts(scores, metric)}
 
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=5.0, help="search wall-time budget per task (<= 15)")
     parser.add_argument("--seeds", type=int, default=5, help="retraining seeds per confirmed cell")
     parser.add_argument("--top", type=int, default=4, help="found cells of the front to confirm per task")
+    parser.add_argument("--eval-seeds", type=int, default=1, help="train.eval_seeds of the searches (selection on a mean)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--runs-dir", type=Path, help="keep the studies here (default: a temporary directory)")
     parser.add_argument("--show", type=Path, metavar="JSON", help="print the table and plot of an earlier run's results")
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         root = args.runs_dir or Path(scratch)
         for task in args.tasks:
             console.rule(task)
-            results.append(search_task(task, args.minutes, args.seeds, args.top, root, console))
+            results.append(search_task(task, args.minutes, args.seeds, args.top, root, console, args.eval_seeds))
     print_table(results, console)
     meta = {"cpus": os.cpu_count(), "load": os.getloadavg(), "results": results}
     (args.out / "vs_baselines.json").write_text(json.dumps(meta, indent=1))
