@@ -83,7 +83,7 @@ DRIVER_KILLS = {
     "propose": ("propose:2", {}),  # the first trial proposed, the second asked, not yet recorded
     "train": ("train:3", {}),  # the third epoch result reaches the driver
     # the stopper's state written to its temporary name after the first finished trial, not renamed
-    "checkpoint": ("checkpoint:1", {"stopping": {"policy": "curve"}}),
+    "checkpoint": ("checkpoint:1", {"stopping": {"policy": "curve", "options": {"grace_period": 1}}}),
     "tell": ("tell:2", {}),  # the second finished trial's attributes written, its state not told
 }
 
