@@ -27,9 +27,17 @@ PREFIX = "confirm:"
 
 def targets(study: optuna.Study, top: int) -> list[FrozenTrial]:
     """The ``top`` best cells of the found cells' own front (the baselines left out, so a
-    baseline's lucky seed does not hide the found cells near it), then every completed baseline."""
+    baseline's lucky seed does not hide the found cells near it; one trial per cell: an isomorphic
+    twin, recorded with its twin's results, would only retrain the same cell), then every completed
+    baseline."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    found = {t.number: t for t in complete if not is_baseline(t)}
+    found: dict[int, FrozenTrial] = {}
+    seen: set[str] = set()
+    for t in complete:
+        key = t.user_attrs.get("hash")
+        if not is_baseline(t) and (key is None or key not in seen):
+            found[t.number] = t
+            seen.add(key)
     front = front_of([Score(t.number, int(t.values[1]), t.values[0], math.nan) for t in found.values()],
                      study_metric(study))
     baselines = sorted((t for t in complete if is_baseline(t)), key=lambda t: t.number)

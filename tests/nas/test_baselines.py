@@ -154,3 +154,12 @@ def test_a_time_budget_stops_proposing_and_lets_running_trials_finish(ray_cluste
     states = [t.state for t in study.get_trials()]
     assert 1 <= len(states) < 1000 and TrialState.RUNNING not in states and TrialState.WAITING not in states
     assert all(s == TrialState.COMPLETE for s in states)
+
+
+def test_confirmation_retrains_each_found_cell_once(tmp_path):
+    """An isomorphic twin carries its twin's results: confirming both would train one cell twice."""
+    study = _study(_sqlite(tmp_path))
+    for values, key in (([0.9, 10.0], "a"), ([0.9, 10.0], "a"), ([0.8, 5.0], "b")):
+        study.enqueue_trial({}, user_attrs={"hash": key})
+        study.tell(study.ask(), values)
+    assert [t.number for t in confirm.targets(study, top=3)] == [0, 2]
