@@ -109,9 +109,9 @@ def verdicts(scores: list[Score], metric: Metric) -> dict[str, Any]:
     found = [s for s in scores if s.baseline is None and math.isfinite(s.test) and math.isfinite(s.val)]
     if not baselines:
         return {"best_baseline": None, "cheaper_pick": None, "cheaper_match": None, "beats_pick": None, "beats_all": None}
-    best = max(baselines, key=lambda s: (metric.oriented(s.test), -s.macs))
+    best = min(baselines, key=lambda s: metric.rank(s.test, s.macs))
     largest = max(b.macs for b in baselines)
-    by_val = lambda cells: max(cells, key=lambda s: (metric.oriented(s.val), -s.macs), default=None)  # noqa: E731
+    by_val = lambda cells: min(cells, key=lambda s: metric.rank(s.val, s.macs), default=None)  # noqa: E731
     cheaper = by_val([f for f in found if f.macs <= RATIO * best.macs])
     beats = by_val([f for f in found if f.macs <= largest])
     matches = cheaper is not None and metric.gain(cheaper.test, best.test) >= 0

@@ -56,7 +56,7 @@ class Score:
 
 def best_of(scores: Sequence[Score], metric: Metric) -> Score | None:
     """The score with the best validation value (the cheaper one on a tie); None for none."""
-    return max(scores, key=lambda s: (metric.oriented(s.val), -s.macs), default=None)
+    return min(scores, key=lambda s: metric.rank(s.val, s.macs), default=None)
 
 
 def best_baseline_within(baselines: Sequence[Score], macs: int, metric: Metric) -> Score | None:
@@ -80,7 +80,7 @@ def front_of(scores: Sequence[Score], metric: Metric) -> list[Score]:
         s for s in scores
         if not any(val(o) >= val(s) and o.macs <= s.macs and (val(o) > val(s) or o.macs < s.macs) for o in scores)
     ]
-    return sorted(front, key=lambda s: (-val(s), s.macs))
+    return sorted(front, key=lambda s: metric.rank(s.val, s.macs))
 
 
 def summary_line(scores: Sequence[Score], metric: Metric) -> str | None:

@@ -311,7 +311,7 @@ def select_trials(
     if top is not None and top < 1:
         raise ConfigError(f"--top {top}: expected a positive number of cells")
     metric = study_metric(study)
-    return sorted(complete, key=lambda t: (-metric.oriented(t.values[0]), t.values[1]))[:top]
+    return sorted(complete, key=lambda t: metric.rank(*t.values))[:top]
 
 
 def trial_weights(run_dir: Path, trial: FrozenTrial) -> dict[str, torch.Tensor] | None:

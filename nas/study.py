@@ -233,7 +233,7 @@ def study_metric(study: optuna.Study) -> Metric:
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """Completed trials that no other completed trial dominates, best score first (then MACs)."""
     metric = study_metric(study)
-    return sorted(study.best_trials, key=lambda t: (-metric.oriented(t.values[0]), t.values[1]))
+    return sorted(study.best_trials, key=lambda t: metric.rank(*t.values))
 
 
 def hypervolume_2d(points: Sequence[tuple[float, float]], reference: tuple[float, float], metric: Metric | None = None) -> float:
@@ -287,7 +287,7 @@ def summarize(study: optuna.Study) -> StudySummary:
     count = lambda state: sum(1 for t in trials if t.state == state and not interrupted(t))  # noqa: E731
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     metric = study_metric(study)
-    best = max(complete, key=lambda t: (metric.oriented(t.values[0]), -t.values[1]), default=None)
+    best = min(complete, key=lambda t: metric.rank(*t.values), default=None)
     return StudySummary(
         complete=len(complete),
         pruned=count(TrialState.PRUNED),

@@ -68,6 +68,10 @@ class Metric:
             return "-"
         return f"{value:.{self.digits}f}"
 
+    def rank(self, score: float, cost: float) -> tuple[float, float]:
+        """Sort key of a (score, cost) pair: the best score first, the cheaper one on a tie."""
+        return -self.oriented(score), cost
+
     def gain(self, a: float, b: float) -> float:
         """How much better ``a`` is than ``b`` in the metric's units (positive: ``a`` is better)."""
         return self.oriented(a) - self.oriented(b)

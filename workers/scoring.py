@@ -26,11 +26,14 @@ class Scorer:
         self._confusion = torch.zeros(classes, classes, dtype=torch.long) if objective == "classify" else None
         self._sq, self._abs, self._hits = 0.0, 0.0, 0
 
+    def weight(self, y: torch.Tensor) -> int:
+        """What a batch's targets ``y`` count for: its tokens (a language model) or its samples."""
+        return y.numel() if self.objective == "lm" else len(y)
+
     def add(self, out: torch.Tensor, y: torch.Tensor, loss_sum: float) -> None:
         """A batch: ``out`` the model's outputs, ``y`` the targets, ``loss_sum`` its summed loss."""
-        count = y.numel() if self.objective == "lm" else len(y)
         self._loss += loss_sum
-        self._count += count
+        self._count += self.weight(y)
         if self._confusion is not None:
             index = y.long() * self.classes + out.argmax(-1)
             self._confusion += torch.bincount(index, minlength=self.classes**2).reshape(self.classes, self.classes)

@@ -68,7 +68,7 @@ def evaluate(model: nn.Module, split: Split, task: Task, metric: Metric, batch_s
     for start in range(0, len(split), batch_size):
         batch = split[start : start + batch_size]
         loss, out = _batch_loss(model, batch, task.objective)
-        scorer.add(out, batch.y, float(loss) * (batch.y.numel() if task.objective == "lm" else len(batch)))
+        scorer.add(out, batch.y, float(loss) * scorer.weight(batch.y))
     return scorer.value, scorer.loss
 
 
