@@ -206,9 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         for task in args.tasks:
             console.rule(task)
             results.append(search_task(task, args.minutes, args.seeds, args.top, root, console, args.eval_seeds))
+            meta = {"cpus": os.cpu_count(), "load": os.getloadavg(), "results": results}
+            (args.out / "vs_baselines.json").write_text(json.dumps(meta, indent=1))  # each task kept as it ends
     print_table(results, console)
-    meta = {"cpus": os.cpu_count(), "load": os.getloadavg(), "results": results}
-    (args.out / "vs_baselines.json").write_text(json.dumps(meta, indent=1))
     plot(results, args.out / "vs_baselines.png")
     console.print(f"wrote {args.out / 'vs_baselines.json'} and {args.out / 'vs_baselines.png'}")
     return 0
