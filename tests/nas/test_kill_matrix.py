@@ -197,3 +197,46 @@ def test_a_locked_sqlite_study_stops_the_driver_with_exit_3_and_resume_continues
     trials = _resume(runs, name)
     _assert_whole(before, trials)
     assert any("resume_checkpoint" in t.user_attrs for t in trials)  # the running trials' epochs were kept
+
+
+LM_TEXT = "to be or not to be that is the question\nwhether tis nobler in the mind to suffer\n" * 60
+LM_CONFIG = {  # a language model: stateful truncated BPTT, bits per character, minimised
+    "space": {"name": "gated", "hidden_sizes": [8]},
+    "train": {"epochs": EPOCHS, "steps_per_epoch": 4, "batch_size": 8},
+    "search": {"trials": TRIALS, "sampler": "rea", "max_concurrent": 2, "baselines": ["gru", "lstm"]},
+}
+
+
+@pytest.mark.parametrize("fault", ["train:3", "worker_train:2"])
+def test_kill_9_of_a_language_model_search_then_resume_loses_nothing(ray_cluster, tmp_path, fault):
+    """The LM search killed mid-training (the driver when the third epoch result reaches it, or a
+    trial's worker after its second epoch): `nas resume` ends the study whole, still minimising bits
+    per character, and every trial's curve is whole (a worker retried from its checkpoint continues
+    its text stream and carried state rather than starting over)."""
+    runs, name = tmp_path / "runs", f"lm-{fault.split(':')[0]}"
+    (tmp_path / "play.txt").write_text(LM_TEXT)
+    config = {**LM_CONFIG, "data": {"name": "text", "path": str(tmp_path / "play.txt"), "bptt": 16}}
+    env = {**os.environ, "NAS_FAULT": fault, "NAS_FAULT_COUNTS": str(tmp_path / "fault-counts")}
+    if fault.startswith("worker"):
+        config["search"] = {**config["search"], "max_concurrent": 1}  # hits in epoch order
+    log = tmp_path / "driver.log"
+    driver = start_nas("search", str(write_config(tmp_path, name, config)), "--runs-dir", str(runs),
+                       cwd=tmp_path, env=env, log=log)
+    try:
+        driver.wait(timeout=REACH_S + RESUME_S)
+    finally:
+        end_session(driver)
+    if fault.startswith("worker"):  # Ray retried the worker; the driver finished
+        assert driver.returncode == 0, log.read_text()[-3000:]
+        assert [t.user_attrs.get("restored_from_epoch") for t in load_study(runs, name).get_trials()
+                if t.user_attrs.get("restored_from_epoch")] == [1]
+    else:
+        assert driver.returncode == -9, f"not killed (rc {driver.returncode}):\n{log.read_text()[-3000:]}"
+    before = _snapshot(runs, name)
+    trials = _resume(runs, name)
+    _assert_whole(before, trials)
+    study = load_study(runs, name)
+    assert study.directions[0].name == "MINIMIZE" and study.user_attrs["metric"] == "bpc"
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(done) == TRIALS and all(len(t.user_attrs["curve"]) == EPOCHS for t in done)
+    assert all(0 < t.values[0] < 8 for t in done)  # bits per character of a small alphabet
