@@ -64,15 +64,18 @@ def record(study: optuna.Study, number: int, seed: int, val: float, test: float)
 
 def retrain(spec_json: str, data: dict[str, Any], train: dict[str, Any], seed: int, threads: int = 1) -> tuple[float, float]:
     """Train one cell from scratch with ``seed``: (best validation score, test score at that epoch);
-    NaN for a run that diverged."""
+    NaN for a run that diverged. With ``train.folds`` the run is a cross-validation (the mean over
+    its folds' models), as the search's trials were."""
     import torch
 
     from search_spaces import Spec
     from workers.data import load_dataset
-    from workers.training import CandidateDiverged, TrainConfig, Trainer
+    from workers.ensemble import make_trainer
+    from workers.training import CandidateDiverged, TrainConfig
 
     torch.set_num_threads(threads)
-    trainer = Trainer(Spec.from_json(spec_json), load_dataset(**data), TrainConfig.from_dict(train), seed=seed)
+    config = TrainConfig.from_dict({**train, "eval_seeds": 1})  # one seed per run; train.folds still cross-validates
+    trainer = make_trainer(Spec.from_json(spec_json), load_dataset(**data), config, seed=seed)
     try:
         best = trainer.fit()
     except CandidateDiverged:

@@ -48,6 +48,7 @@ from nas.lm_export import (
 )
 from nas.splits import number_or_none
 from search_spaces import Spec, SpecError, Task, build, canonical_hash, cost
+from workers.data.folds import selection_splits
 from workers.ensemble import SEED_RUNS
 from workers.run_dir import RunDir
 from workers.metrics import Metric
@@ -432,11 +433,12 @@ def run_manifest(
         "trial": trial,
         "state": state,
         **score_entries(metric, val, test, macs),
-        "splits": data.describe(),  # val_score is on "val" (it selects), test_score on "test"
+        "splits": selection_splits(data, config.train.folds),  # val_score is on "val" (it selects), test_score on "test"
         "best_epoch": best_epoch,
         "epochs": epochs,
         "curve": curve,
         "eval_seeds": config.train.eval_seeds,
+        "folds": config.train.folds,
         SEED_RUNS: seed_runs,
         "seed": config.seed,
         "config_hash": config.fingerprint(),

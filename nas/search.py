@@ -34,6 +34,7 @@ from nas.study import REFERENCE_ATTR, StorageUnavailable, make_storage, open_stu
 from nas.tables import show_front
 from nas.trial_loop import TrialLoop
 from workers.data import load_dataset
+from workers.data.folds import selection_splits
 from workers.faults import maybe_die
 from workers.run_dir import RAY_EXPERIMENT, RunDir, experiment_dir, trial_name
 from workers.stopping import CurveStopper, make_scheduler
@@ -179,6 +180,7 @@ def run_search(
     if config.train.steps_per_epoch is not None and data.task.objective != "lm":
         raise ConfigError(f"train.steps_per_epoch: caps the bptt windows of a language model's epoch; "
                           f"{config.data.name!r} is not text: remove it (an epoch is one pass over the sequences)")
+    splits = selection_splits(data, config.train.folds)
     space = config.space.make()
     storage_url = config.search.storage or run.storage_url
     storage = make_storage(storage_url) if config.search.storage or run.study_db.exists() else None
@@ -213,7 +215,7 @@ def run_search(
     run.write_config(config.to_dict())  # the first write
     maybe_die("startup")
     study = open_study(config.name, storage or make_storage(storage_url), sampler=sampler, metric=metric)
-    study.set_user_attr(STUDY_ATTR, data.describe())  # which split is behind each reported score
+    study.set_user_attr(STUDY_ATTR, splits)  # which split is behind each reported score
     if REFERENCE_ATTR not in study.user_attrs:  # where hypervolumes of an unbounded metric start
         study.set_user_attr(REFERENCE_ATTR, data.chance_score(metric))
     if CONFIG_ATTR not in study.user_attrs:  # what `nas resume` checks an edited config.yaml against

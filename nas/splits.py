@@ -30,8 +30,12 @@ def study_eval_seeds(study: optuna.Study) -> int:
 
 
 def eval_seeds_line(train: Any) -> str | None:
-    """What ``train.eval_seeds`` costs, said before anything trains (None for one seed)."""
+    """What ``train.eval_seeds`` or ``train.folds`` costs, said before anything trains (None for one run)."""
     k = train.eval_seeds
+    if train.folds > 1:
+        return (f"each trial trains {train.folds} models, one per fold of a {train.folds}-fold cross-validation over "
+                f"train + validation (train.folds: {train.folds}), and is scored by their mean: "
+                f"{train.folds}x the training time of one run")
     if k == 1:
         return None
     return (f"each trial trains {k} seeds (train.eval_seeds: {k}) and is scored by their mean: "

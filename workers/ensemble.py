@@ -1,4 +1,4 @@
-"""One trial trained over several seeds: K independently seeded runs of a cell, reported as their mean.
+"""One trial trained over several seeds or folds: K runs of a cell, reported as their mean.
 
 With ``train.eval_seeds: K`` a trial trains K models of the same Spec on the same data with the same
 recipe, seeds `member_seeds` (the trial's own seed first), epoch by epoch, and reports per epoch the
@@ -7,6 +7,10 @@ stopper and the proposers then select on the mean of K runs instead of one noisy
 on small validation splits. `SeedEnsemble` has `workers.training.Trainer`'s interface (``train_epoch``,
 ``history``, ``best``, ``best_state``, ``state_dict``), so the Ray trainable and `nas import` train
 either through `make_trainer`, and K=1 is a plain `Trainer`, unchanged.
+
+With ``train.folds: K`` the K runs are the folds of a cross-validation (`workers.data.folds`): run i
+trains on all pooled training and validation sequences but fold i's, validates on fold i, and has
+its own seed, so the mean validation score covers every pooled sequence once.
 
 Its checkpoint holds every run's state (model, optimiser, history), so a resumed trial continues all
 K exactly. Its ``best_state`` -- what `nas export` ships -- is the first seed's weights at the epoch
@@ -23,6 +27,7 @@ import torch
 
 from search_spaces import Spec
 from workers.data import Dataset
+from workers.data.folds import cross_validation_folds
 from workers.settings import TrainConfig
 from workers.metrics import Metric
 from workers.training import EpochResult, Trainer, best_result
@@ -36,6 +41,11 @@ def member_seeds(seed: int, k: int) -> list[int]:
     return [seed + SEED_STRIDE * i for i in range(k)]
 
 
+def runs_per_trial(config: TrainConfig) -> int:
+    """How many models one trial trains: ``train.folds`` or ``train.eval_seeds`` (at most one is > 1)."""
+    return max(config.eval_seeds, config.folds)
+
+
 def mean_result(results: list[EpochResult]) -> EpochResult:
     """One epoch's results over seeds, field by field (`statistics.fmean`; NaN stays NaN)."""
     values = {f.name: statistics.fmean(getattr(r, f.name) for r in results) for f in fields(EpochResult)
@@ -45,7 +55,8 @@ def mean_result(results: list[EpochResult]) -> EpochResult:
 
 @dataclass
 class SeedEnsemble:
-    """``config.eval_seeds`` Trainers of one Spec, one per seed of `member_seeds`, trained in step."""
+    """``config.eval_seeds`` Trainers of one Spec, one per seed of `member_seeds`, trained in step
+    (``config.folds``: one per fold, each on its fold's data)."""
 
     spec: Spec
     data: Dataset
@@ -57,12 +68,14 @@ class SeedEnsemble:
     best_state: dict[str, torch.Tensor] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.members = [Trainer(self.spec, self.data, self.config, seed=s, init_state=self.init_state)
-                        for s in self.seeds]
+        folds = self.config.folds
+        datasets = cross_validation_folds(self.data, folds) if folds > 1 else [self.data] * len(self.seeds)
+        self.members = [Trainer(self.spec, data, self.config, seed=s, init_state=self.init_state)
+                        for s, data in zip(self.seeds, datasets)]
 
     @property
     def seeds(self) -> list[int]:
-        return member_seeds(self.seed, self.config.eval_seeds)
+        return member_seeds(self.seed, runs_per_trial(self.config))
 
     @property
     def epoch(self) -> int:
@@ -91,6 +104,7 @@ class SeedEnsemble:
     def state_dict(self) -> dict[str, Any]:
         return {
             "seeds": self.seeds,
+            "folds": self.config.folds,
             "members": [member.state_dict() for member in self.members],
             "epoch": self.epoch,
             "history": [r.to_dict() for r in self.history],
@@ -99,8 +113,9 @@ class SeedEnsemble:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore every run; a checkpoint of other seeds (another ``eval_seeds``) raises ValueError."""
-        if state.get("seeds") != self.seeds:
-            raise ValueError(f"the checkpoint holds runs of seeds {state.get('seeds')}, this trial trains {self.seeds}")
+        if state.get("seeds") != self.seeds or state.get("folds", 1) != self.config.folds:
+            raise ValueError(f"the checkpoint holds runs of seeds {state.get('seeds')} over {state.get('folds', 1)} "
+                             f"fold(s), this trial trains {self.seeds} over {self.config.folds}")
         for member, member_state in zip(self.members, state["members"]):
             member.load_state_dict(member_state)
         self.history = [EpochResult(**r) for r in state["history"]]
@@ -109,8 +124,9 @@ class SeedEnsemble:
 
 def make_trainer(spec: Spec, data: Dataset, config: TrainConfig, *, seed: int,
                  init_state: dict[str, torch.Tensor] | None = None) -> Trainer | SeedEnsemble:
-    """What trains one trial: a `Trainer`, or a `SeedEnsemble` when ``config.eval_seeds`` > 1."""
-    if config.eval_seeds == 1:
+    """What trains one trial: a `Trainer`, or a `SeedEnsemble` when ``config.eval_seeds`` or
+    ``config.folds`` > 1."""
+    if runs_per_trial(config) == 1:
         return Trainer(spec, data, config, seed=seed, init_state=init_state)
     return SeedEnsemble(spec, data, config, seed=seed, init_state=init_state)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from workers.metrics import get_metric
 
@@ -38,7 +38,9 @@ class TrainConfig(Section):
     (language models only): training windows of ``bptt`` steps per epoch, each epoch going on where
     the last one stopped; None: one pass over the training text per epoch. ``eval_seeds``: each
     trial trains this many independently seeded models of its cell and reports their mean per epoch
-    (`workers.ensemble`), so selection on a small validation split is not one noisy run."""
+    (`workers.ensemble`), so selection on a small validation split is not one noisy run. ``folds``:
+    K-fold cross-validation instead (`workers.data.folds`): K models, each validated on one fold of
+    the pooled training and validation sequences and trained on the rest, reported as their mean."""
 
     epochs: int = Field(10, ge=1, le=10_000)
     batch_size: int = Field(64, ge=1)
@@ -50,6 +52,7 @@ class TrainConfig(Section):
     keep_checkpoints: Literal["last", "all"] = "last"
     steps_per_epoch: int | None = Field(None, ge=1, le=1_000_000)  # lm: bptt windows per epoch (None: one pass)
     eval_seeds: int = Field(1, ge=1, le=100)
+    folds: int = Field(1, ge=1, le=20)  # 1: the data's validation split selects; K >= 2: K-fold cross-validation
     metric: str | None = None  # the validation score trials are selected by; None: the data set's default
 
     @field_validator("metric")
@@ -58,6 +61,13 @@ class TrainConfig(Section):
         if name is not None:
             get_metric(name)  # the data decides later whether it fits the task
         return name
+
+    @model_validator(mode="after")
+    def _one_kind_of_repeat(self) -> TrainConfig:
+        if self.folds > 1 and self.eval_seeds > 1:
+            raise ValueError(f"folds ({self.folds}) and eval_seeds ({self.eval_seeds}): choose one; each fold is "
+                             "already its own seeded run, so folds alone averages over seeds too")
+        return self
 
 
 class HyperSettings(Section):
