@@ -113,9 +113,10 @@ class SeedEnsemble:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore every run; a checkpoint of other seeds (another ``eval_seeds``) raises ValueError."""
-        if state.get("seeds") != self.seeds or state.get("folds", 1) != self.config.folds:
-            raise ValueError(f"the checkpoint holds runs of seeds {state.get('seeds')} over {state.get('folds', 1)} "
-                             f"fold(s), this trial trains {self.seeds} over {self.config.folds}")
+        runs = lambda seeds, folds: f"{seeds}" + (f" over {folds} folds" if folds > 1 else "")  # noqa: E731
+        theirs, ours = runs(state.get("seeds"), state.get("folds", 1)), runs(self.seeds, self.config.folds)
+        if theirs != ours:
+            raise ValueError(f"the checkpoint holds runs of seeds {theirs}, this trial trains {ours}")
         for member, member_state in zip(self.members, state["members"]):
             member.load_state_dict(member_state)
         self.history = [EpochResult(**r) for r in state["history"]]
