@@ -4,7 +4,8 @@ cells and every baseline retrained over 5 seeds with the same recipe (the search
 and one table of test metric mean +- s.d., MACs and the comparisons.
 
 Protocol, per task: selection uses validation only. The found cells confirmed are the
-``--top`` best cells of the found cells' front (single search runs, baselines left out). Each
+``--top`` best found cells in non-dominated order (the found cells' front, then the next layers;
+single search runs, baselines left out). Each
 verdict checks ONE found cell, picked by its confirmed mean validation score, on the test split
 (so trying several cells does not buy a lucky test number); "better" follows the task's metric
 (accuracy up, bits per character down):

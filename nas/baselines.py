@@ -83,6 +83,19 @@ def front_of(scores: Sequence[Score], metric: Metric) -> list[Score]:
     return sorted(front, key=lambda s: metric.rank(s.val, s.macs))
 
 
+def nondominated_order(scores: Sequence[Score], metric: Metric, count: int) -> list[Score]:
+    """The first ``count`` scores in non-dominated order: the front best first, then the front of
+    what is left, and so on (NSGA-II's sorting), so ``count`` cells are named even when one cheap,
+    accurate cell dominates all the others."""
+    left, out = list(scores), []
+    while left and len(out) < count:
+        layer = front_of(left, metric)
+        out += layer
+        chosen = {id(s) for s in layer}
+        left = [s for s in left if id(s) not in chosen]
+    return out[:count]
+
+
 def summary_line(scores: Sequence[Score], metric: Metric) -> str | None:
     """One sentence: the best found cell against the best baseline, and against the best baseline
     it does not out-cost. None when the study holds no found cell or no baseline."""

@@ -125,7 +125,7 @@ class SearchSection(_Section):
     baselines: list[str] | None = None
     time_budget_s: float | None = Field(None, gt=0)  # stop proposing after this long; running trials finish
     confirm: int = Field(0, ge=0, le=100)  # retrain the top front cells and the baselines with K more seeds
-    confirm_top: int = Field(3, ge=1)  # how many found cells of the front are confirmed
+    confirm_top: int = Field(3, ge=1)  # how many found cells are confirmed (non-dominated order)
 
     @property
     def threads_per_trial(self) -> int:

@@ -19,17 +19,17 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.baselines import BASELINE_ATTR, Score, front_of, is_baseline, single_run_scores
+from nas.baselines import BASELINE_ATTR, Score, is_baseline, nondominated_order, single_run_scores
 from nas.study import study_metric
 
 PREFIX = "confirm:"
 
 
 def targets(study: optuna.Study, top: int) -> list[FrozenTrial]:
-    """The ``top`` best cells of the found cells' own front (the baselines left out, so a
-    baseline's lucky seed does not hide the found cells near it; one trial per cell: an isomorphic
-    twin, recorded with its twin's results, would only retrain the same cell), then every completed
-    baseline."""
+    """The ``top`` best found cells in non-dominated order (the found cells' own front, then the
+    next layers while it has fewer than ``top``; the baselines left out, so a baseline's lucky seed
+    does not hide the found cells near it; one trial per cell: an isomorphic twin, recorded with its
+    twin's results, would only retrain the same cell), then every completed baseline."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     found: dict[int, FrozenTrial] = {}
     seen: set[str] = set()
@@ -38,10 +38,10 @@ def targets(study: optuna.Study, top: int) -> list[FrozenTrial]:
         if not is_baseline(t) and (key is None or key not in seen):
             found[t.number] = t
             seen.add(key)
-    front = front_of([Score(t.number, int(t.values[1]), t.values[0], math.nan) for t in found.values()],
-                     study_metric(study))
+    best = nondominated_order([Score(t.number, int(t.values[1]), t.values[0], math.nan) for t in found.values()],
+                              study_metric(study), top)
     baselines = sorted((t for t in complete if is_baseline(t)), key=lambda t: t.number)
-    return [found[s.number] for s in front[:top]] + baselines
+    return [found[s.number] for s in best] + baselines
 
 
 def recorded(study: optuna.Study) -> dict[int, dict[str, list[float]]]:

@@ -11,7 +11,7 @@ import yaml
 from optuna.trial import TrialState
 
 from nas import confirm
-from nas.baselines import Score, best_baseline_within, enqueue_baselines, front_of, is_baseline, summary_line
+from nas.baselines import Score, best_baseline_within, enqueue_baselines, front_of, is_baseline, nondominated_order, summary_line
 from nas.cli import main
 from nas.config import ConfigError, parse_config
 from nas.study import default_storage, open_study, recover_trials, running_trials
@@ -163,3 +163,17 @@ def test_confirmation_retrains_each_found_cell_once(tmp_path):
         study.enqueue_trial({}, user_attrs={"hash": key})
         study.tell(study.ask(), values)
     assert [t.number for t in confirm.targets(study, top=3)] == [0, 2]
+
+
+def test_confirmation_names_top_cells_even_when_one_dominates_the_rest(tmp_path):
+    """One cheap cell at the best validation score is the whole front; ``confirm_top: 3`` still
+    confirms three found cells: the front, then the front of the others, in non-dominated order."""
+    study = _study(_sqlite(tmp_path))
+    for values in ([0.99, 5.0], [0.98, 50.0], [0.97, 20.0], [0.99, 80.0], [0.90, 10.0]):
+        study.tell(study.ask(), values)
+    assert [t.number for t in confirm.targets(study, top=1)] == [0]
+    # layer 2 (all four non-dominated once trial 0 is gone), best first: 0.99 @ 80, 0.98 @ 50, 0.97 @ 20, 0.90 @ 10
+    assert [t.number for t in confirm.targets(study, top=3)] == [0, 3, 1]
+    assert [t.number for t in confirm.targets(study, top=10)] == [0, 3, 1, 2, 4]
+    scores = [Score(n, m, v, math.nan) for n, (v, m) in enumerate([(0.5, 1), (0.4, 2), (0.6, 3)])]
+    assert [s.number for s in nondominated_order(scores, METRICS["mse"], 3)] == [1, 0, 2]  # lower is better
