@@ -13,6 +13,7 @@ import os
 import pickle
 import shutil
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -67,6 +68,19 @@ def _assert_whole(before: dict[int, optuna.trial.FrozenTrial], trials: list[optu
         else:  # interrupted: failed, not counted; continued once if it had been proposed
             assert new.state == TrialState.FAIL and interrupted(new), states
             assert continued.count(number) == ("spec" in old.user_attrs), states
+
+
+def _search_to_the_end(tmp_path: Path, name: str, config: dict, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    """``nas search`` of ``config`` in its own process (runs in ``tmp_path / "runs"``), waited for
+    until it exits or is killed by its fault; the process and its log."""
+    log = tmp_path / "driver.log"
+    driver = start_nas("search", str(write_config(tmp_path, name, config)), "--runs-dir", str(tmp_path / "runs"),
+                       cwd=tmp_path, env=env, log=log)
+    try:
+        driver.wait(timeout=REACH_S + RESUME_S)
+    finally:
+        end_session(driver)
+    return driver, log
 
 
 def _resume(runs: Path, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -144,14 +158,8 @@ def test_kill_9_of_a_trial_worker_is_retried_from_its_checkpoint(ray_cluster, tm
     runs, name = tmp_path / "runs", f"worker-{point}"
     counts = tmp_path / "fault-counts"
     env = {**os.environ, "NAS_FAULT": f"{point}:2", "NAS_FAULT_COUNTS": str(counts)}
-    log = tmp_path / "driver.log"
     one_at_a_time = {**CONFIG, "search": {**CONFIG["search"], "max_concurrent": 1}}  # hits in epoch order
-    driver = start_nas("search", str(write_config(tmp_path, name, one_at_a_time)), "--runs-dir", str(runs),
-                       cwd=tmp_path, env=env, log=log)
-    try:
-        driver.wait(timeout=REACH_S + RESUME_S)
-    finally:
-        end_session(driver)
+    driver, log = _search_to_the_end(tmp_path, name, one_at_a_time, env)
     assert driver.returncode == 0, log.read_text()[-3000:]
     assert counts.read_bytes().count(b".") >= 2  # the worker reached the point twice: it was killed
     trials = load_study(runs, name).get_trials()
@@ -219,13 +227,7 @@ def test_kill_9_of_a_language_model_search_then_resume_loses_nothing(ray_cluster
     env = {**os.environ, "NAS_FAULT": fault, "NAS_FAULT_COUNTS": str(tmp_path / "fault-counts")}
     if fault.startswith("worker"):
         config["search"] = {**config["search"], "max_concurrent": 1}  # hits in epoch order
-    log = tmp_path / "driver.log"
-    driver = start_nas("search", str(write_config(tmp_path, name, config)), "--runs-dir", str(runs),
-                       cwd=tmp_path, env=env, log=log)
-    try:
-        driver.wait(timeout=REACH_S + RESUME_S)
-    finally:
-        end_session(driver)
+    driver, log = _search_to_the_end(tmp_path, name, config, env)
     if fault.startswith("worker"):  # Ray retried the worker; the driver finished
         assert driver.returncode == 0, log.read_text()[-3000:]
         assert [t.user_attrs.get("restored_from_epoch") for t in load_study(runs, name).get_trials()
