@@ -44,10 +44,12 @@ def finetune_score(
     ``steps`` Adam steps (`short_training_score`; ``options``: batch_size, grad_clip, seed) that start
     from ``net``'s generated weights.
 
-    The defaults are what ranked best on digits-seq (150 candidates, seed 0): 100 steps at lr 0.003
-    gave Spearman 0.69 against 12-epoch trained accuracy (30 steps: 0.58; lr 0.01: 0.58; lr 0.001:
-    0.67), where generated weights alone gave 0.52 and the parameter count 0.37. A lower rate than
-    training's 0.01 keeps the generated start instead of kicking the weights away from it.
+    The defaults were picked on digits-seq (150 candidates, seed 0): 100 steps at lr 0.003 gave
+    Spearman 0.69 against 12-epoch trained accuracy (30 steps: 0.58; lr 0.01: 0.58; lr 0.001: 0.67;
+    200 steps: 0.70), where generated weights alone gave 0.52 and the parameter count 0.37; over
+    `benchmarks/hyper_rank.py`'s five seeds 200 steps ranked no better than 100 at twice the cost
+    (README). A lower rate than training's 0.01 keeps the generated start instead of kicking the
+    weights away from it.
     """
     model = candidate(spec, task)
     return short_training_score(model, generate_state(net, spec, task), task.objective, train_x, train_y, val_x, val_y,
