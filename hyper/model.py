@@ -53,11 +53,13 @@ class HyperNetwork(nn.Module):
         super().__init__()
         self.config = cfg = config or HyperConfig()
         gen = torch.Generator().manual_seed(cfg.seed)
-        self.tokens = nn.Embedding(cfg.vocab, cfg.embed, padding_idx=0)
-        self.value = nn.Linear(2, cfg.embed)  # a number in [0, 1], encoded (cos, sin) under MIP
-        self.lstm = nn.LSTM(cfg.embed, cfg.hidden, num_layers=cfg.layers)
-        self.tile_head = nn.Linear(cfg.hidden, cfg.tile * cfg.tile)
-        self.vec_head = nn.Linear(cfg.hidden, cfg.tile)
+        with torch.random.fork_rng(devices=[]):  # the layers' default inits: from cfg.seed, global RNG untouched
+            torch.manual_seed(cfg.seed)
+            self.tokens = nn.Embedding(cfg.vocab, cfg.embed, padding_idx=0)
+            self.value = nn.Linear(2, cfg.embed)  # a number in [0, 1], encoded (cos, sin) under MIP
+            self.lstm = nn.LSTM(cfg.embed, cfg.hidden, num_layers=cfg.layers)
+            self.tile_head = nn.Linear(cfg.hidden, cfg.tile * cfg.tile)
+            self.vec_head = nn.Linear(cfg.hidden, cfg.tile)
         t = cfg.tile
         # theta0: "initialised like a normal layer" -- U(-1, 1), times the tensor's bound at use
         self.theta0 = nn.Parameter(torch.rand(cfg.bank, t, t, generator=gen) * 2 - 1)

@@ -5,7 +5,7 @@ inspect how it ranks candidates.
 `hyper.HyperNetwork.load` (and ``--resume``) reads. ``eval`` samples ``--candidates`` new Specs, scores
 each with generated weights only (validation accuracy) and prints them best first; with
 ``--train-epochs E`` it also trains each normally and prints Spearman and Kendall tau between the proxy
-and the trained accuracy.
+and the trained accuracy, the partial Spearman given size, and the parameter count's and MACs'.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from hyper import HyperConfig, HyperNetwork, HyperTrainer, proxy_score
+from hyper import HyperConfig, HyperNetwork, HyperTrainer, partial_spearman, proxy_score
 from nas.config import Config, ConfigError
 from nas.tables import describe_cell
 from nas.trial_loop import distinct_samples
@@ -73,7 +73,7 @@ def hyper_eval(
     val = sequences(data, "val")
     for spec in distinct_samples(config.space.make(), candidates, np.random.default_rng(seed)):
         row = {"spec": spec, "proxy": proxy_score(net, spec, data.task, val.x, val.y)}
-        row["macs"] = cost(spec, data.task)["macs"]
+        row.update(cost(spec, data.task))  # "macs", "params"
         if train_epochs:
             trainer = Trainer(spec, data, config.train.updated(epochs=train_epochs), seed=seed)
             try:
@@ -95,7 +95,10 @@ def hyper_eval(
     if train_epochs and len(rows) > 2:
         from scipy.stats import kendalltau, spearmanr
 
-        proxy, trained = [r["proxy"] for r in rows], [r["trained"] for r in rows]
+        trained = [r["trained"] for r in rows]
+        proxy, params, macs = ([r[k] for r in rows] for k in ("proxy", "params", "macs"))
         console.print(f"Spearman {spearmanr(proxy, trained).statistic:.3f}, Kendall tau {kendalltau(proxy, trained).statistic:.3f} "
-                      f"(proxy vs best validation accuracy after {train_epochs} epochs)")
+                      f"(proxy vs best validation accuracy after {train_epochs} epochs); partial Spearman given size "
+                      f"{partial_spearman(proxy, trained, np.log(params)):.3f}; size alone: parameter count "
+                      f"{spearmanr(params, trained).statistic:.3f}, MACs {spearmanr(macs, trained).statistic:.3f}")
     return rows

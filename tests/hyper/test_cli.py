@@ -23,4 +23,5 @@ def test_hyper_train_then_eval(tmp_path, capsys) -> None:
     assert main(["hyper", "eval", str(out), str(config), "--candidates", "3", "--train-epochs", "1"]) == 0
     text = capsys.readouterr().out
     assert "ranked by the hypernetwork proxy" in text and "Spearman" in text
+    assert "partial Spearman given size" in text and "parameter count" in text and "MACs" in text
     assert main(["hyper", "eval", str(tmp_path / "missing.pt"), str(config)]) == 2

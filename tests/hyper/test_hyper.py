@@ -55,6 +55,20 @@ def test_generated_shapes_match_every_parameter(task: Task) -> None:
             assert torch.isfinite(run(model, params, torch.randn(3, 8, 8))).all()
 
 
+def test_config_seed_alone_sets_the_network() -> None:
+    """Same seed, same weights whatever the global RNG holds (a benchmark seed reproduces its network),
+    and building one leaves the global RNG where it was."""
+    torch.manual_seed(1)
+    a = HyperNetwork(SMALL)
+    torch.manual_seed(2)
+    before = torch.random.get_rng_state()
+    b = HyperNetwork(SMALL)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    other = HyperNetwork(HyperConfig.from_dict({**SMALL.to_dict(), "seed": 1}))
+    assert not torch.equal(other.lstm.weight_hh_l0, a.lstm.weight_hh_l0)
+
+
 def test_init_scale_is_a_normal_layer() -> None:
     """MIP: theta = theta0 + delta with delta ~ 0 at init, so each tensor has U(-1/sqrt(fan_in), ..) scale."""
     net = HyperNetwork(SMALL)
