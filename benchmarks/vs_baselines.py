@@ -53,7 +53,7 @@ from nas.config import load_config, parse_config  # noqa: E402
 from nas.search import run_search  # noqa: E402
 from nas.study import study_metric  # noqa: E402
 from workers.metrics import Metric, get_metric  # noqa: E402
-from workers.data import LOADERS  # noqa: E402
+from workers.data import LOADERS, load_dataset  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 RATIO = 0.7
@@ -78,7 +78,7 @@ if "uea" in LOADERS:  # real multivariate / univariate sets shipped inside an in
 def search_task(task: str, minutes: float, seeds: int, top: int, root: Path, console: Console,
                 eval_seeds: int = 1, folds: int = 1) -> dict[str, Any]:
     data, hidden, train = TASKS[task]
-    if folds > 1 and data["name"] in ("text", "tinyshakespeare"):
+    if folds > 1 and load_dataset(**data).task.objective == "lm":
         folds = 1  # a language model's text is split by position: its long validation stream selects
     train = {**train, "eval_seeds": eval_seeds, "folds": folds}  # each trial scored by a mean of this many runs
     config = parse_config({

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 
 from search_spaces import Task
 from workers.data.base import Dataset, DataError, Split
-from workers.data.checks import feature_statistics
+from workers.data.checks import standardized_by
 from workers.data.splits import random_split
 
 RANDOM_SOURCES = {"train": "60% of {n:,}, random", "val": "20% of {n:,}, random", "test": "20% of {n:,}, random"}
@@ -37,10 +36,7 @@ def _standardized(task: Task, train: Split, standardize: bool) -> Task:
     """``task`` with the training split's per-feature mean and std when ``standardize``."""
     if not isinstance(standardize, bool):
         raise DataError(f"data.standardize: expected true or false, got {standardize!r}")
-    if not standardize:
-        return task
-    mean, std = feature_statistics(train.x.reshape(-1, train.x.shape[-1]).numpy())
-    return replace(task, input_mean=mean, input_std=std)
+    return standardized_by(task, train) if standardize else task
 
 
 def _digits_table() -> np.ndarray:

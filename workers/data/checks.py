@@ -6,9 +6,12 @@ before it writes anything, so a bad file costs nothing but the message.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from workers.data.base import DataError
+from search_spaces import Task
+from workers.data.base import DataError, Split
 from workers.data.readers import Arrays
 
 NAN_POLICIES = ("error", "mean", "zero")
@@ -136,6 +139,16 @@ def encode_labels(train: Arrays, others: list[Arrays]) -> tuple[np.ndarray, list
 def standardization(train: Arrays) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-feature mean and standard deviation over the training split's valid steps."""
     return feature_statistics(train.x[valid_steps(train)])
+
+
+def standardized_by(task: Task, train: Split) -> Task:
+    """``task`` carrying the per-feature mean and std of ``train``'s valid steps (padding left out),
+    which the model standardises its inputs with."""
+    x = train.x.numpy()
+    if train.lengths is not None:
+        x = x[np.arange(x.shape[1])[None, :] < train.lengths.numpy()[:, None]]
+    mean, std = feature_statistics(x.reshape(-1, x.shape[-1]))
+    return replace(task, input_mean=mean, input_std=std)
 
 
 def feature_statistics(steps: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from workers.data.base import Dataset, DataError, Split
-from workers.data.checks import feature_statistics
+from workers.data.checks import standardized_by
 
 FOLD_SEED = 0  # the deal of the pooled sequences into folds: fixed, so every trial sees the same folds
 
@@ -70,11 +70,8 @@ def cross_validation_folds(data: Dataset, k: int, seed: int = FOLD_SEED) -> list
     out = []
     for i in range(k):
         train, val = pool[torch.from_numpy(np.flatnonzero(folds != i))], pool[torch.from_numpy(np.flatnonzero(folds == i))]
-        task = data.task
-        if task.input_mean is not None:  # the fold's own training statistics: its validation fold stays unseen
-            steps = train.x if train.lengths is None else train.x[torch.arange(train.x.shape[1])[None, :] < train.lengths[:, None]]
-            mean, std = feature_statistics(steps.reshape(-1, train.x.shape[-1]).numpy())
-            task = replace(task, input_mean=mean, input_std=std)
+        # the fold's own training statistics: its validation fold stays unseen
+        task = data.task if data.task.input_mean is None else standardized_by(data.task, train)
         n = len(pool)
         sources = {**data.sources,
                    "train": f"{k - 1} of {k} folds of train + validation ({n - len(val)} of {n} sequences)",
