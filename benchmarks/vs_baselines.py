@@ -73,6 +73,8 @@ if "uea" in LOADERS:  # real multivariate / univariate sets shipped inside an in
                              {"epochs": 30, "batch_size": 16, "lr": 0.01})
     TASKS["italypower"] = ({"name": "uea", "dataset": "ItalyPowerDemand"}, [8, 16, 32],
                            {"epochs": 30, "batch_size": 16, "lr": 0.01})
+    TASKS["gunpoint"] = ({"name": "uea", "dataset": "GunPoint"}, [8, 16, 32],
+                         {"epochs": 30, "batch_size": 16, "lr": 0.01})
 
 
 def search_task(task: str, minutes: float, seeds: int, top: int, root: Path, console: Console,
