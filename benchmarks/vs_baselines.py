@@ -58,34 +58,33 @@ from workers.data import LOADERS, load_dataset  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 RATIO = 0.7
 
-# task -> (data section, hidden sizes, training recipe); every cell of a task trains with this recipe
-TASKS: dict[str, tuple[dict[str, Any], list[int], dict[str, Any]]] = {
-    "digits-seq": ({"name": "digits-seq"}, [16, 32, 48], {"epochs": 12, "batch_size": 64, "lr": 0.01}),
-    "adding": ({"name": "adding"}, [16, 32], {"epochs": 10, "batch_size": 64, "lr": 0.01}),
-    "reber": ({"name": "reber"}, [8, 16, 32], {"epochs": 10, "batch_size": 64, "lr": 0.01}),
+# task -> (data section, gated-space options, training recipe); every cell of a task trains with this recipe
+TASKS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
+    "digits-seq": ({"name": "digits-seq"}, {"hidden_sizes": [16, 32, 48]}, {"epochs": 12, "batch_size": 64, "lr": 0.01}),
+    "adding": ({"name": "adding"}, {"hidden_sizes": [16, 32]}, {"epochs": 10, "batch_size": 64, "lr": 0.01}),
+    "reber": ({"name": "reber"}, {"hidden_sizes": [8, 16, 32]}, {"epochs": 10, "batch_size": 64, "lr": 0.01}),
 }
 # character-level language modelling on Tiny Shakespeare (shipped in the package): configs/charlm.yaml's recipe
 _CHARLM = load_config(REPO / "configs" / "charlm.yaml")
-TASKS["charlm"] = ({"name": _CHARLM.data.name, **_CHARLM.data.options()}, list(_CHARLM.space.options()["hidden_sizes"]),
-                   _CHARLM.train.to_dict())
+TASKS["charlm"] = ({"name": _CHARLM.data.name, **_CHARLM.data.options()}, _CHARLM.space.options(), _CHARLM.train.to_dict())
 if "uea" in LOADERS:  # real multivariate / univariate sets shipped inside an installed package
-    TASKS["basicmotions"] = ({"name": "uea", "dataset": "BasicMotions"}, [16, 32, 48],
+    TASKS["basicmotions"] = ({"name": "uea", "dataset": "BasicMotions"}, {"hidden_sizes": [16, 32, 48]},
                              {"epochs": 30, "batch_size": 16, "lr": 0.01})
-    TASKS["italypower"] = ({"name": "uea", "dataset": "ItalyPowerDemand"}, [8, 16, 32],
+    TASKS["italypower"] = ({"name": "uea", "dataset": "ItalyPowerDemand"}, {"hidden_sizes": [8, 16, 32]},
                            {"epochs": 30, "batch_size": 16, "lr": 0.01})
-    TASKS["gunpoint"] = ({"name": "uea", "dataset": "GunPoint"}, [8, 16, 32],
+    TASKS["gunpoint"] = ({"name": "uea", "dataset": "GunPoint"}, {"hidden_sizes": [8, 16, 32]},
                          {"epochs": 30, "batch_size": 16, "lr": 0.01})
 
 
 def search_task(task: str, minutes: float, seeds: int, top: int, root: Path, console: Console,
                 eval_seeds: int = 1, folds: int = 1) -> dict[str, Any]:
-    data, hidden, train = TASKS[task]
+    data, space, train = TASKS[task]
     if folds > 1 and load_dataset(**data).task.objective == "lm":
         folds = 1  # a language model's text is split by position: its long validation stream selects
     train = {**train, "eval_seeds": eval_seeds, "folds": folds}  # each trial scored by a mean of this many runs
     config = parse_config({
         "name": f"vs-{task}", "seed": 0, "data": data,
-        "space": {"name": "gated", "hidden_sizes": hidden},
+        "space": {**space, "name": "gated"},
         "train": train,
         "search": {"trials": 10_000, "sampler": "rea", "time_budget_s": minutes * 60,
                    "confirm": seeds, "confirm_top": top},

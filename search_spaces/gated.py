@@ -13,11 +13,17 @@ Decisions (``hidden`` only when several sizes are offered):
   ``reset`` (n = act(Wx + r(Uh + b_u) + b), h' = n), ``update+reset`` (the GRU, as torch.nn.GRU),
   ``shared`` (the MGU: one gate z resets and updates, h' = h + z(n - h)).
 - with memory: ``forget`` (``on`` | ``coupled``, i = 1 - f, | ``off``), ``input_gate`` (``on`` |
-  ``off``; not with a coupled forget gate), ``output_gate`` (``on`` | ``off``), ``output_act``,
-  ``peephole`` (``no`` | ``yes``: gates also read c through a weight matrix, o reads the new c).
+  ``off``; not with a coupled forget gate), ``output_gate`` (``on`` | ``off``), ``output_act``
+  (h = o * output_act(c), from ``output_activations``), ``peephole`` (``no`` | ``yes``: gates also read c through a weight matrix, o reads the new c).
 - ``z_in``, ``r_in``, ``f_in``, ``i_in``, ``o_in``: what each present gate reads: ``xh`` (W x + U h),
   ``x`` (W x alone: no recurrent matrix, the cheap gates of QRNN/SRU-style cells) or ``h``.
 - ``cand_act``: the candidate's activation (the LSTM's g).
+
+``output_activations`` (default: ``activations``) narrows the memory cell's output activation. A
+language model carries its state across thousands of steps; there a memory cell whose candidate and
+output are both unbounded (relu, identity) feeds c back into itself with a gain above 1 and overflows
+within the first windows, so `configs/charlm.yaml` offers ``output_activations: [tanh]`` (h bounded,
+c grows at most linearly).
 
 Every structure is built from the Spec's own ops (add, mul, sub, activations, pass-through
 edges), so every engine, the reference, ``cell.py`` and ONNX run it unchanged; a gated mix
@@ -48,6 +54,7 @@ class GatedCellSpace(SearchSpace):
     gates: Sequence[str] = GATES
     gate_inputs: Sequence[str] = GATE_INPUTS
     activations: Sequence[str] = DEFAULT_ACTIVATIONS
+    output_activations: Sequence[str] | None = None  # a memory cell's output activation; None: activations
     peepholes: bool = True
 
     def __post_init__(self) -> None:
@@ -60,13 +67,16 @@ class GatedCellSpace(SearchSpace):
         check_choices("gate_inputs", self.gate_inputs, GATE_INPUTS)
         if not self.activations:
             raise ValueError("activations: needs at least one value")
-        for act in self.activations:
+        if self.output_activations is not None and not self.output_activations:
+            raise ValueError("output_activations: needs at least one value (or leave it out: the activations)")
+        for act in (*self.activations, *(self.output_activations or ())):
             parse(act)  # raises ExpressionError naming the unit
         if not isinstance(self.peepholes, bool):
             raise ValueError(f"peepholes: must be true or false, got {self.peepholes!r}")
         self.hidden_sizes = tuple(self.hidden_sizes)
         self.memory, self.gates = tuple(self.memory), tuple(self.gates)
         self.gate_inputs, self.activations = tuple(self.gate_inputs), tuple(self.activations)
+        self.output_activations = tuple(self.output_activations or self.activations)
 
     def decisions(self) -> list[Decision]:
         out: list[Decision] = []
@@ -86,7 +96,7 @@ class GatedCellSpace(SearchSpace):
             Decision("i_in", ins, ("input_gate", ("on",))),
             Decision("o_in", ins, ("output_gate", ("on",))),
             Decision("cand_act", self.activations),
-            Decision("output_act", self.activations, cell),
+            Decision("output_act", self.output_activations, cell),
             Decision("peephole", ("no", "yes") if self.peepholes else ("no",), cell),
         ]
         return out

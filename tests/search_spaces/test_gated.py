@@ -28,6 +28,8 @@ def test_named_params_is_none_where_the_space_cannot_express_the_cell():
     assert GatedCellSpace(activations=("relu",)).named_params("elman", 32) is None
     assert GatedCellSpace(peepholes=False).named_params("lstm-ph", 32) is None
     assert GatedCellSpace(peepholes=False).named_params("lstm", 32) is not None
+    assert GatedCellSpace(output_activations=("tanh",)).named_params("lstm-noaf", 32) is None
+    assert GatedCellSpace(output_activations=("tanh",)).named_params("lstm", 32) is not None
     with pytest.raises(ValueError, match="unknown cell"):
         SPACE.named_params("transformer", H)
 
@@ -130,8 +132,23 @@ def test_cheap_gates_read_the_input_only():
 @pytest.mark.parametrize(
     "options, message",
     [({"memory": ["tape"]}, "memory"), ({"gates": []}, "gates"), ({"gate_inputs": ["y"]}, "gate_inputs"),
-     ({"hidden_sizes": [0]}, "hidden_sizes"), ({"activations": ["nope"]}, "nope"), ({"peepholes": "yes"}, "peepholes")],
+     ({"hidden_sizes": [0]}, "hidden_sizes"), ({"activations": ["nope"]}, "nope"), ({"peepholes": "yes"}, "peepholes"),
+     ({"output_activations": []}, "output_activations"), ({"output_activations": ["nope"]}, "nope")],
 )
 def test_bad_options_name_the_option(options, message):
     with pytest.raises(ValueError, match=message):
         get_space("gated", **options)
+
+
+def test_output_activations_narrow_only_the_memory_cells_output():
+    """A language model's space keeps h bounded (charlm.yaml): every memory cell it proposes squashes
+    c on the way out, while the candidates and the single-state cells keep every activation."""
+    space = GatedCellSpace(activations=("tanh", "relu", "identity"), output_activations=("tanh",))
+    rng = np.random.default_rng(0)
+    drawn = [space.sample_params(rng) for _ in range(300)]
+    memory = [p for p in drawn if p["memory"] == "cell"]
+    assert memory and {p["output_act"] for p in memory} == {"tanh"}
+    assert {p["cand_act"] for p in drawn} == {"tanh", "relu", "identity"}
+    for params in memory[:20]:
+        assert space.mutate(params, rng).get("output_act", "tanh") == "tanh"
+    assert GatedCellSpace().output_activations == GatedCellSpace().activations

@@ -13,11 +13,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from search_spaces import Task
+from nas.config import load_config
+from search_spaces import Task, build
 from search_spaces.cells import NAMED, gated_cell
 from workers import lm_training
 from workers.data import DataError, Split, load_dataset
@@ -328,3 +330,35 @@ def test_language_model_search_end_to_end(ray_cluster, tmp_path, monkeypatch, ca
     assert manifest["metric"]["name"] == "bpc" and manifest["objectives"]["val_score"] == min(t.values[0] for t in complete)
     sample = (cell_dir / "sample.txt").read_text(encoding="utf-8")
     assert len(sample) > 20 and set(sample) <= set("to be or not to be that is the question\nwhether tis nobler in the mind\n")
+
+
+
+def _carried_h(spec, data, windows: int = 5) -> float:
+    """The largest |h| the carried state reaches over ``windows`` windows of 64 characters of the
+    training text from a fresh init (no training): what stateful TBPTT hands the next window."""
+    model = build(spec, data.task, seed=0)
+    x, _ = lm_training.columns(data.train, 4)
+    state, peak = None, 0.0
+    with torch.no_grad():
+        for k in range(windows):
+            _, state = model.forward_stateful(x[:, k * 64 : (k + 1) * 64], state)
+            h = float(state["h"].abs().max())
+            peak = max(peak, h) if math.isfinite(h) else math.inf
+    return peak
+
+
+def test_charlm_space_keeps_a_carried_memory_cell_bounded():
+    """charlm.yaml's ``output_activations: [tanh]``: every memory cell the LM search can propose keeps
+    h within [-1, 1] over carried windows, where a cell of the same space with unbounded candidate
+    and output (8 of 87 trials of a 12-minute charlm benchmark) overflows within the first windows."""
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "charlm.yaml")
+    data = load_dataset(config.data.name, **config.data.options())
+    space = config.space.make()
+    rng = np.random.default_rng(0)
+    cells = [p for p in (space.sample_params(rng) for _ in range(200)) if p["memory"] == "cell"]
+    assert {p["output_act"] for p in cells} == {"tanh"} and {p["cand_act"] for p in cells} >= {"relu", "identity"}
+    for params in cells[:6]:
+        assert _carried_h(gated_cell(64, params), data) <= 1.0
+    accumulator = {"memory": "cell", "forget": "off", "input_gate": "off", "output_gate": "off",
+                   "cand_act": "relu", "output_act": "identity", "peephole": "no"}  # c' = c + relu(Wx + Uc)
+    assert _carried_h(gated_cell(64, accumulator), data) > 1e6
