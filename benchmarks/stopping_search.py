@@ -33,23 +33,20 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-from nas import confirm  # noqa: E402
-from nas.baselines import best_of, front_of, is_baseline  # noqa: E402
-from nas.config import load_config, parse_config  # noqa: E402
+import _search_runs as search_runs  # noqa: E402
+from nas.config import load_config  # noqa: E402
 from nas.errors import ConfigError  # noqa: E402
-from nas.search import _init_ray, run_search  # noqa: E402
-from nas.study import REFERENCE_ATTR, hypervolume_2d, reference_score, study_metric  # noqa: E402
+from nas.search import _init_ray  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -64,64 +61,13 @@ POLICIES = {
 
 
 def one_search(base: dict[str, Any], policy: str, seed: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    """Run the config with one stopping policy and seed, then confirm it; what it cost and found."""
-    name = f"{base['name']}-stop-{policy}-{seed}"
+    """Run the config with one stopping policy and seed, then confirm it (`_search_runs.one_search`)."""
     train = {**base["train"], **({"epochs": args.epochs} if args.epochs else {})}
-    search = {**base["search"], "confirm": 0, **({"trials": args.trials} if args.trials else {}),
+    search = {**base["search"], **({"trials": args.trials} if args.trials else {}),
               **({"time_budget_s": None} if args.no_time_budget else {})}
-    config = parse_config({**base, "name": name, "seed": seed, "train": train, "search": search,
-                           "stopping": POLICIES[policy]})
-    start = time.perf_counter()
-    outcome = run_search(config, runs_dir=root, console=Console(file=open(os.devnull, "w")))
-    wall = time.perf_counter() - start
-    study = outcome.study
-    metric = study_metric(study)
-    trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.user_attrs.get("curve")]
-    best = max(complete, key=lambda t: metric.oriented(t.values[0]))
-    start = time.perf_counter()
-    seeds = [seed + k for k in range(1, args.confirm + 1)]
-    jobs = confirm.pending(study, confirm.targets(study, config.search.confirm_top), seeds) if seeds else []
-    if jobs:
-        confirm.run(study, jobs, data={"name": config.data.name, **config.data.options()},
-                    train=config.train.model_dump(), cpus_per_job=config.search.cpus_per_trial)
-    scores, confirmed = confirm.study_scores(study)  # the single runs when --confirm 0
-    found = [s for s in scores if s.baseline is None]
-    top = best_of(found, metric)
-    return {
-        "policy": policy,
-        "seed": seed,
-        "metric": metric.name,
-        "max_epochs": config.train.epochs,
-        "wall_s": wall,
-        "confirm_s": time.perf_counter() - start,
-        "trials": len(complete) + len(pruned),
-        "epochs": sum(len(t.user_attrs.get("curve", [])) for t in complete + pruned),
-        "stopped": len(pruned),
-        "stop_epochs": sorted(len(t.user_attrs["curve"]) for t in pruned),
-        "best_val": best.values[0],
-        "best_test": best.user_attrs.get("test_score"),
-        "confirmed": confirmed,
-        "confirmed_best": None if top is None else {"number": top.number, "val": top.val, "sd": top.val_sd,
-                                                    "seeds": top.seeds, "test": top.test, "macs": top.macs},
-        "confirmed_front": [(s.val, s.macs) for s in front_of(scores, metric) if math.isfinite(s.val)],
-        "baselines": sum(1 for t in complete if is_baseline(t)),
-        "max_macs": max(t.values[1] for t in complete),
-        "reference": study.user_attrs.get(REFERENCE_ATTR),  # the score of guessing, for unbounded metrics
-    }
-
-
-def hypervolumes(rows: list[dict[str, Any]]) -> None:
-    """Each row's confirmed-front hypervolume against one reference point for the whole config."""
-    from workers.metrics import get_metric
-
-    metric = get_metric(rows[0]["metric"])
-    worst_cost = max(r["max_macs"] for r in rows) * 1.01
-    scores = [v for r in rows for v, _ in r["confirmed_front"]]
-    ref = reference_score(metric, scores, rows[0]["reference"])
-    for r in rows:
-        r["hypervolume"] = hypervolume_2d(r["confirmed_front"], (ref, worst_cost), metric) / worst_cost
+    config = {**base, "name": f"{base['name']}-stop-{policy}-{seed}", "train": train, "search": search,
+              "stopping": POLICIES[policy]}
+    return {"policy": policy, **search_runs.one_search(config, seed, root, confirm_seeds=args.confirm)}
 
 
 def summarize(rows: list[dict[str, Any]], policies: list[str]) -> dict[str, dict[str, Any]]:
@@ -214,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                               f"{row['stopped']} stopped (median at {statistics.median(row['stop_epochs']) if row['stop_epochs'] else '-'}"
                               f" of {row['max_epochs']}), best {row['best_val']:.4f}, confirmed "
                               f"{row['confirmed_best']['val'] if row['confirmed_best'] else '-'}", markup=False)
-    hypervolumes(rows)
+    search_runs.hypervolumes(rows)
     summary = summarize(rows, args.policies)
     name = Path(args.config).stem
     print_table(console, f"{name}: {rows[0]['trials']} trials x {rows[0]['max_epochs']} epochs per search, seeds "
