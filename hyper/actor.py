@@ -52,6 +52,10 @@ class HyperActor:
     def step(self) -> int:
         return self.trainer.step
 
+    def observe(self, specs_json: list[str]) -> int:
+        """Cells the search proposed, for training to draw from (`HyperTrainer.observe`); the pool size."""
+        return self.trainer.observe([Spec.from_json(s) for s in specs_json])
+
     def weights(self) -> dict[str, Any]:
         """The current (averaged) network as a `HyperNetwork.from_weights` payload (CPU tensors), with
         the proxy's earlier snapshots under ``snapshots`` (see `hyper.ensemble_from_weights`)."""

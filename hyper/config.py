@@ -35,6 +35,10 @@ class HyperConfig:
     specs_per_step: int = 4  # candidates sampled per optimiser step (4 x 64 ranked better than 2 x 128)
     grad_clip: float = 5.0
     max_loss: float = 100.0  # a candidate whose loss is above this (blown-up weights) is skipped
+    # beside a search: the share of each step's candidates drawn from the search's own proposals
+    # (`HyperTrainer.observe`) once it has some, the rest from the space, so the network learns the
+    # cells the search actually trains
+    proposal_fraction: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -43,6 +47,8 @@ class HyperConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"HyperConfig.{name}: must be a positive integer, got {value!r}")
+        if not 0.0 <= self.proposal_fraction <= 1.0:
+            raise ValueError(f"HyperConfig.proposal_fraction: must be in [0, 1], got {self.proposal_fraction!r}")
         for name in ("lr", "theta0_lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"HyperConfig.{name}: must be positive, got {getattr(self, name)!r}")

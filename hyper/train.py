@@ -2,6 +2,9 @@
 
 Each step samples Specs (``sample_spec``, e.g. a space's ``sample``), generates their weights, runs each
 candidate functionally on a batch of the task and backpropagates the loss into the hypernetwork.
+Beside a search, `HyperTrainer.observe` hands it the cells the search proposes and trains; a share
+of each step's candidates (``HyperConfig.proposal_fraction``) is then drawn from those, so the
+network keeps learning where the search looks, not only the space's uniform distribution.
 Data comes in as tensors, so this runs anywhere (a Ray actor, a test, the CLI) without `workers`.
 
 Example::
@@ -32,6 +35,7 @@ from hyper.model import HyperNetwork, save_atomic
 logger = logging.getLogger(__name__)
 
 SpecSampler = Callable[[np.random.Generator], Spec]
+PROPOSAL_POOL = 256  # the search's latest proposals that training draws from
 
 
 def candidate(spec: Spec, task: Task) -> nn.Module:
@@ -93,6 +97,19 @@ class HyperTrainer:
         self.step = 0
         self.skipped = 0  # candidates whose loss was not finite (skipped, not backpropagated)
         self.losses: list[float] = []
+        self.proposals: deque[Spec] = deque(maxlen=PROPOSAL_POOL)  # the search's latest trained cells
+
+    def observe(self, specs: Sequence[Spec]) -> int:
+        """Add cells the search proposed (and trains) to the pool training draws from; its size."""
+        self.proposals.extend(specs)
+        return len(self.proposals)
+
+    def _draw(self, rng: np.random.Generator) -> Spec:
+        """A candidate for a training step: one of the search's proposals (a ``proposal_fraction``
+        share, once there are any), else one from the space."""
+        if self.proposals and rng.random() < self.config.proposal_fraction:
+            return self.proposals[int(rng.integers(len(self.proposals)))]
+        return self.sample_spec(rng)
 
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.config.seed, self.step])
@@ -106,7 +123,7 @@ class HyperTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         losses = []
         for _ in range(cfg.specs_per_step):
-            spec = self.sample_spec(rng)
+            spec = self._draw(rng)
             model = candidate(spec, self.task)
             idx = torch.randint(len(self.x), (min(cfg.batch_size, len(self.x)),), generator=gen)
             params = self.net.generate(spec, self.task, masks_of(model))
@@ -170,6 +187,7 @@ class HyperTrainer:
             "step": self.step,
             "skipped": self.skipped,
             "losses": list(self.losses),
+            "proposals": [spec.to_json() for spec in self.proposals],
             "task": self.task.to_dict(),
         }
 
@@ -184,6 +202,8 @@ class HyperTrainer:
         self.step = int(state["step"])
         self.skipped = int(state.get("skipped", 0))
         self.losses = list(state.get("losses", []))
+        self.proposals.clear()
+        self.proposals.extend(Spec.from_json(text) for text in state.get("proposals", []))
 
     def save(self, path: str | Path) -> None:
         """A checkpoint `HyperNetwork.load` reads too (it ignores the optimiser entries)."""

@@ -5,7 +5,9 @@ as a Ray actor (or in-process with ``local=True``), trains it before the search 
 in chunks beside it (``when="beside"``, advanced by `poll`), and checkpoints it to
 ``<run_dir>/hyper.pt`` beside the study, so `nas resume` carries on from there. For each proposal,
 ``bridge.gate(spec)`` returns the proxy score and whether to skip the candidate (``proxy="skip"``: its
-score is below the ``proxy_quantile`` of the scores seen so far). ``bridge.trial_start()`` is what a
+score is below the ``proxy_quantile`` of the scores seen so far); beside the search, the candidates
+it lets through are handed to the trainer before its next chunk, which then draws a share of its
+training cells from them (``HyperConfig.proposal_fraction``). ``bridge.trial_start()`` is what a
 trial's `workers.trial.TrialConfig` carries for warm start.
 
 Worker (the trainable): ``Trainer(..., init_state=init_state(trial.hyper, spec, task))``: the
@@ -59,6 +61,7 @@ class HyperBridge:
 
             self.actor = start_actor(*args, name=name, **kwargs)
         self._pending: Any = None
+        self._proposed: list[str] = []  # beside: proposals not yet handed to the trainer
         self.scores: list[float] = []
         self.nets = self._fetch()
         if settings.when == "before":
@@ -99,6 +102,9 @@ class HyperBridge:
         remaining = self.settings.train_steps - self._call("step")
         if remaining <= 0:
             return
+        if self._proposed:  # the next chunk also trains on the cells the search proposed meanwhile
+            self._call("observe", self._proposed)
+            self._proposed = []
         steps = min(remaining, self.settings.chunk_steps)
         if self.local:  # no actor to run it beside us: train the chunk now
             self.actor.train(steps)
@@ -121,6 +127,8 @@ class HyperBridge:
             and score < float(np.quantile(self.scores, self.settings.proxy_quantile))
         )
         self.scores.append(score)
+        if self.settings.when == "beside" and not skip:
+            self._proposed.append(spec.to_json())
         return score, skip
 
     def save(self) -> Path:

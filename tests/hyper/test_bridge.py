@@ -53,6 +53,23 @@ def test_beside_search_trains_in_chunks(tmp_path) -> None:
     assert bridge.step == 3
 
 
+def test_beside_search_hands_the_trained_proposals_to_the_trainer(tmp_path) -> None:
+    data = load_dataset("digits-seq")
+    settings = HyperSettings(enabled=True, train_steps=4, when="beside", chunk_steps=2, proxy="skip",
+                             proxy_quantile=0.5, proxy_min_seen=2)
+    bridge = HyperBridge(settings, SPACE, data, RunDir(tmp_path), config=SMALL, local=True)
+    rng = np.random.default_rng(0)
+    decisions = [(spec, bridge.gate(spec)[1]) for spec in (SPACE.sample(rng) for _ in range(6))]
+    trained = [spec.to_json() for spec, skip in decisions if not skip]
+    assert 2 <= len(trained) < 6  # some were skipped: those are not trained, so not learned from
+    bridge.poll()
+    assert [s.to_json() for s in bridge.actor.trainer.proposals] == trained
+    before = HyperBridge(HyperSettings(enabled=True, train_steps=1), SPACE, data, RunDir(tmp_path / "b"),
+                         config=SMALL, local=True)
+    before.gate(SPACE.sample(rng))
+    assert not before._proposed  # trained before the search: nothing more to learn from
+
+
 def test_settings_validate() -> None:
     with pytest.raises(ValueError, match="proxy"):
         HyperSettings(proxy="sometimes")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from hyper import train as hyper_train
 from hyper.candidate import accuracy, expected_accuracy, run
 from hyper import (
     HyperActor,
@@ -185,6 +186,42 @@ def test_checkpoint_round_trip(tmp_path) -> None:
     d = generate_state(HyperNetwork.from_weights(first.net.weights()), spec, data.task)
     assert not all(torch.equal(c[k], d[k]) for k in c)  # `first` trained one more step since the save
     assert all(torch.equal(c[k], generate_state(HyperNetwork.load(tmp_path / "hyper.pt"), spec, data.task)[k]) for k in c)
+
+
+def test_training_draws_from_the_searchs_proposals_and_resumes_with_them(tmp_path) -> None:
+    """Beside a search the trainer learns the cells the search trains: with proposal_fraction 1 every
+    training candidate is an observed proposal; the pool survives a checkpoint, so a resumed
+    trainer takes the same next step; with no proposals it samples the space as before."""
+    data = load_dataset("digits-seq")
+    space = RecurrentCellSpace(num_nodes=2, hidden_sizes=(16,))
+    config = HyperConfig.from_dict({**SMALL.to_dict(), "proposal_fraction": 1.0, "specs_per_step": 2})
+    drawn: list = []
+
+    def sample(rng):
+        drawn.append("space")
+        return space.sample(rng)
+
+    make = lambda: HyperTrainer(HyperNetwork(config), data.task, data.train.x, data.train.y, sample_spec=sample)  # noqa: E731
+    trainer = make()
+    trainer.train(1)
+    assert drawn == ["space", "space"]  # no proposals yet: the space
+    proposals = [space.sample(np.random.default_rng(s)) for s in (7, 8)]
+    assert trainer.observe(proposals) == 2
+    seen: list = []
+    original = hyper_train.candidate
+    hyper_train.candidate = lambda spec, task: (seen.append(spec.to_json()), original(spec, task))[1]
+    try:
+        trainer.train(3)
+    finally:
+        hyper_train.candidate = original
+    assert drawn == ["space", "space"] and set(seen) <= {p.to_json() for p in proposals} and len(seen) == 6
+    trainer.save(tmp_path / "hyper.pt")
+    resumed = make()
+    resumed.load(tmp_path / "hyper.pt")
+    assert [p.to_json() for p in resumed.proposals] == [p.to_json() for p in proposals]
+    assert resumed.train_step() == trainer.train_step()
+    with pytest.raises(ValueError, match="proposal_fraction"):
+        HyperConfig(proposal_fraction=1.5)
 
 
 def test_actor_without_ray_and_warm_start(tmp_path) -> None:
