@@ -12,6 +12,7 @@ for a throwaway study), and of the sampler class whose keyword arguments are its
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,11 +57,28 @@ class _SharedParamsChildren:
         return self.inner(study, shared, parent_population)
 
 
+class _PicklableNSGAIISampler(optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II, picklable again: Optuna 5.1 guards its generation cache with a
+    ``threading.Lock``, which pickle cannot copy (Ray pickles the searcher, resume restores it); a
+    copy gets a fresh lock."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if isinstance(state.get("_thread_lock"), type(threading.Lock())):
+            state["_thread_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_thread_lock" in state and state["_thread_lock"] is None:
+            self._thread_lock = threading.Lock()
+
+
 def _nsga2(
     *, seed: int | None, space: SearchSpace, options: dict[str, Any], state_dir: Path | None
 ) -> optuna.samplers.BaseSampler:
     opts = {"population_size": 16, **options}
-    sampler = optuna.samplers.NSGAIISampler(seed=seed, **opts)
+    sampler = _PicklableNSGAIISampler(seed=seed, **opts)
     if hasattr(sampler, "_child_generation_strategy"):  # Optuna 4-5 keep it here
         sampler._child_generation_strategy = _SharedParamsChildren(sampler._child_generation_strategy)
     return sampler
