@@ -52,6 +52,7 @@ def make_spec(
 MEMORIES = ("none", "cell")
 GATES = ("none", "update", "reset", "update+reset", "shared")
 GATE_INPUTS = ("xh", "x", "h")
+FORGET_GATES = ("on", "coupled", "off")
 
 # every named cell as its decisions (the hidden size apart); "known" cells are the default baselines
 NAMED: dict[str, dict[str, Any]] = {

@@ -12,7 +12,7 @@ Decisions (``hidden`` only when several sizes are offered):
 - without memory, ``gates``: ``none`` (Elman: h' = act(Wx + Uh + b)), ``update`` (h' = n + z(h - n)),
   ``reset`` (n = act(Wx + r(Uh + b_u) + b), h' = n), ``update+reset`` (the GRU, as torch.nn.GRU),
   ``shared`` (the MGU: one gate z resets and updates, h' = h + z(n - h)).
-- with memory: ``forget`` (``on`` | ``coupled``, i = 1 - f, | ``off``), ``input_gate`` (``on`` |
+- with memory: ``forget`` (``on`` | ``coupled``, i = 1 - f, | ``off``; from ``forget_gates``), ``input_gate`` (``on`` |
   ``off``; not with a coupled forget gate), ``output_gate`` (``on`` | ``off``), ``output_act``
   (h = o * output_act(c), from ``output_activations``), ``peephole`` (``no`` | ``yes``: gates also read c through a weight matrix, o reads the new c).
 - ``z_in``, ``r_in``, ``f_in``, ``i_in``, ``o_in``: what each present gate reads: ``xh`` (W x + U h),
@@ -23,7 +23,10 @@ Decisions (``hidden`` only when several sizes are offered):
 language model carries its state across thousands of steps; there a memory cell whose candidate and
 output are both unbounded (relu, identity) feeds c back into itself with a gain above 1 and overflows
 within the first windows, so `configs/charlm.yaml` offers ``output_activations: [tanh]`` (h bounded,
-c grows at most linearly).
+c grows at most linearly). ``forget_gates`` (default: all three) narrows the forget decision: without
+a forget gate c only accumulates, by about one candidate per step, so over a carried stream tanh(c)
+saturates (most units at +-1 after one window) and the cell learns nothing past the characters'
+frequencies; `configs/charlm.yaml` offers ``[on, coupled]``.
 
 Every structure is built from the Spec's own ops (add, mul, sub, activations, pass-through
 edges), so every engine, the reference, ``cell.py`` and ONNX run it unchanged; a gated mix
@@ -38,7 +41,7 @@ from typing import Any
 
 from search_spaces.activations import parse
 from search_spaces.base import Decision, SearchSpace, check_choices
-from search_spaces.cells import GATE_INPUTS, GATES, MEMORIES, NAMED, gated_cell
+from search_spaces.cells import FORGET_GATES, GATE_INPUTS, GATES, MEMORIES, NAMED, gated_cell
 from search_spaces.spec import Spec
 
 DEFAULT_ACTIVATIONS = ("tanh", "relu", "identity")
@@ -53,6 +56,7 @@ class GatedCellSpace(SearchSpace):
     memory: Sequence[str] = MEMORIES
     gates: Sequence[str] = GATES
     gate_inputs: Sequence[str] = GATE_INPUTS
+    forget_gates: Sequence[str] = FORGET_GATES  # a memory cell's forget gate: on, coupled (i = 1 - f), off
     activations: Sequence[str] = DEFAULT_ACTIVATIONS
     output_activations: Sequence[str] | None = None  # a memory cell's output activation; None: activations
     peepholes: bool = True
@@ -65,6 +69,10 @@ class GatedCellSpace(SearchSpace):
         check_choices("memory", self.memory, MEMORIES)
         check_choices("gates", self.gates, GATES)
         check_choices("gate_inputs", self.gate_inputs, GATE_INPUTS)
+        # YAML 1.1 reads a bare on / off as true / false
+        self.forget_gates = tuple({True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+                                  for v in self.forget_gates)
+        check_choices("forget_gates", self.forget_gates, FORGET_GATES)
         if not self.activations:
             raise ValueError("activations: needs at least one value")
         if self.output_activations is not None and not self.output_activations:
@@ -89,7 +97,7 @@ class GatedCellSpace(SearchSpace):
             Decision("gates", self.gates, single),
             Decision("z_in", ins, ("gates", ("update", "update+reset", "shared"))),
             Decision("r_in", ins, ("gates", ("reset", "update+reset"))),
-            Decision("forget", ("on", "coupled", "off"), cell),
+            Decision("forget", self.forget_gates, cell),
             Decision("input_gate", ("on", "off"), ("forget", ("on", "off"))),
             Decision("output_gate", ("on", "off"), cell),
             Decision("f_in", ins, ("forget", ("on", "coupled"))),

@@ -30,6 +30,8 @@ def test_named_params_is_none_where_the_space_cannot_express_the_cell():
     assert GatedCellSpace(peepholes=False).named_params("lstm", 32) is not None
     assert GatedCellSpace(output_activations=("tanh",)).named_params("lstm-noaf", 32) is None
     assert GatedCellSpace(output_activations=("tanh",)).named_params("lstm", 32) is not None
+    assert GatedCellSpace(forget_gates=("on", "coupled")).named_params("lstm-nfg", 32) is None
+    assert GatedCellSpace(forget_gates=("on", "coupled")).named_params("lstm-cifg", 32) is not None
     with pytest.raises(ValueError, match="unknown cell"):
         SPACE.named_params("transformer", H)
 
@@ -133,7 +135,8 @@ def test_cheap_gates_read_the_input_only():
     "options, message",
     [({"memory": ["tape"]}, "memory"), ({"gates": []}, "gates"), ({"gate_inputs": ["y"]}, "gate_inputs"),
      ({"hidden_sizes": [0]}, "hidden_sizes"), ({"activations": ["nope"]}, "nope"), ({"peepholes": "yes"}, "peepholes"),
-     ({"output_activations": []}, "output_activations"), ({"output_activations": ["nope"]}, "nope")],
+     ({"output_activations": []}, "output_activations"), ({"output_activations": ["nope"]}, "nope"),
+     ({"forget_gates": []}, "forget_gates"), ({"forget_gates": ["maybe"]}, "forget_gates")],
 )
 def test_bad_options_name_the_option(options, message):
     with pytest.raises(ValueError, match=message):
@@ -152,3 +155,17 @@ def test_output_activations_narrow_only_the_memory_cells_output():
     for params in memory[:20]:
         assert space.mutate(params, rng).get("output_act", "tanh") == "tanh"
     assert GatedCellSpace().output_activations == GatedCellSpace().activations
+
+
+def test_forget_gates_keep_every_memory_cell_forgetting():
+    """``forget_gates: [on, coupled]`` (charlm.yaml): no memory cell it samples or mutates into is an
+    accumulator without a forget gate; single-state cells are untouched."""
+    space = GatedCellSpace(forget_gates=("on", "coupled"))
+    rng = np.random.default_rng(1)
+    drawn = [space.sample_params(rng) for _ in range(300)]
+    memory = [p for p in drawn if p["memory"] == "cell"]
+    assert memory and {p["forget"] for p in memory} == {"on", "coupled"}
+    assert {p["gates"] for p in drawn if p["memory"] == "none"} == set(space.gates)
+    for params in drawn[:60]:
+        assert space.mutate(params, rng).get("forget", "on") != "off"
+    assert GatedCellSpace(forget_gates=[True, "coupled"]).forget_gates == ("on", "coupled")  # YAML's bare on
