@@ -64,13 +64,13 @@ class _PicklableNSGAIISampler(optuna.samplers.NSGAIISampler):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        if isinstance(state.get("_thread_lock"), type(threading.Lock())):
+        if "_thread_lock" in state:  # Optuna < 5.1 has none
             state["_thread_lock"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        if "_thread_lock" in state and state["_thread_lock"] is None:
+        if "_thread_lock" in state:
             self._thread_lock = threading.Lock()
 
 
