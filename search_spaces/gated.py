@@ -69,9 +69,6 @@ class GatedCellSpace(SearchSpace):
         check_choices("memory", self.memory, MEMORIES)
         check_choices("gates", self.gates, GATES)
         check_choices("gate_inputs", self.gate_inputs, GATE_INPUTS)
-        # YAML 1.1 reads a bare on / off as true / false
-        self.forget_gates = tuple({True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
-                                  for v in self.forget_gates)
         check_choices("forget_gates", self.forget_gates, FORGET_GATES)
         if not self.activations:
             raise ValueError("activations: needs at least one value")
@@ -84,6 +81,7 @@ class GatedCellSpace(SearchSpace):
         self.hidden_sizes = tuple(self.hidden_sizes)
         self.memory, self.gates = tuple(self.memory), tuple(self.gates)
         self.gate_inputs, self.activations = tuple(self.gate_inputs), tuple(self.activations)
+        self.forget_gates = tuple(self.forget_gates)
         self.output_activations = tuple(self.output_activations or self.activations)
 
     def decisions(self) -> list[Decision]:

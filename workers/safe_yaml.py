@@ -10,6 +10,7 @@ reads run directories with it before importing torch.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,23 @@ import yaml
 MAX_BYTES = 1 << 20  # a search config is a few hundred bytes; 1 MiB leaves room for long lists
 MAX_NODES = 100_000  # scalars, lists and mappings after alias expansion
 MAX_DEPTH = 100
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that reads a bare ``on`` / ``off`` as text: in a config they are choices
+    (a memory cell's forget gate ``on | coupled | off``, ``hyper.proxy: off | skip``), which YAML 1.1
+    turns into true / false; yes / no / true / false stay booleans."""
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ConfigLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE)$"), list("yYnNtTfF"))
 
 
 class YamlInputError(ValueError):
@@ -44,7 +62,7 @@ def load_yaml(path: str | Path, *, max_bytes: int = MAX_BYTES, max_nodes: int = 
 
 def loads(text: str, source: str = "<text>", *, max_nodes: int = MAX_NODES) -> Any:
     """`load_yaml` for text already read."""
-    loader = yaml.SafeLoader(text)
+    loader = _ConfigLoader(text)
     try:
         try:
             node = loader.get_single_node()

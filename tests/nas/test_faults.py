@@ -86,6 +86,18 @@ def test_ordinary_yaml_with_small_anchors_still_loads(tmp_path):
     assert load_config(path).space.options()["hidden_sizes"] == [8, 16]
 
 
+def test_a_bare_on_or_off_is_a_choice_not_a_boolean(tmp_path):
+    """YAML 1.1 reads on / off as true / false; a config's on / off are choices (the forget gate,
+    hyper.proxy), while yes / true stay booleans."""
+    path = tmp_path / "onoff.yaml"
+    path.write_text("name: onoff\nspace: {name: gated, forget_gates: [on, coupled]}\n"
+                    "hyper: {enabled: yes, proxy: off, warm_start: true}\n")
+    assert load_yaml(path)["space"]["forget_gates"] == ["on", "coupled"]
+    config = load_config(path)
+    assert config.space.make().forget_gates == ("on", "coupled")
+    assert (config.hyper.proxy, config.hyper.enabled, config.hyper.warm_start) == ("off", True, True)
+
+
 # ---- a run directory is its study -------------------------------------------------------------------
 def _recorded(tmp_path: Path):
     run = fake_run(tmp_path)

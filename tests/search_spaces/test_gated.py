@@ -168,4 +168,3 @@ def test_forget_gates_keep_every_memory_cell_forgetting():
     assert {p["gates"] for p in drawn if p["memory"] == "none"} == set(space.gates)
     for params in drawn[:60]:
         assert space.mutate(params, rng).get("forget", "on") != "off"
-    assert GatedCellSpace(forget_gates=[True, "coupled"]).forget_gates == ("on", "coupled")  # YAML's bare on
