@@ -5,10 +5,11 @@ per epoch, a freed worker takes the next curve), and feeds every report to the r
 objects (our CurveStopper, Ray's AsyncHyperBandScheduler and MedianStoppingRule) through
 ``on_trial_add`` / ``on_trial_result`` / ``on_trial_complete``, as Ray's TuneController does:
 a STOP decision ends the trial and is followed by ``on_trial_complete``, and so does the last
-report. Printed per policy: epochs spent, speed-up against no stopping, how
-often the true best (and the whole true Pareto front, accuracy up / compute down) was trained to
-the end, and the regret of the best finished trial. A trial's objective is its best reported accuracy, as
-in our searches (the best epoch's weights are kept).
+report. Printed per policy: epochs spent, speed-up against no stopping, how often the true best
+(and the whole true Pareto front, accuracy up / compute down) was trained to the end, the regret of
+the best finished trial, and the median epoch (fraction of the budget) at which stopped trials
+stopped. A trial's objective is its best reported accuracy, as in our searches (the best epoch's
+weights are kept).
 
 Curves: ``../shared/data/ppuda_cifar10_curves.json`` beside the repository. ``--curve train``
 uses the per-epoch training accuracy (50 reports; this is what "accuracy" means below);
@@ -157,6 +158,7 @@ class _Controller:
 class ReplayResult:
     epochs: float
     finished: list[int] = field(default_factory=list)
+    stops: list[float] = field(default_factory=list)  # stopped trials' last epoch, as a fraction of the budget
 
 
 def replay(curves: list[Curve], scheduler: Any, workers: int) -> ReplayResult:
@@ -190,6 +192,7 @@ def replay(curves: list[Curve], scheduler: Any, workers: int) -> ReplayResult:
         elif scheduler.on_trial_result(ctrl, trial, result) == "STOP":
             scheduler.on_trial_complete(ctrl, trial, result)
             out.epochs += c.epochs[j]
+            out.stops.append(c.epochs[j] / final_epoch)
             start(now)
         else:
             heapq.heappush(events, (now + c.epochs[j + 1] - c.epochs[j], next(tick), i, j + 1))
@@ -285,6 +288,7 @@ def _one_replay(args: tuple[list[Curve], int, int, str, int, bool, list[str] | N
             "front_kept": front <= done,
             "front_frac": len(front & done) / len(front),
             "regret": float(finals[best] - max(finals[list(done)], default=0.0)),
+            "stops": res.stops,
             "seconds": time.perf_counter() - t0,
         }
     return rows
@@ -315,6 +319,7 @@ def run(
             "front_frac": float(np.mean([r["front_frac"] for r in rs])),
             "regret_mean": float(np.mean([r["regret"] for r in rs])),
             "regret_max": float(np.max([r["regret"] for r in rs])),
+            "median_stop": float(np.median(stops)) if (stops := [f for r in rs for f in r["stops"]]) else None,
             "ms_per_replay": 1e3 * float(np.mean([r["seconds"] for r in rs])),
         }
     return summary
@@ -323,14 +328,15 @@ def run(
 def print_table(title: str, summary: dict[str, dict]) -> None:
     print(f"\n{title}")
     head = f"{'policy':<26}{'epochs':>9}{'speed-up':>9}{'best kept':>10}{'front kept':>11}" \
-           f"{'front %':>8}{'regret':>9}{'max regret':>11}{'ms/replay':>10}"
+           f"{'front %':>8}{'regret':>9}{'max regret':>11}{'median stop':>12}{'ms/replay':>10}"
     print(head)
     print("-" * len(head))
     for label, s in summary.items():
         print(
             f"{label:<26}{s['epochs_mean']:>9.0f}{s['speedup']:>8.2f}x{s['best_kept']:>10.0%}"
             f"{s['front_kept']:>11.0%}{s['front_frac']:>8.0%}{s['regret_mean']:>9.4f}"
-            f"{s['regret_max']:>11.4f}{s['ms_per_replay']:>10.0f}"
+            f"{s['regret_max']:>11.4f}{'-' if s['median_stop'] is None else format(s['median_stop'], '.0%'):>12}"
+            f"{s['ms_per_replay']:>10.0f}"
         )
 
 

@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confirm", type=int, default=2, help="confirmation seeds per search (0: none)")
     parser.add_argument("--no-time-budget", action="store_true",
                         help="drop search.time_budget_s (charlm.yaml has one: every search would take as long)")
+    parser.add_argument("--runs-dir", type=Path, help="keep the studies here (default: a temporary directory); "
+                        "the 'none' studies hold full curves for benchmarks/early_stopping.py --study")
     args = parser.parse_args(argv)
     console = Console(width=160)
     try:
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for policy in args.policies:
-                row = one_search(base, policy, seed, args, Path(tmp))
+                row = one_search(base, policy, seed, args, args.runs_dir or Path(tmp))
                 rows.append(row)
                 console.print(f"seed {seed} {policy:12s}: {row['wall_s']:6.1f} s, {row['epochs']} epochs, "
                               f"{row['stopped']} stopped (median at {statistics.median(row['stop_epochs']) if row['stop_epochs'] else '-'}"

@@ -151,6 +151,37 @@ def test_population_chains_through_partial_curves() -> None:
         CurvePopulation(40, samples=0)
 
 
+def test_population_floors_the_gap_at_the_metric_resolution() -> None:
+    """Accuracy on 40 series moves in steps of 0.025: 100% is modelled half a step from the bound
+    (z = -log 0.0125, not -log 1e-4), so a few perfect curves do not widen every prediction."""
+    rng = np.random.default_rng(3)
+    epochs = np.arange(1, 21, dtype=float)
+    grid = lambda v: np.round(np.clip(v, 0, 1) * 40) / 40  # noqa: E731
+    curves = [grid(_saturating(epochs, top, 5.0) + rng.normal(0, 0.02, 20)) for top in rng.uniform(0.6, 1.1, 40)]
+    assert sum(c.max() == 1.0 for c in curves) >= 5
+    pop = CurvePopulation(20, min_curves=5)
+    fine = CurvePopulation(20, min_curves=5)
+    for c in curves[1:]:
+        pop.add(epochs, c)
+        fine.add(epochs, c)
+    assert pop.resolution == pytest.approx(0.025) and pop.gap_floor == pytest.approx(0.0125)
+    assert max(z.max() for _, z in pop._reaching(20.0)) == pytest.approx(-np.log(0.0125))
+    probe = grid(_saturating(epochs[:6], 0.8, 5.0))
+    pred = pop.predict(epochs[:6], probe)
+    assert pred.gap_floor == pytest.approx(0.0125)
+    assert pred.prob_above(0.99) == pytest.approx(pred.prob_above(1.0 - 0.0125))  # 0.99 is not resolved from 1.0
+    fine.add(epochs[:3], np.array([0.5, 0.501, 0.502]), finished=False)  # a finer metric: the floor follows
+    assert fine.gap_floor == pytest.approx(0.0005)
+    assert max(z.max() for _, z in fine._reaching(20.0)) == pytest.approx(-np.log(0.0005))
+    old_z = lambda y: -np.log(np.maximum(1.0 - y, 1e-4))  # noqa: E731  (the fixed floor of the time)
+    old = {**pop.__dict__, "_curves": [(x, old_z(y)) for x, y, _ in pop._curves], "_partial": []}
+    del old["_levels"], old["_z_floor"]
+    restored = CurvePopulation.__new__(CurvePopulation)
+    restored.__setstate__(old)  # pickled when curves were stored as z
+    assert restored.gap_floor == pytest.approx(0.0125, rel=0.01)
+    assert restored.predict(epochs[:6], probe).mean == pytest.approx(pred.mean, abs=1e-3)
+
+
 @pytest.fixture(scope="module")
 def ppuda_train() -> np.ndarray:
     if not PPUDA.exists():

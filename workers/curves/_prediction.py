@@ -27,6 +27,7 @@ class Prediction:
     lower: float = -np.inf
     upper: float = np.inf
     log_error: bool = False
+    gap_floor: float = 0.0  # log_error: the smallest gap to ``upper`` the model resolves (see `CurvePopulation`)
 
     @property
     def mean(self) -> float:
@@ -53,7 +54,7 @@ class Prediction:
             return 0.0
         if threshold < self.lower:
             return 1.0
-        t = -np.log(self.upper - threshold) if self.log_error else threshold
+        t = -np.log(max(self.upper - threshold, self.gap_floor)) if self.log_error else threshold
         z = (self.means - t) / self.stds
         return float(np.dot(self.weights, ndtr(z)))
 
