@@ -15,7 +15,8 @@ Curves: ``../shared/data/ppuda_cifar10_curves.json`` beside the repository. ``--
 uses the per-epoch training accuracy (50 reports; this is what "accuracy" means below);
 ``--curve val`` the validation accuracy, reported only at epochs 1, 5, 10, 20, 30, 40, 50.
 ``params`` is the compute objective. ``--study URL`` (repeatable) adds curves our own searches
-recorded in an Optuna study (user attr ``curve``, compute from user attr or value ``macs``).
+recorded in an Optuna study (user attr ``curve``, compute from user attr or value ``macs``), in the
+study's metric turned so that larger is better (bits per character negated) with its bounds.
 
 ``--oracle`` adds two rows that are not policies: the curve rule (grace period, ``min_finished``,
 bar, threshold, Pareto or one objective) fed each trial's true objective instead of a prediction.
@@ -74,6 +75,7 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing import Pool
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -82,21 +84,28 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from workers.curves import CurvePopulation, Prediction, fit_curve  # noqa: E402
-from workers.metrics import get_metric  # noqa: E402
 from workers.stopping import CurveStopper, make_scheduler  # noqa: E402
 
 PPUDA = REPO.parent / "shared" / "data" / "ppuda_cifar10_curves.json"
-ACCURACY = {"lower": get_metric("accuracy").lower, "upper": get_metric("accuracy").upper}  # for CurveStopper itself
 VAL_EPOCHS = np.array([1, 5, 10, 20, 30, 40, 50], dtype=float)
 
 
 @dataclass
 class Curve:
-    """One recorded run: accuracy in [0, 1] at ``epochs``, and its compute."""
+    """One recorded run: its metric at ``epochs``, oriented so that larger is better (a study's
+    bits per character come negated), its compute, and the oriented metric's bounds (accuracy's
+    [0, 1]; None where unbounded)."""
 
     epochs: np.ndarray
     values: np.ndarray
     cost: float
+    lower: float | None = 0.0
+    upper: float | None = 1.0
+
+    @property
+    def scoring(self) -> SimpleNamespace:
+        """The oriented metric as `make_scheduler` reads one: maximised, with these bounds."""
+        return SimpleNamespace(direction="maximize", lower=self.lower, upper=self.upper)
 
     @property
     def final(self) -> float:
@@ -119,18 +128,24 @@ def load_ppuda(path: Path, kind: str) -> list[Curve]:
 
 
 def load_study(url: str) -> list[Curve]:
-    """Completed trials of an Optuna study that recorded a per-epoch ``curve`` user attr."""
+    """Completed trials of an Optuna study that recorded a per-epoch ``curve`` user attr, in the
+    study's metric oriented (bits per character negated) with its oriented bounds."""
     import optuna
+
+    from nas.study import study_metric
+    from workers.stopping import oriented_bounds
 
     out = []
     for summary in optuna.get_all_study_summaries(url):
         study = optuna.load_study(study_name=summary.study_name, storage=url)
+        metric = study_metric(study)
+        lower, upper = oriented_bounds(metric)
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             curve = t.user_attrs.get("curve")
             cost = t.user_attrs.get("macs", t.values[1] if t.values and len(t.values) > 1 else 0.0)
             if curve and len(curve) >= 3:
-                vals = np.asarray(curve, dtype=float)
-                out.append(Curve(np.arange(1.0, len(vals) + 1), vals, float(cost)))
+                vals = np.array([metric.oriented(v) for v in curve], dtype=float)
+                out.append(Curve(np.arange(1.0, len(vals) + 1), vals, float(cost), lower, upper))
     return out
 
 
@@ -276,9 +291,10 @@ def _one_replay(args: tuple[list[Curve], int, int, str, int, bool, list[str] | N
         np.random.seed(seed)  # ASHA draws brackets from numpy's global RNG
         if policy == "oracle":
             truth = {str(i): float(f) for i, f in enumerate(finals)}
-            sched = OracleStopper(truth, metric="score", mode="max", max_epochs=max_epochs, **ACCURACY, **options)
+            sched = OracleStopper(truth, metric="score", mode="max", max_epochs=max_epochs, lower=sample[0].lower,
+                                  upper=sample[0].upper, **options)
         else:
-            sched = make_scheduler(policy, metric="score", max_epochs=max_epochs, scoring=get_metric("accuracy"), options=options)
+            sched = make_scheduler(policy, metric="score", max_epochs=max_epochs, scoring=sample[0].scoring, options=options)
         t0 = time.perf_counter()
         res = replay(sample, sched, workers)
         done = set(res.finished)
@@ -381,7 +397,8 @@ def reliability(curves: list[Curve], n_trials: int, workers: int, seeds: range, 
         sample = [curves[i] for i in rng.choice(len(curves), n_trials, replace=False)]
         truth = {str(i): c.final for i, c in enumerate(sample)}
         final = int(max(c.epochs[-1] for c in sample))
-        stopper = RecordingStopper(truth, metric="score", mode="max", max_epochs=final, **ACCURACY, **options)
+        stopper = RecordingStopper(truth, metric="score", mode="max", max_epochs=final, lower=sample[0].lower,
+                                   upper=sample[0].upper, **options)
         replay(sample, stopper, workers)
         records += stopper.records
     rec = np.array(records, dtype=float).reshape(-1, 3)
@@ -464,6 +481,8 @@ def main(argv: list[str] | None = None) -> None:
         sources += [(f"study {u}", lambda u=u: load_study(u)) for u in args.study]
     for name, load in sources:
         curves = load()
+        if len({(c.lower, c.upper) for c in curves}) > 1:
+            sys.exit(f"{name}: the studies record different metrics; replay them apart (without --pool-studies)")
         kind = "val" if name.endswith("val_acc") else "train"
         if args.calibrate:
             print(f"\n== {name}: {len(curves)} curves")

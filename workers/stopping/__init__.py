@@ -8,6 +8,6 @@ are Ray's built-in schedulers kept as baselines.
 from __future__ import annotations
 
 from ._curve_stopper import CurveStopper
-from ._factory import POLICIES, check_options, make_scheduler
+from ._factory import POLICIES, check_options, make_scheduler, oriented_bounds
 
-__all__ = ["POLICIES", "CurveStopper", "check_options", "make_scheduler"]
+__all__ = ["POLICIES", "CurveStopper", "check_options", "make_scheduler", "oriented_bounds"]
