@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune import Callback
 from ray.tune.search import Searcher
 
+from nas.baselines import BASELINE_ATTR
 from nas.study import HEARTBEAT_INTERVAL, driver_id, record_heartbeats, study_metric
 from nas.trial_loop import Proposal, SearchCounts, TrialLoop
 from workers.faults import maybe_die
@@ -112,6 +113,7 @@ class StudySearcher(Searcher):
             cost=Cost(macs=proposal.cost["macs"], params=proposal.cost["params"]),
             resume=proposal.trial.user_attrs.get("resume_checkpoint"),
             hyper=None if self.hyper is None else self.hyper.trial_start(),
+            baseline=proposal.trial.user_attrs.get(BASELINE_ATTR),
         )
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:

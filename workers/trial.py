@@ -43,6 +43,8 @@ class TrialConfig:
         threads: torch threads in the worker.
         resume: a checkpoint directory of an interrupted trial this one continues, or None.
         hyper: the hypernetwork warm start, or None.
+        baseline: the known cell's tag (``gru-h32``) when this trial is a baseline: every stopping
+            policy lets it train to the end, since the search compares its cells with it.
     """
 
     spec: str
@@ -54,6 +56,7 @@ class TrialConfig:
     threads: int = 1
     resume: str | None = None
     hyper: HyperStart | None = field(default=None)
+    baseline: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,12 +70,13 @@ class TrialConfig:
             "resume": self.resume,
             "hyper": None if self.hyper is None else {"warm_start": self.hyper.warm_start,
                                                       "checkpoint": self.hyper.checkpoint},
+            "baseline": self.baseline,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
         """Read back `to_dict`; a missing or unknown key raises ``ValueError`` naming it."""
-        known = {"spec", "data", "train", "seed", "number", "cost", "threads", "resume", "hyper"}
+        known = {"spec", "data", "train", "seed", "number", "cost", "threads", "resume", "hyper", "baseline"}
         unknown = sorted(set(data) - known)
         missing = sorted({"spec", "data", "train", "seed", "number", "cost"} - set(data))
         if unknown or missing:
@@ -88,6 +92,7 @@ class TrialConfig:
             threads=int(data.get("threads", 1)),
             resume=data.get("resume"),
             hyper=None if hyper is None else HyperStart(**hyper),
+            baseline=data.get("baseline"),
         )
 
 
@@ -95,6 +100,11 @@ def config_cost(config: dict[str, Any] | None, key: str = "macs") -> float | Non
     """``key`` of the ``cost`` of a trial config dict (`TrialConfig.to_dict`), or None without one."""
     value = ((config or {}).get("cost") or {}).get(key)
     return None if value is None else float(value)
+
+
+def config_baseline(config: dict[str, Any] | None) -> bool:
+    """Whether a trial config dict is a baseline's (which no stopping policy may stop)."""
+    return bool((config or {}).get("baseline"))
 
 
 def config_epochs(config: dict[str, Any] | None, default: int) -> int:

@@ -78,7 +78,7 @@ def _run_until_stop(s: CurveStopper, trial: _Trial, top: float) -> int | None:
      ("median", MedianStoppingRule)],
 )
 def test_make_scheduler_policies(policy: str, cls: type) -> None:
-    assert type(make_scheduler(policy, max_epochs=10)) is cls
+    assert isinstance(make_scheduler(policy, max_epochs=10), cls)
 
 
 def test_make_scheduler_rejects_bad_policy_and_options() -> None:
@@ -345,20 +345,32 @@ class _Metric:
     upper: float | None
 
 
-def _decisions(scheduler: Any, curves: list[np.ndarray], macs: list[int]) -> list[int | None]:
-    """Feed ``curves`` (reported as ``score``) one trial after another: each trial's stopping epoch
-    (None: it ran to the end)."""
+class _Controller:
+    """What Ray's schedulers ask of the TuneController: no trial is waiting."""
+
+    def get_live_trials(self) -> list[Any]:
+        return []
+
+
+def _decisions(scheduler: Any, curves: list[np.ndarray], macs: list[int],
+               baselines: frozenset[int] = frozenset()) -> list[int | None]:
+    """Feed ``curves`` (reported as ``score``) one trial after another, those in ``baselines`` as
+    baseline trials: each trial's stopping epoch (None: it ran to the end)."""
     out: list[int | None] = []
     for i, (curve, m) in enumerate(zip(curves, macs)):
         t = _trial(f"t{i}", macs=m)
-        scheduler.on_trial_add(None, t)
+        if i in baselines:
+            t.config["baseline"] = f"known-{i}"
+        scheduler.on_trial_add(_Controller(), t)
         stop = None
         for e, v in enumerate(curve[:-1], start=1):
-            if scheduler.on_trial_result(None, t, {"epoch": e, "score": float(v)}) == STOP:
+            result = {"epoch": e, "training_iteration": e, "score": float(v)}
+            if scheduler.on_trial_result(_Controller(), t, result) == STOP:
                 stop = e
                 break
         last = stop or len(curve)
-        scheduler.on_trial_complete(None, t, {"epoch": last, "score": float(curve[last - 1])})
+        scheduler.on_trial_complete(_Controller(), t, {"epoch": last, "training_iteration": last,
+                                                       "score": float(curve[last - 1])})
         out.append(stop)
     return out
 
@@ -371,6 +383,33 @@ def _accuracy_curves(n: int = 24, seed: int = 3) -> tuple[list[np.ndarray], list
     curves = [np.clip(t * (1 - np.exp(-epochs / tau)) + rng.normal(0, 0.004, EPOCHS), 0.0, 1.0)
               for t, tau in zip(tops, taus)]
     return curves, [int(m) for m in rng.integers(100, 10_000, n)]
+
+
+@pytest.mark.parametrize("policy", ["curve", "asha", "median"])
+def test_no_policy_stops_a_baseline(policy: str) -> None:
+    """The known cells are what found cells are judged against: each policy stops some trials, but
+    the same curves run as baselines train to the end (and the curve stopper counts them as finished)."""
+    curves, macs = _accuracy_curves()
+    opts = {"objective": "single", "min_finished": 4, "min_references": 4} if policy == "curve" else {}
+    plain = _decisions(make_scheduler(policy, metric="score", max_epochs=EPOCHS, scoring=get_metric("accuracy"),
+                                      options=opts), curves, macs)
+    stopped = frozenset(i for i, d in enumerate(plain) if d is not None)
+    assert len(stopped) >= 4
+    scheduler = make_scheduler(policy, metric="score", max_epochs=EPOCHS, scoring=get_metric("accuracy"), options=opts)
+    with_baselines = _decisions(scheduler, curves, macs, baselines=stopped)
+    assert all(with_baselines[i] is None for i in stopped)
+    if policy == "curve":
+        assert {f"t{i}" for i in stopped} <= set(scheduler._finished)
+
+
+def test_trial_config_carries_the_baseline_tag() -> None:
+    from workers.trial import TrialConfig, config_baseline
+
+    config = {"spec": "{}", "data": {"name": "adding"}, "train": {}, "seed": 0, "number": 3,
+              "cost": {"macs": 10, "params": 5}}
+    assert TrialConfig.from_dict(config).baseline is None and not config_baseline(config)
+    tagged = TrialConfig.from_dict({**config, "baseline": "gru-h32"})
+    assert tagged.to_dict()["baseline"] == "gru-h32" and config_baseline(tagged.to_dict())
 
 
 @pytest.mark.parametrize("objective", ["single", "pareto"])

@@ -52,7 +52,7 @@ from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 
 from workers.curves import CurvePopulation, Prediction, fit_curve
-from workers.trial import config_cost, config_epochs
+from workers.trial import config_baseline, config_cost, config_epochs
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -213,8 +213,8 @@ class CurveStopper(FIFOScheduler):
         curve = self._curves.setdefault(trial.trial_id, [])
         _append(curve, epoch, value, self._track)
         final = self._final_epoch(trial)
-        if epoch < self._grace_period or epoch >= final:
-            return TrialScheduler.CONTINUE
+        if epoch < self._grace_period or epoch >= final or config_baseline(getattr(trial, "config", None)):
+            return TrialScheduler.CONTINUE  # a baseline trains to the end and then serves as a reference
         if len(self._finished) < self._min_finished:
             return TrialScheduler.CONTINUE
         bar = self._bar(trial)

@@ -22,6 +22,8 @@ from ray.tune.schedulers import (
     TrialScheduler,
 )
 
+from workers.trial import config_baseline
+
 from ._curve_stopper import CurveStopper
 
 __all__ = ["POLICIES", "Scoring", "check_options", "make_scheduler", "oriented_bounds"]
@@ -52,6 +54,27 @@ def _none(metric: str, mode: str, max_epochs: int, lower: float | None = None, u
     return FIFOScheduler()
 
 
+class _BaselinesFinish:
+    """Mixin for Ray's schedulers: a baseline trial (its config's ``baseline``) is never stopped --
+    the search compares its cells with the known ones trained to the end by the same recipe -- while
+    the policy still sees its results (ASHA's rungs, the median rule's running means)."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
+        if not config_baseline(getattr(trial, "config", None)):
+            return decision
+        getattr(self, "_stopped_trials", set()).discard(trial)  # the median rule would stop recording it
+        return TrialScheduler.CONTINUE
+
+
+class _ASHA(_BaselinesFinish, AsyncHyperBandScheduler):
+    """Ray's ASHA; baselines finish."""
+
+
+class _Median(_BaselinesFinish, MedianStoppingRule):
+    """Ray's median stopping rule; baselines finish."""
+
+
 def _asha(
     metric: str, mode: str, max_epochs: int, lower: float | None = None, upper: float | None = None, *,
     grace_period: int = 1, reduction_factor: float = 4, brackets: int = 1,
@@ -60,7 +83,7 @@ def _asha(
         raise ValueError(f"asha grace_period must be in [1, max_epochs={max_epochs}], got {grace_period}")
     if reduction_factor <= 1:
         raise ValueError(f"asha reduction_factor must be > 1, got {reduction_factor}")
-    return AsyncHyperBandScheduler(
+    return _ASHA(
         time_attr="training_iteration", metric=metric, mode=mode, max_t=max_epochs,
         grace_period=grace_period, reduction_factor=reduction_factor, brackets=brackets,
     )
@@ -72,7 +95,7 @@ def _median(
 ) -> TrialScheduler:
     if grace_period < 0:
         raise ValueError(f"median grace_period must be >= 0, got {grace_period}")
-    return MedianStoppingRule(
+    return _Median(
         time_attr="training_iteration", metric=metric, mode=mode, grace_period=grace_period,
         min_samples_required=min_samples_required,
     )
