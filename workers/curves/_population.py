@@ -184,7 +184,7 @@ class CurvePopulation:
         anchors.append(final)
         steps, a = [], anchors[0]
         for b in anchors[1:]:
-            if b == final or self._count_reaching(b) >= 1.5 * max(self.min_curves, len(self._curves)):
+            if b == final or len(self._stored_reaching(b)) >= 1.5 * max(self.min_curves, len(self._curves)):
                 steps.append((a, b))
                 a = b
         return steps
@@ -192,8 +192,13 @@ class CurvePopulation:
     def _reaching(self, epoch: float) -> list[tuple[np.ndarray, np.ndarray]]:
         """Curves (finished, then partial) observed at or past ``epoch``, as ``(epochs, z)``."""
         self._refresh_z()
-        curves = self._curves if epoch >= self.final_epoch else self._curves + [c for c in self._partial if c[0][-1] >= epoch]
-        return [(x, z) for x, _, z in curves]
+        return [(x, z) for x, _, z in self._stored_reaching(epoch)]
+
+    def _stored_reaching(self, epoch: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The stored ``(epochs, values, z)`` of the curves observed at or past ``epoch``."""
+        if epoch >= self.final_epoch:
+            return self._curves
+        return self._curves + [c for c in self._partial if c[0][-1] >= epoch]
 
     def _refresh_z(self) -> None:
         """Recompute every stored curve's z when the gap floor moved (a finer resolution was seen)."""
@@ -202,9 +207,6 @@ class CurvePopulation:
             self._curves = [(x, y, self._to_z(y)) for x, y, _ in self._curves]
             self._partial = [(x, y, self._to_z(y)) for x, y, _ in self._partial]
             self._z_floor = floor
-
-    def _count_reaching(self, epoch: float) -> int:
-        return len(self._curves) + sum(c[0][-1] >= epoch for c in self._partial) * (epoch < self.final_epoch)
 
     @property
     def _log(self) -> bool:
