@@ -84,6 +84,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from workers.curves import CurvePopulation, Prediction, fit_curve  # noqa: E402
+from workers.front import hypervolume  # noqa: E402
 from workers.stopping import CurveStopper, make_scheduler  # noqa: E402
 
 PPUDA = REPO.parent / "shared" / "data" / "ppuda_cifar10_curves.json"
@@ -247,7 +248,9 @@ def pareto_front(finals: np.ndarray, costs: np.ndarray) -> set[int]:
     return front
 
 
-def policies(kind: str, oracle: bool = False, only: list[str] | None = None) -> dict[str, tuple[str, dict]]:
+def policies(
+    kind: str, oracle: bool = False, only: list[str] | None = None, gains: tuple[float, ...] = ()
+) -> dict[str, tuple[str, dict]]:
     """Policy label -> (make_scheduler policy, options).
 
     The curve rows run ``make_scheduler("curve")`` with its defaults, as ``stopping: {policy:
@@ -270,6 +273,8 @@ def policies(kind: str, oracle: bool = False, only: list[str] | None = None) -> 
         "median g=1": ("median", {"grace_period": 1}),
         "median g=10": ("median", {"grace_period": 10}),
     }
+    for gain in gains:
+        rows[f"curve (pareto, gain {gain:g})"] = ("curve", {"objective": "pareto", "min_gain": gain})
     if oracle:
         rows["oracle rule (single)"] = ("oracle", {"objective": "single"})
         rows["oracle rule (pareto)"] = ("oracle", {})
@@ -278,16 +283,18 @@ def policies(kind: str, oracle: bool = False, only: list[str] | None = None) -> 
     return rows
 
 
-def _one_replay(args: tuple[list[Curve], int, int, str, int, bool, list[str] | None]) -> dict[str, dict]:
-    curves, n_trials, workers, kind, seed, oracle, only = args
+def _one_replay(args: tuple[list[Curve], int, int, str, int, bool, list[str] | None, tuple[float, ...]]) -> dict[str, dict]:
+    curves, n_trials, workers, kind, seed, oracle, only, gains = args
     rng = np.random.default_rng(seed)
     sample = [curves[i] for i in rng.choice(len(curves), n_trials, replace=False)]
     finals = np.array([c.final for c in sample])
     costs = np.array([c.cost for c in sample])
     best, front = int(np.argmax(finals)), pareto_front(finals, costs)
+    ref = (sample[0].lower if sample[0].lower is not None else float(finals.min()), 1.01 * float(costs.max()))
+    volume = hypervolume(zip(finals, costs), *ref)
     max_epochs = int(max(c.epochs[-1] for c in sample))
     rows = {}
-    for label, (policy, options) in policies(kind, oracle, only).items():
+    for label, (policy, options) in policies(kind, oracle, only, gains).items():
         np.random.seed(seed)  # ASHA draws brackets from numpy's global RNG
         if policy == "oracle":
             truth = {str(i): float(f) for i, f in enumerate(finals)}
@@ -303,6 +310,7 @@ def _one_replay(args: tuple[list[Curve], int, int, str, int, bool, list[str] | N
             "best_kept": best in done,
             "front_kept": front <= done,
             "front_frac": len(front & done) / len(front),
+            "hypervolume": hypervolume(((finals[i], costs[i]) for i in done), *ref) / volume if volume else 1.0,
             "regret": float(finals[best] - max(finals[list(done)], default=0.0)),
             "stops": res.stops,
             "seconds": time.perf_counter() - t0,
@@ -312,11 +320,11 @@ def _one_replay(args: tuple[list[Curve], int, int, str, int, bool, list[str] | N
 
 def run(
     curves: list[Curve], kind: str, replays: int, n_trials: int, workers: int, first_seed: int = 0,
-    oracle: bool = False, processes: int = 2, only: list[str] | None = None,
+    oracle: bool = False, processes: int = 2, only: list[str] | None = None, gains: tuple[float, ...] = (),
 ) -> dict[str, dict]:
     """All policies (or ``none`` and the rows whose label contains one of ``only``) over
     ``replays`` seeded replays (seeds ``first_seed, first_seed + 1, ...``)."""
-    jobs = [(curves, n_trials, workers, kind, seed, oracle, only) for seed in range(first_seed, first_seed + replays)]
+    jobs = [(curves, n_trials, workers, kind, seed, oracle, only, gains) for seed in range(first_seed, first_seed + replays)]
     if processes > 1:
         with Pool(processes) as pool:
             per_replay = pool.map(_one_replay, jobs)
@@ -333,6 +341,8 @@ def run(
             "best_kept": float(np.mean([r["best_kept"] for r in rs])),
             "front_kept": float(np.mean([r["front_kept"] for r in rs])),
             "front_frac": float(np.mean([r["front_frac"] for r in rs])),
+            "hypervolume": float(np.mean([r["hypervolume"] for r in rs])),
+            "hypervolume_min": float(np.min([r["hypervolume"] for r in rs])),
             "regret_mean": float(np.mean([r["regret"] for r in rs])),
             "regret_max": float(np.max([r["regret"] for r in rs])),
             "median_stop": float(np.median(stops)) if (stops := [f for r in rs for f in r["stops"]]) else None,
@@ -344,13 +354,14 @@ def run(
 def print_table(title: str, summary: dict[str, dict]) -> None:
     print(f"\n{title}")
     head = f"{'policy':<26}{'epochs':>9}{'speed-up':>9}{'best kept':>10}{'front kept':>11}" \
-           f"{'front %':>8}{'regret':>9}{'max regret':>11}{'median stop':>12}{'ms/replay':>10}"
+           f"{'front %':>8}{'HV':>8}{'min HV':>8}{'regret':>9}{'max regret':>11}{'median stop':>12}{'ms/replay':>10}"
     print(head)
     print("-" * len(head))
     for label, s in summary.items():
         print(
             f"{label:<26}{s['epochs_mean']:>9.0f}{s['speedup']:>8.2f}x{s['best_kept']:>10.0%}"
-            f"{s['front_kept']:>11.0%}{s['front_frac']:>8.0%}{s['regret_mean']:>9.4f}"
+            f"{s['front_kept']:>11.0%}{s['front_frac']:>8.0%}{s['hypervolume']:>8.1%}{s['hypervolume_min']:>8.1%}"
+            f"{s['regret_mean']:>9.4f}"
             f"{s['regret_max']:>11.4f}{'-' if s['median_stop'] is None else format(s['median_stop'], '.0%'):>12}"
             f"{s['ms_per_replay']:>10.0f}"
         )
@@ -370,7 +381,7 @@ class RecordingStopper(CurveStopper):
         self._prob = None
         decision = super().on_trial_result(tune_controller, trial, result)
         if self._prob is not None:
-            bar = self._bar(trial) - self._margin_value()
+            bar = self._bar(trial) - self._margin_value(trial)
             self.records.append((float(result["epoch"]), self._prob, self._truth[trial.trial_id] > bar))
         return decision
 
@@ -463,6 +474,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ppuda", type=Path, default=PPUDA, help=f"the ppuda curves (default {PPUDA})")
     ap.add_argument("--only", nargs="+", metavar="TEXT",
                     help="replay only 'none' and the policy rows whose label contains one of these")
+    ap.add_argument("--min-gain", type=float, nargs="+", default=[], metavar="G",
+                    help="add curve rows with CurveStopper(min_gain=G): a trial must be able to add G of the front's hypervolume")
     ap.add_argument("--reliability", action="store_true",
                     help="only replay the single-objective curve stopper and print predicted P(final > bar) "
                          "against how often the bar was beaten, per epoch")
@@ -496,7 +509,7 @@ def main(argv: list[str] | None = None) -> None:
             reliability(curves, n_trials, args.workers, seeds, {"objective": "single"})
             continue
         summary = run(curves, kind, args.replays, n_trials, args.workers, args.first_seed, args.oracle,
-                      args.processes, args.only)
+                      args.processes, args.only, tuple(args.min_gain))
         title = (f"== {name}: {len(curves)} curves, {args.replays} replays x {n_trials} trials, "
                  f"{args.workers} workers, seeds {args.first_seed}..{args.first_seed + args.replays - 1}")
         print_table(title, summary)

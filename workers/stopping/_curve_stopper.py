@@ -52,6 +52,7 @@ from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 
 from workers.curves import CurvePopulation, Prediction, fit_curve
+from workers.front import gain_bar, hypervolume
 from workers.trial import config_baseline, config_cost, config_epochs
 
 if TYPE_CHECKING:
@@ -66,7 +67,12 @@ logger = logging.getLogger(__name__)
 # objective, with the earlier decisions (grace 2, 4 finished), the largest of 0.07 / 0.08 / 0.09
 # keeping the best in >= 97.5% of train-curve replays 1000-1079 with a replay to spare (0.09: 2 lost).
 SINGLE_THRESHOLD = 0.07
-PARETO_THRESHOLD = 0.07
+# The front's defaults, with ``min_gain``: chosen on replays of our own long-trial searches' curves
+# (BasicMotions 40 epochs, charlm 10; seeds 1000-1019), see the module docstring.
+PARETO_THRESHOLD = 0.15
+PARETO_MIN_GAIN = 0.005
+SINGLE_NOISE_MARGIN = 0.5
+PARETO_NOISE_MARGIN = 1.0
 
 
 class CurveStopper(FIFOScheduler):
@@ -76,13 +82,15 @@ class CurveStopper(FIFOScheduler):
         metric: the reported metric (``"accuracy"``).
         mode: ``"max"`` or ``"min"`` (a ``min`` metric is negated inside).
         max_epochs: the final epoch, unless a trial's ``config["train"]["epochs"]`` says otherwise.
-        grace_period: never stop before this epoch.
+        grace_period: never stop before this epoch; ``None``: 5% of ``max_epochs``, at least 1
+            (2 of 40 or 50 epochs, 1 of a 10-epoch language model).
         threshold: stop when the probability of reaching the front is below this; ``None``:
             ``SINGLE_THRESHOLD`` for one objective, ``PARETO_THRESHOLD`` for the front.
         margin: count a trial as reaching the front when it comes within ``margin`` of it
             (ties within measurement noise should not be decided by a prediction).
         noise_margin: a further margin, in units of the metric's epoch-to-epoch noise std,
-            estimated from the finished curves (robust: MAD of successive differences).
+            estimated from the finished curves (robust: MAD of successive differences); ``None``:
+            ``SINGLE_NOISE_MARGIN`` for one objective, ``PARETO_NOISE_MARGIN`` for the front.
         min_finished: no stop before this many trials have finished.
         objective: ``"pareto"`` (bar = best finished accuracy at no more MACs), ``"single"``
             (bar = ``top_k``-th best) or ``"auto"`` (pareto when the trial config has a ``cost``).
@@ -112,10 +120,10 @@ class CurveStopper(FIFOScheduler):
         metric: str | None = None,
         mode: str | None = None,
         max_epochs: int,
-        grace_period: int = 2,
+        grace_period: int | None = None,
         threshold: float | None = None,
         margin: float = 0.0,
-        noise_margin: float = 0.5,
+        noise_margin: float | None = None,
         min_finished: int = 4,
         objective: str = "auto",
         top_k: int = 1,
@@ -128,10 +136,13 @@ class CurveStopper(FIFOScheduler):
         calibrate: bool = False,
         calibration_window: float = 0.125,
         min_calibration: int = 20,
+        min_gain: float | None = None,
     ) -> None:
         super().__init__()
         if max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
+        if grace_period is None:
+            grace_period = max(1, max_epochs // 20)
         if not 1 <= grace_period < max_epochs:
             raise ValueError(f"grace_period must be in [1, max_epochs={max_epochs}): at {grace_period} the "
                              "curve stopper could never stop a trial (use policy 'none' for that)")
@@ -139,8 +150,10 @@ class CurveStopper(FIFOScheduler):
             raise ValueError(f"threshold must be in (0, 1), got {threshold} (0 never stops a trial: use policy 'none')")
         if lower is not None and upper is not None and not lower < upper:
             raise ValueError(f"lower must be below upper, got lower={lower}, upper={upper}")
-        if margin < 0.0 or noise_margin < 0.0:
+        if margin < 0.0 or (noise_margin is not None and noise_margin < 0.0):
             raise ValueError(f"margin and noise_margin must be >= 0, got {margin}, {noise_margin}")
+        if min_gain is not None and not 0.0 <= min_gain < 1.0:
+            raise ValueError(f"min_gain must be in [0, 1), got {min_gain}")
         if min_finished < 1:
             raise ValueError(f"min_finished must be >= 1, got {min_finished}")
         if objective not in ("auto", "pareto", "single"):
@@ -170,6 +183,8 @@ class CurveStopper(FIFOScheduler):
         self._calibrate = calibrate
         self._calibration_window = calibration_window
         self._min_calibration = min_calibration
+        self._min_gain = min_gain
+        self._max_cost = 0.0  # the largest cost of any trial seen: the hypervolume's reference is 1.1x it
         self._predictions: dict[str, list[tuple[float, Prediction]]] = {}  # a running trial's decisions
         self._pits: list[tuple[float, float]] = []  # (epoch fraction, predicted P(final > truth)) of finished trials
         self._curves: dict[str, list[tuple[float, float, float]]] = {}  # (epoch, value, raw)
@@ -201,6 +216,7 @@ class CurveStopper(FIFOScheduler):
                 f"({self._mode!r}) of 'min' or 'max': pass them here or to tune.TuneConfig()"
             )
         self._curves.setdefault(trial.trial_id, [])  # a restored trial keeps its curve
+        self._max_cost = max(self._max_cost, self._cost(trial) or 0.0)
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         value = self._value(result)
@@ -220,7 +236,7 @@ class CurveStopper(FIFOScheduler):
         bar = self._bar(trial)
         if bar is None:
             return TrialScheduler.CONTINUE
-        bar -= self._margin_value()
+        bar -= self._margin_value(trial)
         pred = self._predict(curve, final)
         if pred is None:  # no frame yet: nothing finished has moved
             return TrialScheduler.CONTINUE
@@ -383,9 +399,12 @@ class CurveStopper(FIFOScheduler):
             logger.error(message)
             warnings.warn(message, RuntimeWarning, stacklevel=3)
 
-    def _margin_value(self) -> float:
+    def _margin_value(self, trial: Trial) -> float:
         noise = float(np.median(self._noise)) if self._noise else 0.0
-        return self._margin + self._noise_margin * noise
+        factor = self._noise_margin
+        if factor is None:
+            factor = PARETO_NOISE_MARGIN if self._pareto(trial) else SINGLE_NOISE_MARGIN
+        return self._margin + factor * noise
 
     def _pareto(self, trial: Trial) -> bool:
         return self._objective == "pareto" or (self._objective == "auto" and self._cost(trial) is not None)
@@ -396,15 +415,31 @@ class CurveStopper(FIFOScheduler):
         return PARETO_THRESHOLD if self._pareto(trial) else SINGLE_THRESHOLD
 
     def _bar(self, trial: Trial) -> float | None:
-        """The final value the trial must beat to matter, or ``None`` if nothing bars it."""
+        """The final value the trial must beat to matter, or ``None`` if nothing bars it.
+
+        Pareto: the best finished value at no more cost (any value above it joins the front); with
+        ``min_gain`` the value that adds that share of the finished front's hypervolume, or beats
+        the best finished value, whichever is lower (`workers.front.gain_bar`)."""
         cost = self._cost(trial)
         if self._pareto(trial):
             if cost is None:
                 return None
-            cheaper = [v for v, c in self._finished.values() if c is not None and c <= cost]
+            points = [(v, c) for v, c in self._finished.values() if c is not None]
+            share = PARETO_MIN_GAIN if self._min_gain is None else self._min_gain
+            if share > 0.0 and points:
+                ref_score, ref_cost = self._reference_score(), 1.1 * max(self._max_cost, cost)
+                gain = share * hypervolume(points, ref_score, ref_cost)
+                return min(gain_bar(points, cost, gain, ref_score, ref_cost), max(v for v, _ in points))
+            cheaper = [v for v, c in points if c <= cost]
             return max(cheaper) if cheaper else None
         values = sorted((v for v, _ in self._finished.values()), reverse=True)
         return values[self._top_k - 1] if len(values) >= self._top_k else None
+
+    def _reference_score(self) -> float:
+        """The score hypervolumes are measured from: the oriented metric's lower bound (accuracy:
+        0), or for a metric unbounded below (bits per character) the worst finished value."""
+        lower, _ = self._bounds()
+        return lower if math.isfinite(lower) else min(v for v, _ in self._finished.values())
 
 
 def _append(curve: list[tuple[float, float]], epoch: float, value: float, track: str) -> None:
