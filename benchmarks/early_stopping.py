@@ -255,8 +255,9 @@ def policies(
 
     The curve rows run ``make_scheduler("curve")`` with its defaults, as ``stopping: {policy:
     curve}`` does in a search; "default" is exactly that (``objective: auto``, which is Pareto
-    here, as in our searches, since every trial's config has its MACs). Only the "cautious" rows
-    set options. The same rows serve train and val curves. ``oracle`` adds the two
+    here, as in our searches, since every trial's config has its MACs). The "cautious" rows and
+    "front only" set options: the latter is the front rule before issue 18's ``min_gain`` (join the
+    front, threshold 0.07, noise margin 0.5, grace 2). The same rows serve train and val curves. ``oracle`` adds the two
     :class:`OracleStopper` rows (policy ``"oracle"``: the curve rows' rule with a perfect predictor).
     """
     cautious = {"min_finished": 10, "threshold": 0.02, "noise_margin": 1.0}
@@ -267,6 +268,8 @@ def policies(
         "curve (single, calibrated)": ("curve", {"objective": "single", "calibrate": True}),
         "curve (default: pareto)": ("curve", {}),
         "curve (pareto, cautious)": ("curve", {"objective": "pareto", **cautious}),
+        "curve (pareto, front only)": ("curve", {"objective": "pareto", "min_gain": 0.0, "threshold": 0.07,
+                                                 "noise_margin": 0.5, "grace_period": 2}),
         "asha rf=4 g=1": ("asha", {"grace_period": 1, "reduction_factor": 4}),
         "asha rf=3 g=5": ("asha", {"grace_period": 5, "reduction_factor": 3}),
         "asha rf=2 g=10": ("asha", {"grace_period": 10, "reduction_factor": 2}),

@@ -33,6 +33,7 @@ except ImportError:  # another Optuna layout: one write per attribute
     _rdb_models = _rdb_session = None
 
 from nas.errors import ConfigError
+from workers.front import hypervolume
 from workers.metrics import METRICS, Metric, get_metric
 from workers.run_dir import TRAINER_FILE, RunDir, experiment_dir, trial_dir
 
@@ -240,14 +241,7 @@ def hypervolume_2d(points: Sequence[tuple[float, float]], reference: tuple[float
     """Area dominated by (score, cost) ``points`` -- the score in ``metric``'s direction (accuracy:
     up), the cost down -- and bounded by ``reference`` (a worst score and a worst cost)."""
     orient = (metric or METRICS["accuracy"]).oriented
-    ref_score, ref_cost = orient(reference[0]), reference[1]
-    useful = sorted((c, orient(s)) for s, c in points if orient(s) > ref_score and c < ref_cost)
-    volume, best = 0.0, ref_score
-    for i, (cost, score) in enumerate(useful):
-        best = max(best, score)
-        next_cost = useful[i + 1][0] if i + 1 < len(useful) else ref_cost
-        volume += (next_cost - cost) * (best - ref_score)
-    return volume
+    return hypervolume(((orient(s), c) for s, c in points), orient(reference[0]), reference[1])
 
 
 def reference_score(metric: Metric, scores: Sequence[float], recorded: float | None = None) -> float:

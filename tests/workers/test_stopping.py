@@ -154,6 +154,41 @@ def test_pareto_keeps_cheap_candidates_that_are_worse() -> None:
     assert _run_until_stop(s, _trial("cheap2", macs=20), 0.2) is not None
 
 
+def _front_stopper(**kw: Any) -> CurveStopper:
+    """A front of three finished trials: 0.6 at 100 MACs, 0.8 at 1,000, 0.9 at 5,000."""
+    s = _stopper(**kw)
+    for name, macs, top in (("cheap", 100, 0.6), ("mid", 1000, 0.8), ("top", 5000, 0.9)):
+        _finish(s, _trial(name, macs=macs), top)
+    return s
+
+
+def test_min_gain_stops_front_members_that_add_little() -> None:
+    """0.82 at 4,800 MACs joins the front (it beats 0.8 at no more cost) but adds 0.02 x 200 MACs,
+    0.1% of the hypervolume: the front rule alone trains it to the end, 0.5% stops it."""
+    assert _run_until_stop(_front_stopper(min_gain=0.0), _trial("x", macs=4800), 0.82) is None
+    assert _run_until_stop(_front_stopper(min_gain=0.005), _trial("x", macs=4800), 0.82) is not None
+    assert _run_until_stop(_front_stopper(), _trial("x", macs=4800), 0.82) is not None  # the default
+    # the same rise where the front is wide (1,000 to 5,000 MACs) adds 2% and goes on
+    assert _run_until_stop(_front_stopper(min_gain=0.005), _trial("y", macs=1000), 0.84) is None
+
+
+def test_min_gain_never_bars_a_new_best() -> None:
+    """The costliest trial adds little area whatever it scores, but one that beats the best is kept."""
+    s = _front_stopper(min_gain=0.05)
+    assert _run_until_stop(s, _trial("best", macs=5400), 0.95) is None
+    assert _run_until_stop(_front_stopper(min_gain=0.05), _trial("not", macs=5400), 0.85) is not None
+
+
+def test_min_gain_of_an_unbounded_metric_is_measured_from_the_worst_finished() -> None:
+    s = CurveStopper(metric="bpc", mode="min", max_epochs=EPOCHS, upper=0.0, min_finished=2, grace_period=3)
+    for name, macs, final in (("a", 100, 3.0), ("b", 1000, 2.5)):
+        s.on_trial_add(None, _trial(name, macs=macs))
+        s._finished[name] = (-final, float(macs))
+    assert s._reference_score() == -3.0
+    bar = s._bar(_trial("c", macs=500))
+    assert -3.0 < bar < -2.5  # more than the cheaper one's -3.0; never more than the best's -2.5
+
+
 def test_min_mode_on_loss() -> None:
     s = CurveStopper(metric="loss", mode="min", max_epochs=EPOCHS, grace_period=3, min_finished=3,
                      objective="single")
