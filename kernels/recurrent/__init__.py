@@ -1,8 +1,9 @@
 """A recurrent cell over a whole sequence: ``cell_sequence(program, x, wx, weights, biases)``.
 
 Dispatch (`kernels.dispatch.use_triton`): the Triton kernel on CUDA (or forced under the
-interpreter); on CPU the library fast path for an exact LSTM/GRU, else the C++ engine (`native`,
-built once per machine), else the generated fused path (no compiler, or ``NAS_RECURRENT_CPU=fused``).
+interpreter); on CPU the C++ engine (`native`, built once per machine) -- torch's fused op for an
+exact LSTM of 32 units or more, where it is faster (`prefer_library`) -- else the library op for an
+exact LSTM/GRU, else the generated fused path (no compiler, or ``NAS_RECURRENT_CPU=fused``).
 Implementations of the shared ``recurrent(program, xproj, weights, biases, initial)`` contract:
 `reference` (per-step loop, the oracle), `native` (C++), `fused` (generated torch), `triton`
 (generated kernels).
@@ -49,7 +50,7 @@ def cell_sequence(
         else:
             xproj = x @ wx.t()
         return _triton.recurrent(program, xproj, weights, biases, initial)
-    if library and program.library in LIBRARY:
+    if library and prefer_library(program):
         return LIBRARY[program.library](x, wx, weights, biases, initial)
     xproj = x @ wx.t()  # every step's input projections in one matmul
     if native.supports(program, xproj, weights, biases, initial):
@@ -57,4 +58,21 @@ def cell_sequence(
     return fused.recurrent(program, xproj, weights, biases, initial)
 
 
-__all__ = ["CellProgram", "Op", "Term", "cell_sequence", "fused", "native", "reference"]
+# torch's fused LSTM op beats the C++ engine from this hidden size up; its GRU op never does (on CPU
+# its backward is not fused: 1.5x the engine's time at hidden 128, 5-9x at BasicMotions' sizes).
+# Measured by benchmarks/library_path.py at the shipped configs' shapes.
+LIBRARY_LSTM_MIN_HIDDEN = 32
+
+
+def prefer_library(program: CellProgram) -> bool:
+    """Whether an exact LSTM/GRU (``program.library``) runs on torch's op rather than the C++ engine:
+    where the engine builds, only an LSTM of at least ``LIBRARY_LSTM_MIN_HIDDEN`` units; without it,
+    any (the op beats the generated TorchScript path)."""
+    if program.library not in LIBRARY:
+        return False
+    if not native.available():
+        return True
+    return program.library == "lstm" and program.hidden >= LIBRARY_LSTM_MIN_HIDDEN
+
+
+__all__ = ["LIBRARY_LSTM_MIN_HIDDEN", "CellProgram", "Op", "Term", "cell_sequence", "fused", "native", "prefer_library", "reference"]

@@ -1,7 +1,9 @@
 """Library fast paths: programs that are exactly our LSTM or GRU run on torch's fused RNN ops.
 
-On CPU ``torch.lstm``/``torch.gru`` use oneDNN kernels for the whole sequence, faster than any
-per-step Python loop. The lowering marks a program ``library="lstm"``/``"gru"`` only when it equals the
+On CPU ``torch.lstm`` runs the whole sequence in oneDNN kernels, faster than the C++ engine from 32
+hidden units up; ``torch.gru``'s backward is not fused and is slower than the engine at every size we
+train (`kernels.recurrent.prefer_library`, measured by ``benchmarks/library_path.py``), so a GRU takes
+this path only where the engine does not build. The lowering marks a program ``library="lstm"``/``"gru"`` only when it equals the
 program of `search_spaces.cells.lstm`/`gru` (their tanh, any sparsity), whose chunk orders are fixed:
 
     LSTM: x / h / bias chunks in op order f, g, i, o -> torch order i, f, g, o

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from kernels.activation.expr import BINARY_UNITS, UNARY_RULES
-from kernels.recurrent import cell_sequence, native, reference
+from kernels.recurrent import LIBRARY_LSTM_MIN_HIDDEN, cell_sequence, native, prefer_library, reference
 from kernels.recurrent.program import CellProgram, Op, Term
 from search_spaces.build import CellModule
-from search_spaces.cells import lstm
+from search_spaces.cells import gru, lstm
 from search_spaces.lowering import lower_cell
 from tests.kernels._testing import RATIO, random_specs
 from tests.kernels.test_recurrent import NAMED, compare, make_inputs, run
@@ -133,14 +133,31 @@ def test_mode_is_validated(monkeypatch) -> None:
         native.mode()
 
 
-def test_library_path_unchanged() -> None:
-    """An exact LSTM still takes torch's fused op; the engine runs it when asked (library=False)."""
-    cell = CellModule(lstm(8), 8, seed=0).double()
+@pytest.mark.parametrize("make", [lstm, gru], ids=["lstm", "gru"])
+def test_library_op_and_engine_agree(make) -> None:
+    """An exact LSTM/GRU gives the same outputs and gradients on torch's op and on the engine."""
+    cell = CellModule(make(8), 8, seed=0).double()
     x = torch.randn(2, 4, 8, dtype=torch.float64)
-    wx, w, b = cell.kernel_params()
-    a = cell_sequence(cell.program, x, wx, w, b)
-    c = cell_sequence(cell.program, x, wx, w, b, library=False)
-    torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+    runs = []
+    for library in (True, False):
+        cell.zero_grad(set_to_none=True)
+        wx, w, b = cell.kernel_params()
+        hs, final = cell_sequence(cell.program, x, wx, w, b, library=library)
+        (hs.sum() + final.sum()).backward()
+        runs.append([hs, final, *(p.grad for p in cell.parameters())])
+    for a, c in zip(*runs):
+        torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+
+
+def test_dispatch_prefers_the_engine_where_it_is_faster(monkeypatch) -> None:
+    """Measured by benchmarks/library_path.py: the engine for a GRU and a small LSTM, torch's op for
+    an LSTM from 32 units; without the engine, torch's op for both."""
+    program = lambda make, hidden: lower_cell(make(hidden), 6)  # noqa: E731
+    assert not prefer_library(program(gru, 128)) and not prefer_library(program(lstm, 16))
+    assert prefer_library(program(lstm, LIBRARY_LSTM_MIN_HIDDEN)) and prefer_library(program(lstm, 128))
+    assert not prefer_library(lower_cell(RANDOM[0], 8))
+    monkeypatch.setenv("NAS_RECURRENT_CPU", "fused")
+    assert prefer_library(program(gru, 8)) and prefer_library(program(lstm, 8))
 
 
 def test_workspaces_are_not_shared_between_live_graphs() -> None:
