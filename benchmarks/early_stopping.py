@@ -102,6 +102,7 @@ class Curve:
     cost: float
     lower: float | None = 0.0
     upper: float | None = 1.0
+    reference: float | None = None  # oriented score the study's hypervolume starts from (None: lower)
 
     @property
     def scoring(self) -> SimpleNamespace:
@@ -133,7 +134,7 @@ def load_study(url: str) -> list[Curve]:
     study's metric oriented (bits per character negated) with its oriented bounds."""
     import optuna
 
-    from nas.study import study_metric
+    from nas.study import REFERENCE_ATTR, study_metric
     from workers.stopping import oriented_bounds
 
     out = []
@@ -141,12 +142,14 @@ def load_study(url: str) -> list[Curve]:
         study = optuna.load_study(study_name=summary.study_name, storage=url)
         metric = study_metric(study)
         lower, upper = oriented_bounds(metric)
+        recorded = study.user_attrs.get(REFERENCE_ATTR)
+        reference = None if recorded is None or lower is not None else metric.oriented(recorded)
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             curve = t.user_attrs.get("curve")
             cost = t.user_attrs.get("macs", t.values[1] if t.values and len(t.values) > 1 else 0.0)
             if curve and len(curve) >= 3:
                 vals = np.array([metric.oriented(v) for v in curve], dtype=float)
-                out.append(Curve(np.arange(1.0, len(vals) + 1), vals, float(cost), lower, upper))
+                out.append(Curve(np.arange(1.0, len(vals) + 1), vals, float(cost), lower, upper, reference))
     return out
 
 
@@ -293,7 +296,9 @@ def _one_replay(args: tuple[list[Curve], int, int, str, int, bool, list[str] | N
     finals = np.array([c.final for c in sample])
     costs = np.array([c.cost for c in sample])
     best, front = int(np.argmax(finals)), pareto_front(finals, costs)
-    ref = (sample[0].lower if sample[0].lower is not None else float(finals.min()), 1.01 * float(costs.max()))
+    first = sample[0]
+    ref_score = first.reference if first.reference is not None else first.lower
+    ref = (ref_score if ref_score is not None else float(finals.min()), 1.01 * float(costs.max()))
     volume = hypervolume(zip(finals, costs), *ref)
     max_epochs = int(max(c.epochs[-1] for c in sample))
     rows = {}
@@ -304,7 +309,8 @@ def _one_replay(args: tuple[list[Curve], int, int, str, int, bool, list[str] | N
             sched = OracleStopper(truth, metric="score", mode="max", max_epochs=max_epochs, lower=sample[0].lower,
                                   upper=sample[0].upper, **options)
         else:
-            sched = make_scheduler(policy, metric="score", max_epochs=max_epochs, scoring=sample[0].scoring, options=options)
+            sched = make_scheduler(policy, metric="score", max_epochs=max_epochs, scoring=first.scoring,
+                                   reference=first.reference, options=options)
         t0 = time.perf_counter()
         res = replay(sample, sched, workers)
         done = set(res.finished)

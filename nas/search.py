@@ -207,6 +207,7 @@ def run_search(
             state_dir=run.proposer_dir,
         )
     scheduler = make_scheduler(config.stopping.policy, metric="score", scoring=metric,  # direction and bounds
+                               reference=data.chance_score(metric),  # where the study's hypervolume starts
                                max_epochs=config.train.epochs, options=config.stopping.options)
     _restore_stopper(scheduler, run.stopper_state)
     if config.search.gpus_per_trial == 0:

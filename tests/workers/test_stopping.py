@@ -585,3 +585,14 @@ def test_units_of_an_unbounded_metric_change_no_decision() -> None:
                        [scale * (5.0 - 4.0 * c) + shift for c in curves], macs)
             for scale, shift in ((1.0, 0.0), (250.0, 40.0))]
     assert runs[0] == runs[1] and sum(d is not None for d in runs[0]) >= 6
+
+
+def test_the_study_reference_reaches_the_curve_stopper_oriented() -> None:
+    """The search hands over where its hypervolume starts (bits per character of guessing): the curve
+    stopper measures a trial's gain from there; policies that do not weigh the front ignore it."""
+    bpc = get_metric("bpc")
+    s = make_scheduler("curve", max_epochs=10, scoring=bpc, reference=6.0)
+    assert s._reference_score() == -6.0
+    assert isinstance(make_scheduler("asha", max_epochs=10, scoring=bpc, reference=6.0), AsyncHyperBandScheduler)
+    with pytest.raises(ValueError, match="reference"):  # supplied by the search, not a config option
+        make_scheduler("curve", max_epochs=10, options={"reference": 1.0})

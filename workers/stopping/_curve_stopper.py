@@ -123,6 +123,9 @@ class CurveStopper(FIFOScheduler):
             lower bound, or the worst finished score; MACs up to 1.1x the costliest trial seen) a
             trial must be able to add, unless it can beat the best; ``None``: ``PARETO_MIN_GAIN``;
             0: joining the front is enough.
+        reference: the oriented score hypervolumes are measured from (`make_scheduler` passes the
+            study's: bits per character of guessing, negated); None: ``lower``, or for a metric
+            unbounded below the worst finished score.
 
     Example:
         >>> from workers.stopping import CurveStopper
@@ -154,6 +157,7 @@ class CurveStopper(FIFOScheduler):
         calibration_window: float = 0.125,
         min_calibration: int = 20,
         min_gain: float | None = None,
+        reference: float | None = None,
     ) -> None:
         super().__init__()
         if max_epochs < 1:
@@ -201,6 +205,7 @@ class CurveStopper(FIFOScheduler):
         self._calibration_window = calibration_window
         self._min_calibration = min_calibration
         self._min_gain = min_gain
+        self._reference = reference
         self._max_cost = 0.0  # the largest cost of any trial seen: the hypervolume's reference is 1.1x it
         self._predictions: dict[str, list[tuple[float, Prediction]]] = {}  # a running trial's decisions
         self._pits: list[tuple[float, float]] = []  # (epoch fraction, predicted P(final > truth)) of finished trials
@@ -453,8 +458,10 @@ class CurveStopper(FIFOScheduler):
         return values[self._top_k - 1] if len(values) >= self._top_k else None
 
     def _reference_score(self) -> float:
-        """The score hypervolumes are measured from: the oriented metric's lower bound (accuracy:
-        0), or for a metric unbounded below (bits per character) the worst finished value."""
+        """The score hypervolumes are measured from: ``reference`` when given, else the oriented
+        metric's lower bound (accuracy: 0), else (bits per character) the worst finished value."""
+        if self._reference is not None:
+            return float(self._reference)
         lower, _ = self._bounds()
         return lower if math.isfinite(lower) else min(v for v, _ in self._finished.values())
 

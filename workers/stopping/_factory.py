@@ -29,7 +29,7 @@ from ._curve_stopper import CurveStopper
 __all__ = ["POLICIES", "Scoring", "check_options", "make_scheduler", "oriented_bounds"]
 
 # given by the search (from the task's metric), not by the config's options
-SUPPLIED = ("metric", "mode", "max_epochs", "lower", "upper")
+SUPPLIED = ("metric", "mode", "max_epochs", "lower", "upper", "reference")
 
 
 class Scoring(Protocol):
@@ -132,6 +132,7 @@ def make_scheduler(
     mode: str | None = None,
     max_epochs: int,
     scoring: Scoring | None = None,
+    reference: float | None = None,
     options: dict | None = None,
 ) -> TrialScheduler:
     """Build the early-stopping scheduler named by a search config.
@@ -144,6 +145,9 @@ def make_scheduler(
         max_epochs: the training budget of a trial.
         scoring: the task's metric (`workers.metrics.Metric`): its direction sets ``mode`` and its
             bounds, oriented, go to every policy; without it the metric is taken as unbounded.
+        reference: the score hypervolumes are measured from, in the metric's own direction (the
+            study's ``reference_score``: bits per character of guessing, log2 V); handed, oriented,
+            to a policy that weighs the front's hypervolume (the curve stopper). None: its default.
         options: the policy's keyword options (e.g. ``grace_period``, ``threshold``).
 
     Raises:
@@ -164,4 +168,6 @@ def make_scheduler(
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     if max_epochs < 1:
         raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
+    if reference is not None and "reference" in inspect.signature(POLICIES[policy]).parameters:
+        options["reference"] = reference if mode == "max" else -reference
     return POLICIES[policy](metric=metric, mode=mode, max_epochs=max_epochs, lower=lower, upper=upper, **options)
