@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def partial_spearman(proxy: Sequence[float], target: Sequence[float], control: Sequence[float]) -> float:
@@ -16,6 +15,8 @@ def partial_spearman(proxy: Sequence[float], target: Sequence[float], control: S
     A proxy that only restates size scores about 0 here however high its plain Spearman is; what it
     scores is what it adds. NaN where a residual is constant (nothing left to correlate).
     """
+    from scipy.stats import rankdata  # here: a worker imports this package to warm-start, and scipy.stats costs 0.3-0.7 s
+
     if not len(proxy) == len(target) == len(control) or len(proxy) < 3:
         raise ValueError(f"partial_spearman: three sequences of one length >= 3 needed, got {len(proxy)}, {len(target)}, {len(control)}")
     z = rankdata(control)

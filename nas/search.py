@@ -248,7 +248,7 @@ def run_search(
     progress = LiveProgress(searcher.counts, total=config.search.trials, done_before=done, console=console, metric=metric)
     max_concurrent = _max_concurrent(config)
     tuner = tune.Tuner(
-        tune.with_resources(trainable or train_candidate,
+        tune.with_resources(trainable or tune.with_parameters(train_candidate, data=data),  # loaded once, here
                             {"cpu": config.search.cpus_per_trial, "gpu": config.search.gpus_per_trial}),
         tune_config=tune.TuneConfig(
             search_alg=searcher,

@@ -23,7 +23,7 @@ import torch
 from ray import tune
 
 from search_spaces import Spec
-from workers.data import load_dataset
+from workers.data import Dataset, load_dataset
 from workers.ensemble import SEED_RUNS, SeedEnsemble, make_trainer, seed_runs
 from workers.faults import maybe_die
 from workers.hyper_bridge import init_state
@@ -60,13 +60,18 @@ def _report(trainer: Trainer | SeedEnsemble, metrics: dict[str, Any]) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
-def train_candidate(config: dict[str, Any]) -> None:
-    """Ray Tune function trainable for one candidate: ``config`` is a `TrialConfig` dict."""
+def train_candidate(config: dict[str, Any], data: Dataset | None = None) -> None:
+    """Ray Tune function trainable for one candidate: ``config`` is a `TrialConfig` dict.
+
+    ``data``: the dataset ``config["data"]`` names, when the search hands it over (loaded once by the
+    driver and shared through Ray's object store with `tune.with_parameters`: a worker then neither
+    reads the files nor imports their readers, and a node of a cluster needs no copy of them); else
+    it is loaded here."""
     try:
         trial = TrialConfig.from_dict(config)
         torch.set_num_threads(trial.threads)
         spec = Spec.from_json(trial.spec)
-        data = load_dataset(**trial.data)
+        data = data if data is not None else load_dataset(**trial.data)
         trainer = make_trainer(spec, data, trial.train, seed=trial.seed,  # K seeds when train.eval_seeds > 1
                                init_state=init_state(trial.hyper, spec, data.task))  # hypernetwork warm start
         note = _restore(trainer, trial.resume)

@@ -78,3 +78,19 @@ def test_k_seeds_resumed_mid_trial_end_as_an_uninterrupted_run(ray_cluster, tmp_
     assert resumed.metrics["restored_from_epoch"] == 1 and resumed.metrics["epoch"] == 2
     for key in ("score", "loss", "train_loss", "test_score", "curve", "seed_runs"):
         assert resumed.metrics[key] == straight.metrics[key], key
+
+
+def test_a_dataset_handed_over_is_not_loaded_again(ray_cluster, tmp_path):
+    """The search loads the data once and shares it through Ray's object store (`tune.with_parameters`):
+    the worker trains on it without reading anything (here the config names data that does not exist)."""
+    from workers.data import load_dataset
+
+    config = {**_config(gru(8).to_json(), 1), "data": {"name": "uea", "dataset": "NoSuchSet"}}
+    tuner = tune.Tuner(
+        tune.with_parameters(train_candidate, data=load_dataset("digits-seq")),
+        param_space=config,
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="t", verbose=0),
+    )
+    result = tuner.fit()[0]
+    assert "error" not in result.metrics or not result.metrics["error"]
+    assert 0 < result.metrics["best_score"] <= 1
