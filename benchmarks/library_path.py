@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -32,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from kernels.recurrent import cell_sequence, native, prefer_library  # noqa: E402
+from cells_cpu import throughput  # noqa: E402  (the same timing as the cell throughput benchmark)
 from kernels.recurrent.library import LIBRARY  # noqa: E402
 from search_spaces.build import CellModule  # noqa: E402
 from search_spaces.cells import named_cell  # noqa: E402
@@ -61,17 +61,6 @@ def step_fn(cell: CellModule, x: torch.Tensor, library: bool):
     return step
 
 
-def best_time(step, repeats: int, clock: str) -> list[float]:
-    """Seconds per step of each repeat (after two warm-up steps)."""
-    tick = time.process_time if clock == "cpu" else time.perf_counter
-    out = []
-    for _ in range(repeats):
-        t0 = tick()
-        step()
-        out.append(tick() - t0)
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=7)
@@ -83,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"the C++ engine does not build here ({native.build_error()}): nothing to compare")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    which = 1 if args.clock == "cpu" else 0  # cells_cpu.throughput gives (wall, CPU) rates
     rows = []
     for task, batch, steps, inputs, hiddens in SHAPES:
         for hidden in hiddens:
@@ -92,17 +82,15 @@ def main(argv: list[str] | None = None) -> None:
                 assert cell.program.library == name
                 x = torch.randn(batch, steps, size)
                 fns = {lib: step_fn(cell, x, lib) for lib in (True, False)}
-                for fn in fns.values():
-                    fn(), fn()
-                times: dict[bool, list[float]] = {True: [], False: []}
+                rates: dict[bool, list[float]] = {True: [], False: []}  # steps per second
                 for _ in range(args.repeats):  # interleaved: load from other processes hits both alike
                     for lib, fn in fns.items():
-                        times[lib] += best_time(fn, 1, args.clock)
-                lib_s, eng_s = min(times[True]), min(times[False])
+                        rates[lib] += [r[which] for r in throughput(fn, 1, repeats=1, warmup=0 if rates[lib] else 2)]
+                lib_s, eng_s = 1.0 / max(rates[True]), 1.0 / max(rates[False])
                 rows.append({"task": task, "cell": name, "batch": batch, "steps": steps, "input": size,
                              "hidden": hidden, "library_ms": 1e3 * lib_s, "engine_ms": 1e3 * eng_s,
                              "library_over_engine": lib_s / eng_s,
-                             "dispatch": "library" if prefer_library(cell.program) else "engine"})
+                             "dispatch": "library" if prefer_library(cell.program, x) else "engine"})
     print(f"training step (forward + backward), ms, best of {args.repeats} by {args.clock} time, "
           f"{args.threads} thread(s), {os.cpu_count()}-core {platform.machine()}, torch {torch.__version__}")
     head = f"{'task':<13}{'cell':<6}{'B':>4}{'T':>5}{'in':>5}{'H':>5}{'torch op':>10}{'engine':>9}{'op / engine':>13}  dispatch"

@@ -50,7 +50,7 @@ def cell_sequence(
         else:
             xproj = x @ wx.t()
         return _triton.recurrent(program, xproj, weights, biases, initial)
-    if library and prefer_library(program):
+    if library and prefer_library(program, x, wx, weights, biases, initial):
         return LIBRARY[program.library](x, wx, weights, biases, initial)
     xproj = x @ wx.t()  # every step's input projections in one matmul
     if native.supports(program, xproj, weights, biases, initial):
@@ -64,13 +64,13 @@ def cell_sequence(
 LIBRARY_LSTM_MIN_HIDDEN = 32
 
 
-def prefer_library(program: CellProgram) -> bool:
+def prefer_library(program: CellProgram, *tensors: torch.Tensor) -> bool:
     """Whether an exact LSTM/GRU (``program.library``) runs on torch's op rather than the C++ engine:
-    where the engine builds, only an LSTM of at least ``LIBRARY_LSTM_MIN_HIDDEN`` units; without it,
-    any (the op beats the generated TorchScript path)."""
+    where the engine runs these tensors (`native.supports`), only an LSTM of at least
+    ``LIBRARY_LSTM_MIN_HIDDEN`` units; where it does not, any (the op beats the TorchScript path)."""
     if program.library not in LIBRARY:
         return False
-    if not native.available():
+    if not native.supports(program, *tensors):
         return True
     return program.library == "lstm" and program.hidden >= LIBRARY_LSTM_MIN_HIDDEN
 

@@ -156,6 +156,7 @@ def test_dispatch_prefers_the_engine_where_it_is_faster(monkeypatch) -> None:
     assert not prefer_library(program(gru, 128)) and not prefer_library(program(lstm, 16))
     assert prefer_library(program(lstm, LIBRARY_LSTM_MIN_HIDDEN)) and prefer_library(program(lstm, 128))
     assert not prefer_library(lower_cell(RANDOM[0], 8))
+    assert prefer_library(program(gru, 8), torch.zeros(1, dtype=torch.bfloat16))  # tensors the engine cannot run
     monkeypatch.setenv("NAS_RECURRENT_CPU", "fused")
     assert prefer_library(program(gru, 8)) and prefer_library(program(lstm, 8))
 

@@ -121,8 +121,8 @@ class CurveStopper(FIFOScheduler):
         calibrate: recalibrate P(final > bar) on the finished trials' earlier predictions made
             within ``calibration_window`` (fraction of the budget) of the current epoch, once
             ``min_calibration`` exist (conformal; off by default: it did not pay, see above).
-        min_gain: the front: the share of the finished front's hypervolume (score from the metric's
-            lower bound, or the worst finished score; MACs up to 1.1x the costliest trial seen) a
+        min_gain: the front: the share of the finished front's hypervolume (scores from
+            ``reference``; MACs up to 1.1x the costliest trial seen) a
             trial must be able to add, unless it can beat the best; ``None``: ``PARETO_MIN_GAIN``;
             0: joining the front is enough.
         reference: the oriented score hypervolumes are measured from (`make_scheduler` passes the
