@@ -14,7 +14,7 @@ validation bpc (the test split decides nothing):
 - ``-0.03 at <=1x``: the found cell with the best validation bpc at no more than the rival's MACs is
   at least 0.03 bpc better on test, beyond two standard errors of the difference.
 
-    python benchmarks/charlm.py [--minutes 11] [--seeds 3] [--top 4]
+    python benchmarks/charlm.py [--minutes 11] [--seeds 3] [--top 4] [--search-seed 0]
     python benchmarks/charlm.py --from benchmarks/results/vs_baselines.json   # reuse that run's charlm task
 
 Writes ``benchmarks/results/charlm.json`` and ``charlm.png`` (test bpc against MACs).
@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=11.0, help="search wall-time budget (<= 15)")
     parser.add_argument("--seeds", type=int, default=3, help="retraining seeds per confirmed cell")
     parser.add_argument("--top", type=int, default=4, help="found cells of the front to confirm")
+    parser.add_argument("--search-seed", type=int, default=0, help="the study's seed (a replicate: another search)")
     parser.add_argument("--steps", type=int, default=10, help="training windows timed per cell for chars/s")
     parser.add_argument("--from", dest="source", type=Path, help="take the charlm task of a vs_baselines JSON run")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory() as scratch:
             result = vs_baselines.search_task("charlm", args.minutes, args.seeds, args.top,
-                                              args.runs_dir or Path(scratch), console)
+                                              args.runs_dir or Path(scratch), console, seed=args.search_seed)
     data, _, train = vs_baselines.TASKS["charlm"]
     for cell in result["cells"]:
         cell["chars_per_s"] = throughput(cell["spec"], data, train, args.steps)

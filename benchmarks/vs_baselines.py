@@ -77,13 +77,15 @@ if "uea" in LOADERS:  # real multivariate / univariate sets shipped inside an in
 
 
 def search_task(task: str, minutes: float, seeds: int, top: int, root: Path, console: Console,
-                eval_seeds: int = 1, folds: int = 1) -> dict[str, Any]:
+                eval_seeds: int = 1, folds: int = 1, seed: int = 0) -> dict[str, Any]:
+    """A ``minutes`` search of ``task`` (study seed ``seed``), its ``top`` found cells and every
+    baseline confirmed over ``seeds`` more seeds; the cells' rows and the verdicts."""
     data, space, train = TASKS[task]
     if folds > 1 and load_dataset(**data).task.objective == "lm":
         folds = 1  # a language model's text is split by position: its long validation stream selects
     train = {**train, "eval_seeds": eval_seeds, "folds": folds}  # each trial scored by a mean of this many runs
     config = parse_config({
-        "name": f"vs-{task}", "seed": 0, "data": data,
+        "name": f"vs-{task}", "seed": seed, "data": data,
         "space": {**space, "name": "gated"},
         "train": train,
         "search": {"trials": 10_000, "sampler": "rea", "time_budget_s": minutes * 60,

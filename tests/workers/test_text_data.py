@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from nas.config import load_config
-from search_spaces import Task, build
+from search_spaces import Task, build, get_space
+from search_spaces.gated import DEFAULT_ACTIVATIONS
 from search_spaces.cells import NAMED, gated_cell
 from workers import lm_training
 from workers.data import DataError, Split, load_dataset
@@ -348,13 +349,29 @@ def _carried(spec, data, name: str = "h", windows: int = 5) -> float:
     return peak
 
 
+def _charlm_with_every_candidate():
+    """charlm.yaml's data and space, with the gated space's every candidate activation."""
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "charlm.yaml")
+    options = {**config.space.options(), "activations": list(DEFAULT_ACTIVATIONS)}
+    return load_dataset(config.data.name, **config.data.options()), get_space(config.space.name, **options)
+
+
+def test_charlm_space_proposes_tanh_candidates_only():
+    """charlm.yaml's ``activations: [tanh]``: relu and identity candidates fit the play being read and
+    generalise worse to a new one (benchmarks/charlm_shift.py), so the LM search does not offer them."""
+    space = load_config(Path(__file__).resolve().parents[2] / "configs" / "charlm.yaml").space.make()
+    rng = np.random.default_rng(3)
+    drawn = [space.sample_params(rng) for _ in range(200)]
+    assert {p["cand_act"] for p in drawn} == {"tanh"}
+    assert {p["memory"] for p in drawn} == {"cell", "none"}
+
+
 def test_charlm_space_keeps_a_carried_memory_cell_bounded():
     """charlm.yaml's ``output_activations: [tanh]``: every memory cell the LM search can propose keeps
     h within [-1, 1] over carried windows, where a cell of the same space with unbounded candidate
-    and output (8 of 87 trials of a 12-minute charlm benchmark) overflows within the first windows."""
-    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "charlm.yaml")
-    data = load_dataset(config.data.name, **config.data.options())
-    space = config.space.make()
+    and output (8 of 87 trials of a 12-minute charlm benchmark) overflows within the first windows.
+    Checked with relu and identity candidates let back in (charlm.yaml itself keeps tanh ones)."""
+    data, space = _charlm_with_every_candidate()
     rng = np.random.default_rng(0)
     cells = [p for p in (space.sample_params(rng) for _ in range(200)) if p["memory"] == "cell"]
     assert {p["output_act"] for p in cells} == {"tanh"} and {p["cand_act"] for p in cells} >= {"relu", "identity"}
@@ -370,9 +387,7 @@ def test_charlm_space_keeps_a_forget_gate_on_every_memory_cell():
     candidate per step over the carried stream, so even a tanh output saturates (17 of 154 trials of a
     12-minute charlm benchmark stuck at the characters' frequencies, 4.82 bpc); the cells the LM search
     proposes keep c bounded, with relu and identity candidates too."""
-    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "charlm.yaml")
-    data = load_dataset(config.data.name, **config.data.options())
-    space = config.space.make()
+    data, space = _charlm_with_every_candidate()
     rng = np.random.default_rng(2)
     cells = [p for p in (space.sample_params(rng) for _ in range(200)) if p["memory"] == "cell"]
     assert {p["forget"] for p in cells} == {"on", "coupled"}
