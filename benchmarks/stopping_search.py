@@ -18,7 +18,7 @@ largest MACs of any run (x 1.01).
     python benchmarks/stopping_search.py --config configs/basic_motions.yaml --epochs 40 --trials 60 \\
         --seeds 0 1 2 --policies none curve asha median --confirm 2
     # the character-level language model (bits per character, minimised), a fixed number of trials
-    python benchmarks/stopping_search.py --config configs/charlm.yaml --no-time-budget --seeds 0 1 2
+    python benchmarks/stopping_search.py --config configs/charlm.yaml --no-time-budget --trials 40 --seeds 0 1 2
 
 Writes ``benchmarks/results/stopping_search_<config>.json``.
 """

@@ -65,11 +65,14 @@ def best_baseline_within(baselines: Sequence[Score], macs: int, metric: Metric) 
 
 
 def single_run_scores(study: optuna.Study) -> list[Score]:
-    """Every completed trial's search result (no confirmation)."""
+    """Every completed cell's search result (no confirmation), once: a trial that repeated an
+    evaluated cell (``duplicate_of``) is that cell, already listed -- a repeat of a baseline is not
+    a found cell."""
     return [
         Score(t.number, int(t.values[1]), t.values[0], float(t.user_attrs.get("test_score", math.nan)),
               baseline=t.user_attrs.get(BASELINE_ATTR))
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if "duplicate_of" not in t.user_attrs
     ]
 
 

@@ -29,10 +29,11 @@ def targets(study: optuna.Study, top: int) -> list[FrozenTrial]:
     """The ``top`` best found cells in non-dominated order (the found cells' own front, then the
     next layers while it has fewer than ``top``; the baselines left out, so a baseline's lucky seed
     does not hide the found cells near it; one trial per cell: an isomorphic twin, recorded with its
-    twin's results, would only retrain the same cell), then every completed baseline."""
+    twin's results, would only retrain the same cell; a repeat of a baseline is that baseline), then
+    every completed baseline."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     found: dict[int, FrozenTrial] = {}
-    seen: set[str] = set()
+    seen: set[str] = {t.user_attrs["hash"] for t in complete if is_baseline(t) and "hash" in t.user_attrs}
     for t in complete:
         key = t.user_attrs.get("hash")
         if not is_baseline(t) and (key is None or key not in seen):

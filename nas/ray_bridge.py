@@ -92,6 +92,10 @@ class StudySearcher(Searcher):
     def gave_up(self) -> str | None:
         return self.loop.gave_up
 
+    @property
+    def exhausted(self) -> str | None:
+        return self.loop.exhausted
+
     def _settle(self, trial: optuna.Trial, spec: Any) -> tuple[dict[str, Any], str | None]:
         """Where the trial's folder goes, and the hypernetwork's verdict."""
         attrs: dict[str, Any] = {}

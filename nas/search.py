@@ -370,6 +370,8 @@ def _print_outcome(config: Config, study: optuna.Study, searcher: StudySearcher,
         console.print(f"[red]failed[/] {line}")
     if searcher.gave_up:
         console.print(f"[red]error:[/] {searcher.gave_up}")
+    if searcher.exhausted:
+        console.print(f"note: {searcher.exhausted}")
 
 
 def _confirmation_jobs(config: Config, study: optuna.Study) -> list:

@@ -3,8 +3,10 @@
 ``propose`` asks the study for a trial, lets the space suggest a cell through it (so any Optuna
 sampler proposes it), validates it, costs it, hashes it and deduplicates it: an invalid proposal is
 told FAIL, an equivalent of a finished candidate gets that candidate's values (so the sampler still
-learns, with ``duplicate_of`` naming it), and a proposal the caller's ``settle`` hook skips is told
-PRUNED; the first proposal that survives is returned. ``complete``, ``prune`` and ``fail`` record the
+learns, with ``duplicate_of`` naming it; an equivalent of one an early-stopping policy stopped is told
+PRUNED with its partial curve), and a proposal the caller's ``settle`` hook skips is told PRUNED; the
+first proposal that survives is returned. A proposer that only repeats evaluated cells ends the
+search (``exhausted`` says so): a small space, or the proposer's corner of it, has been searched. ``complete``, ``prune`` and ``fail`` record the
 outcome of a trained proposal. The Ray searcher (`nas.ray_bridge`), the NAS-Bench-201 simulator
 (`nas.benchmark`) and the benchmark scripts all call it; `distinct_samples` is its counterpart for
 random cells outside a study (the hypernetwork commands).
@@ -112,15 +114,19 @@ class TrialLoop:
         self.dedupe, self.fail_in_flight, self.max_invalid = dedupe, fail_in_flight, max_invalid
         self.counts = SearchCounts()
         self.gave_up: str | None = None
+        self.exhausted: str | None = None
         self._done_by_hash: dict[str, int] | None = None  # canonical hash -> a COMPLETE trial
+        self._stopped_by_hash: dict[str, int] = {}  # canonical hash -> a trial a policy stopped
+        self._repeats = 0  # proposals that repeated an evaluated cell (not one in flight)
         self._in_flight: dict[str, int] = {}  # canonical hash -> a proposal being trained
 
     # ---- propose ----------------------------------------------------------------------------------
     def propose(self) -> Proposal | None:
-        """The next proposal to train, or None: the budget is full, or ``max_invalid`` in a row failed
-        (``gave_up`` says so)."""
+        """The next proposal to train, or None: the budget is full, ``max_invalid`` in a row failed
+        (``gave_up`` says so), or as many in a row repeated evaluated cells (``exhausted``)."""
+        repeats = self._repeats
         for _ in range(self.max_invalid):
-            if self._budget_filled():
+            if self._budget_filled() or self.exhausted:
                 return None
             with warnings.catch_warnings():  # Optuna's heartbeat note assumes Study.optimize; we beat ourselves
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
@@ -134,6 +140,13 @@ class TrialLoop:
             if proposal is not None:
                 self.counts.started += 1
                 return proposal
+        if self._repeats - repeats == self.max_invalid:
+            self.exhausted = (
+                f"the proposer repeated cells already evaluated {self.max_invalid} times in a row "
+                f"({len(self._distinct())} distinct cells evaluated), so the search stopped asking: the "
+                "space, or the proposer's part of it, has been searched; widen the space to go on"
+            )
+            return None
         self.gave_up = (
             f"{self.max_invalid} proposals in a row were invalid or made the proposer fail, so the "
             "search stopped asking; see the `error` of the last failed trials (nas status NAME)"
@@ -197,6 +210,8 @@ class TrialLoop:
                 if "hash" in t.user_attrs
             }
         number = self._done_by_hash.get(key)
+        if number is None and key in self._stopped():
+            return self._repeat_stopped(trial, self._stopped_by_hash[key], attrs)
         if number is None:
             if self.fail_in_flight and key in self._in_flight:
                 self._reject(trial, TrialState.FAIL, {**attrs, "duplicate_of": self._in_flight[key]})
@@ -211,6 +226,35 @@ class TrialLoop:
         self.counts.started += 1
         self.counts.complete += 1
         self.counts.duplicates += 1
+        self._repeats += 1
+        return True
+
+    def _stopped(self) -> dict[str, int]:
+        """Cells an early-stopping policy stopped (PRUNED with a partial ``curve``; not a proposal the
+        ``settle`` hook skipped), by canonical hash; read from the study once, then kept by `prune`."""
+        if not self._stopped_by_hash:
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+                if "hash" in t.user_attrs and t.user_attrs.get("curve") and "skipped" not in t.user_attrs:
+                    self._stopped_by_hash.setdefault(t.user_attrs["hash"], t.number)
+        return self._stopped_by_hash
+
+    def _distinct(self) -> set[str]:
+        """Canonical hashes of the cells this study has evaluated (completed or stopped)."""
+        return set(self._done_by_hash or {}) | set(self._stopped())
+
+    def _repeat_stopped(self, trial: optuna.Trial, number: int, attrs: dict[str, Any]) -> bool:
+        """A repeat of a stopped cell is stopped too, untrained: training is deterministic per seed,
+        so it would only retrace the same curve. Told PRUNED with that curve (proposers learn from it
+        as from the original, `partial_values`) and ``duplicate_of`` naming the original."""
+        storage = self.study._storage
+        twin = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number))
+        copied = {a: twin.user_attrs[a] for a in TWIN_ATTRS if a in twin.user_attrs}
+        self.write(trial, {**attrs, **copied, "duplicate_of": number})
+        self.study.tell(trial, state=TrialState.PRUNED)
+        self.counts.started += 1
+        self.counts.pruned += 1
+        self.counts.duplicates += 1
+        self._repeats += 1
         return True
 
     def _reject(self, trial: optuna.Trial, state: TrialState, attrs: dict[str, Any]) -> None:
@@ -243,6 +287,8 @@ class TrialLoop:
         """The proposal was stopped early."""
         self._finish(proposal, attrs)
         self._tell(proposal.number, TrialState.PRUNED)
+        if self._stopped_by_hash and (attrs or {}).get("curve"):
+            self._stopped_by_hash.setdefault(proposal.key, proposal.number)
         self.counts.pruned += 1
 
     def fail(self, proposal: Proposal, error: str, attrs: dict[str, Any] | None = None) -> None:
@@ -267,7 +313,7 @@ class TrialLoop:
     def __getstate__(self) -> dict[str, Any]:
         """Pickled with Ray's searcher state: bookkeeping only (the study is persistent)."""
         state = self.__dict__.copy()
-        state.update(study=None, settle=None, _done_by_hash=None, _in_flight={})
+        state.update(study=None, settle=None, _done_by_hash=None, _stopped_by_hash={}, _in_flight={})
         return state
 
 

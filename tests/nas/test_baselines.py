@@ -11,7 +11,8 @@ import yaml
 from optuna.trial import TrialState
 
 from nas import confirm
-from nas.baselines import Score, best_baseline_within, enqueue_baselines, front_of, is_baseline, nondominated_order, summary_line
+from nas.baselines import (BASELINE_ATTR, Score, best_baseline_within, enqueue_baselines, front_of, is_baseline,
+                           nondominated_order, single_run_scores, summary_line)
 from nas.cli import main
 from nas.config import ConfigError, parse_config
 from nas.study import default_storage, open_study, recover_trials, running_trials
@@ -177,3 +178,19 @@ def test_confirmation_names_top_cells_even_when_one_dominates_the_rest(tmp_path)
     assert [t.number for t in confirm.targets(study, top=10)] == [0, 3, 1, 2, 4]
     scores = [Score(n, m, v, math.nan) for n, (v, m) in enumerate([(0.5, 1), (0.4, 2), (0.6, 3)])]
     assert [s.number for s in nondominated_order(scores, METRICS["mse"], 3)] == [1, 0, 2]  # lower is better
+
+
+def test_a_repeat_of_a_baseline_is_that_baseline_not_a_found_cell(tmp_path):
+    """A proposal that repeats a baseline's cell gets the baseline's results (``duplicate_of``); the
+    front, the summary line and confirmation must not present it as a found cell that ties it."""
+    study = _study(_sqlite(tmp_path))
+    study.enqueue_trial({}, user_attrs={"hash": "mgu", BASELINE_ATTR: "mgu-h128"})
+    study.tell(study.ask(), [0.9, 10.0])
+    study.enqueue_trial({}, user_attrs={"hash": "mgu", "duplicate_of": 0})  # the repeat
+    study.tell(study.ask(), [0.9, 10.0])
+    study.enqueue_trial({}, user_attrs={"hash": "new"})
+    study.tell(study.ask(), [0.8, 5.0])
+    assert [(s.number, s.baseline) for s in single_run_scores(study)] == [(0, "mgu-h128"), (2, None)]
+    assert [t.number for t in confirm.targets(study, top=3)] == [2, 0]
+    line = summary_line(single_run_scores(study), METRICS["accuracy"])
+    assert line is not None and line.startswith("best found cell: trial 2,")

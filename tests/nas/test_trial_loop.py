@@ -92,3 +92,35 @@ def test_distinct_samples_are_distinct_and_bounded() -> None:
     assert len(cells) == 10 and len({c.to_json() for c in cells}) == 10
     single = RecurrentCellSpace(num_nodes=1, hidden_sizes=(16,), activations=("tanh",), combine_ops=("add",))
     assert len(distinct_samples(single, 5, rng)) == 1  # one cell exists: the draws run out, no endless loop
+
+
+def test_a_repeat_of_a_stopped_cell_is_stopped_untrained() -> None:
+    """Training is deterministic per seed: a repeat of a cell an early-stopping policy stopped would
+    only retrace its curve. It is told PRUNED with that curve, which proposers learn from."""
+    loop = TrialLoop(_study(), SPACE, TASK)
+    first = loop.propose()
+    loop.prune(first, {"curve": [0.3, 0.4], "epochs": 2})
+    for _ in range(40):
+        p = loop.propose()
+        if p is None:
+            break
+        loop.complete(p, [0.1, 1.0])
+    repeats = [t for t in loop.study.trials if t.user_attrs.get("duplicate_of") == first.number]
+    assert repeats, "no proposal repeated the stopped cell"
+    assert all(t.state == TrialState.PRUNED and t.user_attrs["curve"] == [0.3, 0.4] for t in repeats)
+    assert loop.counts.pruned == 1 + len(repeats)
+
+
+def test_a_proposer_that_only_repeats_ends_the_search() -> None:
+    """A space smaller than the budget: once every proposal repeats an evaluated cell, ``max_invalid``
+    times in a row, the loop stops asking and says why; that is the end of a search, not an error."""
+    loop = TrialLoop(_study(), SPACE, TASK, max_invalid=10)
+    trained = 0
+    while (p := loop.propose()) is not None:
+        loop.complete(p, [0.5, 1.0]) if trained % 2 else loop.prune(p, {"curve": [0.2]})
+        trained += 1
+        assert trained < 200, "the loop never noticed the space was searched"
+    assert loop.gave_up is None and "repeated cells already evaluated 10 times in a row" in loop.exhausted
+    distinct = {t.user_attrs["hash"] for t in loop.study.trials}
+    assert trained == len(distinct) and f"({len(distinct)} distinct cells evaluated)" in loop.exhausted
+    assert loop.study.trials[-10:] == [t for t in loop.study.trials[-10:] if "duplicate_of" in t.user_attrs]
