@@ -6,8 +6,8 @@ told FAIL, an equivalent of a finished candidate gets that candidate's values (s
 learns, with ``duplicate_of`` naming it; an equivalent of one an early-stopping policy stopped is told
 PRUNED with its partial curve), and a proposal the caller's ``settle`` hook skips is told PRUNED; the
 first proposal that survives is returned. A proposer that only repeats evaluated cells ends the
-search (``exhausted`` says so): a small space, or the proposer's corner of it, has been searched. ``complete``, ``prune`` and ``fail`` record the
-outcome of a trained proposal. The Ray searcher (`nas.ray_bridge`), the NAS-Bench-201 simulator
+search (``exhausted`` says so): a small space, or the proposer's corner of it, has been searched.
+``complete``, ``prune`` and ``fail`` record the outcome of a trained proposal. The Ray searcher (`nas.ray_bridge`), the NAS-Bench-201 simulator
 (`nas.benchmark`) and the benchmark scripts all call it; `distinct_samples` is its counterpart for
 random cells outside a study (the hypernetwork commands).
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from nas.study import counted_trials, record_heartbeats, set_user_attrs, study_metric
 from search_spaces import SearchSpace, SpecError, Task
@@ -116,7 +116,7 @@ class TrialLoop:
         self.gave_up: str | None = None
         self.exhausted: str | None = None
         self._done_by_hash: dict[str, int] | None = None  # canonical hash -> a COMPLETE trial
-        self._stopped_by_hash: dict[str, int] = {}  # canonical hash -> a trial a policy stopped
+        self._stopped_by_hash: dict[str, int] | None = None  # canonical hash -> a trial a policy stopped
         self._repeats = 0  # proposals that repeated an evaluated cell (not one in flight)
         self._in_flight: dict[str, int] = {}  # canonical hash -> a proposal being trained
 
@@ -211,17 +211,14 @@ class TrialLoop:
             }
         number = self._done_by_hash.get(key)
         if number is None and key in self._stopped():
-            return self._repeat_stopped(trial, self._stopped_by_hash[key], attrs)
+            return self._repeat_stopped(trial, self._stopped()[key], attrs)
         if number is None:
             if self.fail_in_flight and key in self._in_flight:
                 self._reject(trial, TrialState.FAIL, {**attrs, "duplicate_of": self._in_flight[key]})
                 self.counts.duplicates += 1
                 return True
             return False
-        storage = self.study._storage
-        twin = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number))
-        copied = {a: twin.user_attrs[a] for a in TWIN_ATTRS if a in twin.user_attrs}
-        self.write(trial, {**attrs, **copied, "duplicate_of": number})
+        twin = self._copy_twin(trial, number, attrs)
         self.study.tell(trial, values=twin.values)
         self.counts.started += 1
         self.counts.complete += 1
@@ -229,10 +226,20 @@ class TrialLoop:
         self._repeats += 1
         return True
 
+    def _copy_twin(self, trial: optuna.Trial, number: int, attrs: dict[str, Any]) -> FrozenTrial:
+        """Record on ``trial`` what its twin ``number`` reached (`TWIN_ATTRS`) and ``duplicate_of``;
+        the twin."""
+        storage = self.study._storage
+        twin = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number))
+        copied = {a: twin.user_attrs[a] for a in TWIN_ATTRS if a in twin.user_attrs}
+        self.write(trial, {**attrs, **copied, "duplicate_of": number})
+        return twin
+
     def _stopped(self) -> dict[str, int]:
         """Cells an early-stopping policy stopped (PRUNED with a partial ``curve``; not a proposal the
         ``settle`` hook skipped), by canonical hash; read from the study once, then kept by `prune`."""
-        if not self._stopped_by_hash:
+        if self._stopped_by_hash is None:
+            self._stopped_by_hash = {}
             for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
                 if "hash" in t.user_attrs and t.user_attrs.get("curve") and "skipped" not in t.user_attrs:
                     self._stopped_by_hash.setdefault(t.user_attrs["hash"], t.number)
@@ -246,10 +253,7 @@ class TrialLoop:
         """A repeat of a stopped cell is stopped too, untrained: training is deterministic per seed,
         so it would only retrace the same curve. Told PRUNED with that curve (proposers learn from it
         as from the original, `partial_values`) and ``duplicate_of`` naming the original."""
-        storage = self.study._storage
-        twin = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number))
-        copied = {a: twin.user_attrs[a] for a in TWIN_ATTRS if a in twin.user_attrs}
-        self.write(trial, {**attrs, **copied, "duplicate_of": number})
+        self._copy_twin(trial, number, attrs)
         self.study.tell(trial, state=TrialState.PRUNED)
         self.counts.started += 1
         self.counts.pruned += 1
@@ -287,7 +291,7 @@ class TrialLoop:
         """The proposal was stopped early."""
         self._finish(proposal, attrs)
         self._tell(proposal.number, TrialState.PRUNED)
-        if self._stopped_by_hash and (attrs or {}).get("curve"):
+        if self._stopped_by_hash is not None and (attrs or {}).get("curve"):
             self._stopped_by_hash.setdefault(proposal.key, proposal.number)
         self.counts.pruned += 1
 
@@ -313,7 +317,7 @@ class TrialLoop:
     def __getstate__(self) -> dict[str, Any]:
         """Pickled with Ray's searcher state: bookkeeping only (the study is persistent)."""
         state = self.__dict__.copy()
-        state.update(study=None, settle=None, _done_by_hash=None, _stopped_by_hash={}, _in_flight={})
+        state.update(study=None, settle=None, _done_by_hash=None, _stopped_by_hash=None, _in_flight={})
         return state
 
 
