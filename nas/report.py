@@ -62,10 +62,13 @@ class TrialPoints:
 
 
 def trial_points(study: optuna.Study) -> TrialPoints:
-    """Complete trials on/off the front; pruned ones at their best reported score and MACs."""
+    """Complete trials on/off the front; pruned ones at their best reported score and MACs; a
+    repeat of an evaluated cell (``duplicate_of``) is drawn once, as the original."""
     points, metric = TrialPoints(), study_metric(study)
     front = {t.number for t in pareto_front(study)}
     for t in study.get_trials(deepcopy=False):
+        if "duplicate_of" in t.user_attrs and t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            continue
         if t.state == TrialState.COMPLETE and t.values:
             target = points.front if t.number in front else points.dominated
             target.append((t.number, float(t.values[1]), float(t.values[0])))
@@ -371,8 +374,11 @@ def write_report(
                             f"config hash {config.fingerprint()}."))
     metric = study_metric(study)
     best = front[0] if front else None
-    blocks.append(("p", f"{complete} complete, {len(points.pruned)} pruned, {points.failed} failed trials; "
-                        f"{len(front)} on the Pareto front"
+    repeats = sum(1 for t in study.get_trials(deepcopy=False) if "duplicate_of" in t.user_attrs
+                  and t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+    blocks.append(("p", f"{complete} complete, {len(points.pruned)} pruned, {points.failed} failed trials"
+                        + (f" ({repeats} more repeated cells already evaluated and took their results)" if repeats else "")
+                        + f"; {len(front)} on the Pareto front"
                         + (f"; best validation {metric.phrase} {metric.fmt(best.values[0])} (trial {best.number}, "
                            f"{int(best.values[1]):,} MACs)." if best else ".")))
     blocks.append(("img", "pareto.png", "Pareto front and hypervolume"))

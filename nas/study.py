@@ -232,9 +232,11 @@ def study_metric(study: optuna.Study) -> Metric:
 
 
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
-    """Completed trials that no other completed trial dominates, best score first (then MACs)."""
+    """Completed trials that no other completed trial dominates, best score first (then MACs); one
+    trial per cell: a repeat of an evaluated cell (``duplicate_of``) is left to the original."""
     metric = study_metric(study)
-    return sorted(study.best_trials, key=lambda t: metric.rank(*t.values))
+    cells = [t for t in study.best_trials if "duplicate_of" not in t.user_attrs]
+    return sorted(cells, key=lambda t: metric.rank(*t.values))
 
 
 def hypervolume_2d(points: Sequence[tuple[float, float]], reference: tuple[float, float], metric: Metric | None = None) -> float:
@@ -290,7 +292,7 @@ def summarize(study: optuna.Study) -> StudySummary:
         metric=metric,
         best_score=best.values[0] if best else None,
         best_macs=int(best.values[1]) if best else None,
-        front_size=len(study.best_trials) if complete else 0,
+        front_size=len(pareto_front(study)) if complete else 0,
     )
 
 

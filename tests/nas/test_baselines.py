@@ -15,7 +15,8 @@ from nas.baselines import (BASELINE_ATTR, Score, best_baseline_within, enqueue_b
                            nondominated_order, single_run_scores, summary_line)
 from nas.cli import main
 from nas.config import ConfigError, parse_config
-from nas.study import default_storage, open_study, recover_trials, running_trials
+from nas.report import trial_points
+from nas.study import default_storage, open_study, pareto_front, recover_trials, running_trials, summarize
 from search_spaces import GatedCellSpace
 from workers.metrics import METRICS
 
@@ -194,3 +195,5 @@ def test_a_repeat_of_a_baseline_is_that_baseline_not_a_found_cell(tmp_path):
     assert [t.number for t in confirm.targets(study, top=3)] == [2, 0]
     line = summary_line(single_run_scores(study), METRICS["accuracy"])
     assert line is not None and line.startswith("best found cell: trial 2,")
+    assert [t.number for t in pareto_front(study)] == [0, 2] and summarize(study).front_size == 2
+    assert [p[0] for p in trial_points(study).front] == [2, 0]  # the report draws the cell once
