@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.study import is_repeat
 from workers.metrics import Metric
 
 BASELINE_ATTR = "baseline"
@@ -66,13 +67,13 @@ def best_baseline_within(baselines: Sequence[Score], macs: int, metric: Metric) 
 
 def single_run_scores(study: optuna.Study) -> list[Score]:
     """Every completed cell's search result (no confirmation), once: a trial that repeated an
-    evaluated cell (``duplicate_of``) is that cell, already listed -- a repeat of a baseline is not
+    evaluated cell (`nas.study.is_repeat`) is that cell, already listed -- a repeat of a baseline is not
     a found cell."""
     return [
         Score(t.number, int(t.values[1]), t.values[0], float(t.user_attrs.get("test_score", math.nan)),
               baseline=t.user_attrs.get(BASELINE_ATTR))
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if "duplicate_of" not in t.user_attrs
+        if not is_repeat(t)
     ]
 
 

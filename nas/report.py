@@ -39,7 +39,7 @@ from nas.splits import (  # noqa: E402
     study_splits,
     validation_label,
 )
-from nas.study import REFERENCE_ATTR, hypervolume_2d, pareto_front, reference_score, study_metric  # noqa: E402
+from nas.study import REFERENCE_ATTR, hypervolume_2d, is_repeat, pareto_front, reference_score, study_metric  # noqa: E402
 from search_spaces import Spec  # noqa: E402
 from search_spaces.activations import canonical  # noqa: E402
 from workers.data import describe_splits  # noqa: E402
@@ -63,11 +63,11 @@ class TrialPoints:
 
 def trial_points(study: optuna.Study) -> TrialPoints:
     """Complete trials on/off the front; pruned ones at their best reported score and MACs; a
-    repeat of an evaluated cell (``duplicate_of``) is drawn once, as the original."""
+    repeat of an evaluated cell (`is_repeat`) is drawn once, as the original."""
     points, metric = TrialPoints(), study_metric(study)
     front = {t.number for t in pareto_front(study)}
     for t in study.get_trials(deepcopy=False):
-        if "duplicate_of" in t.user_attrs and t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        if is_repeat(t):
             continue
         if t.state == TrialState.COMPLETE and t.values:
             target = points.front if t.number in front else points.dominated
@@ -374,8 +374,7 @@ def write_report(
                             f"config hash {config.fingerprint()}."))
     metric = study_metric(study)
     best = front[0] if front else None
-    repeats = sum(1 for t in study.get_trials(deepcopy=False) if "duplicate_of" in t.user_attrs
-                  and t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+    repeats = sum(1 for t in study.get_trials(deepcopy=False) if is_repeat(t))
     blocks.append(("p", f"{complete} complete, {len(points.pruned)} pruned, {points.failed} failed trials"
                         + (f" ({repeats} more repeated cells already evaluated and took their results)" if repeats else "")
                         + f"; {len(front)} on the Pareto front"

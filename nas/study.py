@@ -231,11 +231,20 @@ def study_metric(study: optuna.Study) -> Metric:
     return get_metric(study.user_attrs.get(METRIC_ATTR, "accuracy"))
 
 
+DUPLICATE_ATTR = "duplicate_of"  # on a trial that repeated an evaluated cell: the original's number
+
+
+def is_repeat(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` repeated a cell already evaluated and took that cell's result untrained
+    (completed or stopped like the original); the original stands for the cell everywhere."""
+    return DUPLICATE_ATTR in trial.user_attrs and trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """Completed trials that no other completed trial dominates, best score first (then MACs); one
-    trial per cell: a repeat of an evaluated cell (``duplicate_of``) is left to the original."""
+    trial per cell: a repeat of an evaluated cell (`is_repeat`) is left to the original."""
     metric = study_metric(study)
-    cells = [t for t in study.best_trials if "duplicate_of" not in t.user_attrs]
+    cells = [t for t in study.best_trials if not is_repeat(t)]
     return sorted(cells, key=lambda t: metric.rank(*t.values))
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.study import counted_trials, record_heartbeats, set_user_attrs, study_metric
+from nas.study import DUPLICATE_ATTR, counted_trials, record_heartbeats, set_user_attrs, study_metric
 from search_spaces import SearchSpace, SpecError, Task
 from workers.faults import maybe_die
 
@@ -214,7 +214,7 @@ class TrialLoop:
             return self._repeat_stopped(trial, self._stopped()[key], attrs)
         if number is None:
             if self.fail_in_flight and key in self._in_flight:
-                self._reject(trial, TrialState.FAIL, {**attrs, "duplicate_of": self._in_flight[key]})
+                self._reject(trial, TrialState.FAIL, {**attrs, DUPLICATE_ATTR: self._in_flight[key]})
                 self.counts.duplicates += 1
                 return True
             return False
@@ -232,7 +232,7 @@ class TrialLoop:
         storage = self.study._storage
         twin = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number))
         copied = {a: twin.user_attrs[a] for a in TWIN_ATTRS if a in twin.user_attrs}
-        self.write(trial, {**attrs, **copied, "duplicate_of": number})
+        self.write(trial, {**attrs, **copied, DUPLICATE_ATTR: number})
         return twin
 
     def _stopped(self) -> dict[str, int]:
