@@ -36,7 +36,7 @@ def _checkpointed(runs: Path, name: str, count: int) -> bool:
 
 def test_sigterm_stops_like_ctrl_c_and_resume_restarts_a_trial_whose_checkpoint_is_gone(ray_cluster, tmp_path):
     runs = tmp_path / "runs"
-    epochs = 30
+    epochs = 400  # long enough that neither trial can finish before the signal on a loaded machine
     path = write_config(tmp_path, "term", {**CONFIG, "train": {**CONFIG["train"], "epochs": epochs}})
     proc = subprocess.Popen(
         [sys.executable, "-m", "nas.cli", "search", str(path), "--runs-dir", str(runs)],
