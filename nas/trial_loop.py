@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from nas.study import DUPLICATE_ATTR, counted_trials, record_heartbeats, set_user_attrs, study_metric
 from search_spaces import SearchSpace, SpecError, Task
@@ -201,39 +201,42 @@ class TrialLoop:
 
     def _reuse_duplicate(self, trial: optuna.Trial, key: str, attrs: dict[str, Any]) -> bool:
         """An equivalent candidate (same canonical hash: an isomorphic cell, an activation written
-        another way) that already finished is not trained again: its result is told for this trial,
-        so the sampler still learns, with ``duplicate_of`` naming the original."""
+        another way) that already completed or was stopped is not trained again: its outcome is told
+        for this trial (`_repeat`), so the sampler still learns, with ``duplicate_of`` naming it."""
         if self._done_by_hash is None:
             self._done_by_hash = {
                 t.user_attrs["hash"]: t.number
                 for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 if "hash" in t.user_attrs
             }
-        number = self._done_by_hash.get(key)
-        if number is None and key in self._stopped():
-            return self._repeat_stopped(trial, self._stopped()[key], attrs)
-        if number is None:
-            if self.fail_in_flight and key in self._in_flight:
-                self._reject(trial, TrialState.FAIL, {**attrs, DUPLICATE_ATTR: self._in_flight[key]})
-                self.counts.duplicates += 1
-                return True
-            return False
-        twin = self._copy_twin(trial, number, attrs)
-        self.study.tell(trial, values=twin.values)
-        self.counts.started += 1
-        self.counts.complete += 1
-        self.counts.duplicates += 1
-        self._repeats += 1
-        return True
+        number = self._done_by_hash.get(key, self._stopped().get(key))
+        if number is not None:
+            self._repeat(trial, number, attrs)
+            return True
+        if self.fail_in_flight and key in self._in_flight:
+            self._reject(trial, TrialState.FAIL, {**attrs, DUPLICATE_ATTR: self._in_flight[key]})
+            self.counts.duplicates += 1
+            return True
+        return False
 
-    def _copy_twin(self, trial: optuna.Trial, number: int, attrs: dict[str, Any]) -> FrozenTrial:
-        """Record on ``trial`` what its twin ``number`` reached (`TWIN_ATTRS`) and ``duplicate_of``;
-        the twin."""
+    def _repeat(self, trial: optuna.Trial, number: int, attrs: dict[str, Any]) -> None:
+        """Finish ``trial`` as its evaluated twin ``number`` ended, untrained: completed with its values,
+        or stopped with its partial curve (training is deterministic per seed, so a stopped cell would
+        only retrace that curve; proposers learn from it, `partial_values`). It records what the twin
+        reached (`TWIN_ATTRS`) and ``duplicate_of``."""
         storage = self.study._storage
         twin = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number))
         copied = {a: twin.user_attrs[a] for a in TWIN_ATTRS if a in twin.user_attrs}
         self.write(trial, {**attrs, **copied, DUPLICATE_ATTR: number})
-        return twin
+        if twin.state == TrialState.COMPLETE:
+            self.study.tell(trial, values=twin.values)
+            self.counts.complete += 1
+        else:
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.counts.pruned += 1
+        self.counts.started += 1
+        self.counts.duplicates += 1
+        self._repeats += 1
 
     def _stopped(self) -> dict[str, int]:
         """Cells an early-stopping policy stopped (PRUNED with a partial ``curve``; not a proposal the
@@ -248,18 +251,6 @@ class TrialLoop:
     def _distinct(self) -> set[str]:
         """Canonical hashes of the cells this study has evaluated (completed or stopped)."""
         return set(self._done_by_hash or {}) | set(self._stopped())
-
-    def _repeat_stopped(self, trial: optuna.Trial, number: int, attrs: dict[str, Any]) -> bool:
-        """A repeat of a stopped cell is stopped too, untrained: training is deterministic per seed,
-        so it would only retrace the same curve. Told PRUNED with that curve (proposers learn from it
-        as from the original, `partial_values`) and ``duplicate_of`` naming the original."""
-        self._copy_twin(trial, number, attrs)
-        self.study.tell(trial, state=TrialState.PRUNED)
-        self.counts.started += 1
-        self.counts.pruned += 1
-        self.counts.duplicates += 1
-        self._repeats += 1
-        return True
 
     def _reject(self, trial: optuna.Trial, state: TrialState, attrs: dict[str, Any]) -> None:
         """Finish a proposal without training it (invalid, proposer error, skipped, duplicate)."""

@@ -22,6 +22,14 @@ def _study(**params: object) -> optuna.Study:
     return study
 
 
+def _complete_the_next(loop: TrialLoop, count: int) -> None:
+    """Propose up to ``count`` more cells, completing each trained one with a poor score."""
+    for _ in range(count):
+        if (p := loop.propose()) is None:
+            break
+        loop.complete(p, [0.1, 1.0])
+
+
 def test_complete_records_values_and_the_proposal() -> None:
     loop = TrialLoop(_study(), SPACE, TASK, attrs={"driver": "me"})
     p = loop.propose()
@@ -37,12 +45,7 @@ def test_a_duplicate_of_a_finished_cell_gets_its_values_untrained() -> None:
     loop = TrialLoop(_study(), SPACE, TASK)
     first = loop.propose()
     loop.complete(first, [0.8, 100.0], {"curve": [0.8], "test_score": 0.7})
-    # the tiny space has few distinct cells: keep asking until one repeats the first
-    for _ in range(40):
-        p = loop.propose()
-        if p is None:
-            break
-        loop.complete(p, [0.1, 1.0])
+    _complete_the_next(loop, 40)  # the tiny space has few distinct cells: one repeats the first
     dups = [t for t in loop.study.trials if t.user_attrs.get("duplicate_of") == first.number]
     assert dups, "no proposal repeated the first cell"
     assert all(t.values == [0.8, 100.0] and t.user_attrs["test_score"] == 0.7 for t in dups)
@@ -100,11 +103,7 @@ def test_a_repeat_of_a_stopped_cell_is_stopped_untrained() -> None:
     loop = TrialLoop(_study(), SPACE, TASK)
     first = loop.propose()
     loop.prune(first, {"curve": [0.3, 0.4], "epochs": 2})
-    for _ in range(40):
-        p = loop.propose()
-        if p is None:
-            break
-        loop.complete(p, [0.1, 1.0])
+    _complete_the_next(loop, 40)
     repeats = [t for t in loop.study.trials if t.user_attrs.get("duplicate_of") == first.number]
     assert repeats, "no proposal repeated the stopped cell"
     assert all(t.state == TrialState.PRUNED and t.user_attrs["curve"] == [0.3, 0.4] for t in repeats)
