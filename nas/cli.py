@@ -139,7 +139,7 @@ def _status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from nas.splits import splits_line, study_eval_seeds, study_splits
-    from nas.study import open_study, summarize
+    from nas.study import DUPLICATE_ATTR, is_repeat, open_study, summarize
     from nas.tables import describe_cell, fit_columns, show_front
 
     location = _locate(args)
@@ -156,14 +156,18 @@ def _status(args: argparse.Namespace) -> int:
     for t in shown:
         score = metric.fmt(t.values[0]) if t.values else "-"
         macs = f"{int(t.user_attrs['macs']):,}" if "macs" in t.user_attrs else "-"
+        repeat = is_repeat(t)  # took trial N's result untrained: it holds N's curve, not epochs of its own
         note = (t.user_attrs.get("error") or t.user_attrs.get("interrupted") or t.user_attrs.get("restart")
+                or (f"repeat of {t.user_attrs[DUPLICATE_ATTR]}, not trained" if repeat else "")
                 or t.user_attrs.get("baseline", ""))
-        rows.append((str(t.number), t.state.name, score, macs, str(t.user_attrs.get("epochs", "-")), note, describe_cell(t)))
+        epochs = "0" if repeat else str(t.user_attrs.get("epochs", "-"))
+        rows.append((str(t.number), t.state.name, score, macs, epochs, note, describe_cell(t)))
     console.print(fit_columns(table, rows, flexible={"note", "cell"}))
     best = f"{metric.label} {metric.fmt(s.best_score)} at {s.best_macs:,} MACs" if s.best_score is not None else "-"
     console.print(
-        f"complete {s.complete}, pruned {s.pruned}, failed {s.failed}, running {s.running}; best {best}; "
-        f"front size {s.front_size}"
+        f"complete {s.complete}, pruned {s.pruned}, failed {s.failed}, running {s.running}"
+        + (f" ({s.repeats} of them repeats of evaluated cells, not trained)" if s.repeats else "")
+        + f"; best {best}; front size {s.front_size}"
     )
     splits = study_splits(study)
     console.print(splits_line(splits), highlight=False, soft_wrap=True)

@@ -277,6 +277,7 @@ class StudySummary:
     best_score: float | None
     best_macs: int | None
     front_size: int
+    repeats: int = 0  # complete or pruned trials that took an evaluated cell's result untrained (`is_repeat`)
 
     @property
     def finished(self) -> int:
@@ -302,6 +303,7 @@ def summarize(study: optuna.Study) -> StudySummary:
         best_score=best.values[0] if best else None,
         best_macs=int(best.values[1]) if best else None,
         front_size=len(pareto_front(study)) if complete else 0,
+        repeats=sum(1 for t in trials if is_repeat(t)),
     )
 
 

@@ -17,7 +17,7 @@ from _fake_study import OBJECTIVES, fake_run
 
 from nas.cli import main
 from nas.report import cell_figure, hypervolume_curve, pareto_figure, save_figure, trial_points, write_report
-from nas.study import hypervolume_2d
+from nas.study import DUPLICATE_ATTR, hypervolume_2d
 from search_spaces import gru, lstm
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -161,3 +161,19 @@ def test_search_then_export_and_report_end_to_end(ray_cluster, tmp_path, capsys)
     assert trainer.best.score == pytest.approx(manifest["objectives"]["val_score"], abs=1e-9)
     assert main(["report", "tiny", "--runs-dir", str(runs), "--format", "html"]) == 0
     assert (runs / "tiny" / "report" / "report.html").is_file()
+
+
+def test_status_marks_a_repeat_as_untrained(tmp_path, capsys):
+    """A trial that repeated an evaluated cell took its result without training: `nas status` names the
+    original and shows 0 epochs, and the summary line counts it (it used to pass as a 2-epoch trial)."""
+    run = fake_run(tmp_path)
+    original = run.study.trials[0]
+    run.study.enqueue_trial({}, user_attrs={**original.user_attrs, DUPLICATE_ATTR: 0})
+    run.study.tell(run.study.ask(), list(original.values))
+    assert main(["status", "fake", "--all", "--runs-dir", str(run.runs_dir)]) == 0
+    out = capsys.readouterr().out
+    cells = [c.strip() for c in next(line for line in out.splitlines() if line.strip("│ ").startswith("6 ")).split("│")]
+    assert cells[1:6] == ["6", "COMPLETE", "0.9100", "5,000", "0"], cells  # 0 epochs of its own
+    text = " ".join(out.split())
+    assert text.count("repeat of 0, not trained") == 1  # the note names the original; the original has none
+    assert "(1 of them repeats of evaluated cells, not trained)" in text
