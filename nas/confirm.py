@@ -30,10 +30,8 @@ def targets(study: optuna.Study, top: int) -> list[FrozenTrial]:
     next layers while it has fewer than ``top``; the baselines left out, so a baseline's lucky seed
     does not hide the found cells near it; one trial per cell: an isomorphic twin, recorded with its
     twin's results, would only retrain the same cell; a repeat of a baseline is that baseline), then
-    every baseline, a stopped one too (the curve stopper stops a known cell that a cheaper one beats;
-    over more seeds that can turn, so every known cell is retrained)."""
+    every completed baseline."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    stopped = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
     found: dict[int, FrozenTrial] = {}
     seen: set[str] = {t.user_attrs["hash"] for t in complete if is_baseline(t) and "hash" in t.user_attrs}
     for t in complete:
@@ -43,7 +41,7 @@ def targets(study: optuna.Study, top: int) -> list[FrozenTrial]:
             seen.add(key)
     best = nondominated_order([Score(t.number, int(t.values[1]), t.values[0], math.nan) for t in found.values()],
                               study_metric(study), top)
-    baselines = sorted((t for t in complete + stopped if is_baseline(t)), key=lambda t: t.number)
+    baselines = sorted((t for t in complete if is_baseline(t)), key=lambda t: t.number)
     return [found[s.number] for s in best] + baselines
 
 
@@ -118,7 +116,7 @@ def scores(study: optuna.Study) -> list[Score]:
     """Every confirmed cell's mean and s.d. over its confirmation seeds (diverged runs count as
     failures: a cell that diverged on any seed gets a validation score worse than any other)."""
     never = -math.inf if study_metric(study).maximize else math.inf
-    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))}
+    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     out = []
     for number, entry in sorted(recorded(study).items()):
         trial = trials.get(number)
@@ -126,9 +124,8 @@ def scores(study: optuna.Study) -> list[Score]:
             continue
         val, test = np.asarray(entry["val"], dtype=float), np.asarray(entry["test"], dtype=float)
         sd = (lambda a: float(a.std(ddof=1)) if len(a) > 1 else math.nan)  # noqa: E731
-        macs = trial.values[1] if trial.values else trial.user_attrs["macs"]  # a stopped known cell has no values
         out.append(Score(
-            number, int(macs),
+            number, int(trial.values[1]),
             float(val.mean()) if np.isfinite(val).all() else never,
             float(test.mean()) if np.isfinite(test).all() else math.nan,
             sd(val), sd(test), len(val), trial.user_attrs.get(BASELINE_ATTR),

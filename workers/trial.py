@@ -103,8 +103,7 @@ def config_cost(config: dict[str, Any] | None, key: str = "macs") -> float | Non
 
 
 def config_baseline(config: dict[str, Any] | None) -> bool:
-    """Whether a trial config dict is a baseline's: ASHA and the median rule never stop one, the curve
-    stopper only one that a cheaper finished baseline beats (`CurveStopper._baseline_bar`)."""
+    """Whether a trial config dict is a baseline's (which no stopping policy may stop)."""
     return bool((config or {}).get("baseline"))
 
 

@@ -197,19 +197,3 @@ def test_a_repeat_of_a_baseline_is_that_baseline_not_a_found_cell(tmp_path):
     assert line is not None and line.startswith("best found cell: trial 2,")
     assert [t.number for t in pareto_front(study)] == [0, 2] and summarize(study).front_size == 2
     assert [p[0] for p in trial_points(study).front] == [2, 0]  # the report draws the cell once
-
-
-def test_confirmation_retrains_a_known_cell_the_stopper_stopped(tmp_path):
-    """The curve stopper may stop a known cell that a cheaper known cell beats; over more seeds that
-    can turn, so confirmation retrains it like every known cell, and scores it at its MACs."""
-    study = _study(_sqlite(tmp_path))
-    study.enqueue_trial({}, user_attrs={BASELINE_ATTR: "gru-h8", "macs": 5})
-    study.tell(study.ask(), [0.9, 5.0])
-    study.enqueue_trial({}, user_attrs={BASELINE_ATTR: "lstm-h8", "macs": 10})
-    study.tell(study.ask(), state=TrialState.PRUNED)
-    study.enqueue_trial({}, user_attrs={"hash": "found", "macs": 7})
-    study.tell(study.ask(), [0.95, 7.0])
-    assert [t.number for t in confirm.targets(study, top=3)] == [2, 0, 1]
-    confirm.record(study, 1, 1, 0.92, 0.91)
-    assert [(s.number, s.macs, s.baseline) for s in confirm.scores(study)] == [(1, 10, "lstm-h8")]
-    assert [s.number for s in single_run_scores(study)] == [0, 2]  # the search's own runs: finished ones only

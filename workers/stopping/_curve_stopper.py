@@ -37,11 +37,6 @@ judged by is the front's hypervolume, so a trial must be able to add a share of 
 study's (`make_scheduler(..., reference=)`: bits per character from guessing's log2 V); measured from
 the worst finished trial instead, charlm's gains looked 5x larger and the stopper saved 1.73x.
 
-Known cells (baselines: the trial config's ``baseline`` tag) are what found cells are judged
-against, the best one at no more MACs. One is stopped only when a cheaper known cell that finished
-is likely to stay better (``_baseline_bar``): it would never be that comparator, nor on the front.
-One that only a found cell beats trains to the end, and so does every known cell under one objective.
-
 Any metric, any direction: values are oriented (larger is better; ``mode="min"`` negates) and
 the bounds ``lower``/``upper`` are those of the oriented metric, None where it is unbounded
 (``make_scheduler`` takes them from the task's `workers.metrics.Metric`). The curve models see the
@@ -219,7 +214,6 @@ class CurveStopper(FIFOScheduler):
         self._curves: dict[str, list[tuple[float, float, float]]] = {}  # (epoch, value, raw)
         self._finished: dict[str, tuple[float, float]] = {}  # trial_id -> (value, cost)
         self._stopped: set[str] = set()
-        self._finished_baselines: set[str] = set()  # known cells that reached their last epoch
         self._populations: dict[int, CurvePopulation] = {}  # final epoch -> finished curves
         self._noise: list[float] = []  # per finished curve: noise std of its reports
         self._frame: tuple[float, float] | None = self._bounded_frame()  # (offset, scale) for the models
@@ -259,11 +253,11 @@ class CurveStopper(FIFOScheduler):
         curve = self._curves.setdefault(trial.trial_id, [])
         _append(curve, epoch, value, self._track)
         final = self._final_epoch(trial)
-        if epoch < self._grace_period or epoch >= final:
-            return TrialScheduler.CONTINUE
+        if epoch < self._grace_period or epoch >= final or config_baseline(getattr(trial, "config", None)):
+            return TrialScheduler.CONTINUE  # a baseline trains to the end and then serves as a reference
         if len(self._finished) < self._min_finished:
             return TrialScheduler.CONTINUE
-        bar = self._baseline_bar(trial) if self._is_baseline(trial) else self._bar(trial)
+        bar = self._bar(trial)
         if bar is None:
             return TrialScheduler.CONTINUE
         bar -= self._margin_value(trial)
@@ -297,8 +291,6 @@ class CurveStopper(FIFOScheduler):
                 self._add_curve(final, epochs, values, finished=False)
             return
         self._finished[trial.trial_id] = (curve[-1][1], self._cost(trial))
-        if self._is_baseline(trial):
-            self._finished_baselines.add(trial.trial_id)
         truth = self._to_frame(curve[-1][1]) if self._frame is not None else None
         for fraction, pred in predictions:
             self._pits.append((fraction, pred.prob_above(truth)))
@@ -338,7 +330,6 @@ class CurveStopper(FIFOScheduler):
         if "_frame" not in state:  # saved before bounds came from the metric: keep the ones given now
             state.pop("_lower", None)
             state.pop("_upper", None)
-        state.setdefault("_finished_baselines", set())  # saved before known cells could be stopped
         self.__dict__.update(state)
 
     @property
@@ -467,23 +458,6 @@ class CurveStopper(FIFOScheduler):
             return max(cheaper) if cheaper else None
         values = sorted((v for v, _ in self._finished.values()), reverse=True)
         return values[self._top_k - 1] if len(values) >= self._top_k else None
-
-    def _baseline_bar(self, trial: Trial) -> float | None:
-        """A known cell's bar: the best finished known cell at no more cost, or ``None`` (it trains on).
-
-        Found cells are judged against the best known cell at no more MACs. A known cell that ends
-        no better than a cheaper finished one is never that comparator, nor on the front, so it
-        may stop once that is likely; one that only a found cell beats is still a comparator and
-        trains to the end (as does every known cell under one objective, which has no cost)."""
-        cost = self._cost(trial)
-        if not self._pareto(trial) or cost is None:
-            return None
-        cheaper = [self._finished[t][0] for t in self._finished_baselines
-                   if self._finished[t][1] is not None and self._finished[t][1] <= cost]
-        return max(cheaper) if cheaper else None
-
-    def _is_baseline(self, trial: Trial) -> bool:
-        return config_baseline(getattr(trial, "config", None))
 
     def _reference_score(self) -> float:
         """The score hypervolumes are measured from: ``reference`` when given, else the oriented
