@@ -420,12 +420,14 @@ def _accuracy_curves(n: int = 24, seed: int = 3) -> tuple[list[np.ndarray], list
     return curves, [int(m) for m in rng.integers(100, 10_000, n)]
 
 
-@pytest.mark.parametrize("policy", ["curve", "asha", "median"])
-def test_no_policy_stops_a_baseline(policy: str) -> None:
+@pytest.mark.parametrize("policy, objective", [("curve", "single"), ("curve", "pareto"), ("asha", None), ("median", None)])
+def test_no_policy_stops_a_baseline(policy: str, objective: str | None) -> None:
     """The known cells are what found cells are judged against: each policy stops some trials, but
-    the same curves run as baselines train to the end (and the curve stopper counts them as finished)."""
+    the same curves run as baselines train to the end (and the curve stopper counts them as finished).
+    Not even one that a cheaper finished known cell looks likely to beat: tried on 3 BasicMotions
+    searches, 4 of 12 such stops were wrong, the best known cell among them."""
     curves, macs = _accuracy_curves()
-    opts = {"objective": "single", "min_finished": 4, "min_references": 4} if policy == "curve" else {}
+    opts = {"objective": objective, "min_finished": 4, "min_references": 4} if policy == "curve" else {}
     plain = _decisions(make_scheduler(policy, metric="score", max_epochs=EPOCHS, scoring=get_metric("accuracy"),
                                       options=opts), curves, macs)
     stopped = frozenset(i for i, d in enumerate(plain) if d is not None)
