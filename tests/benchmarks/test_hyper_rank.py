@@ -44,3 +44,5 @@ def test_tiny_run_reports_size_baselines_partial_and_cost(tmp_path) -> None:
     assert rows["baseline: parameter count"]["partial_spearman"] is None  # size given size: nothing left
     assert all(r["seconds_per_candidate"] >= 0 for r in rows.values())
     assert len(result["candidates"]) == 4 and result["warm_start"]["mean_warm"]
+    assert "ranked against warm-started training" in proc.stdout  # the other recipe's target
+    assert set(rows) < set(result["warm_start"]["ranking"])
